@@ -1,0 +1,47 @@
+#!/usr/bin/env node
+// Builds the software CPU core (AssemblyScript, src/accel/soft/as/) into
+// dist/src/accel/soft/soft-core.wasm. Run by `npm run build:soft-cpu`; the loader
+// (src/accel/soft/core-loader.ts) also runs it on demand when the wasm is missing or older
+// than its sources. Plain JavaScript so that it runs before anything is compiled.
+// Usage: node scripts/build-soft-cpu.js [--debug]
+import { mkdirSync, renameSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+
+const root = new URL('..', import.meta.url).pathname;
+const srcDir = join(root, 'src/accel/soft/as');
+const outDir = join(root, 'dist/src/accel/soft');
+const out = join(outDir, 'soft-core.wasm');
+
+/** Newest modification time of the core's sources (the loader compares it with the wasm's). */
+export function newestSource() {
+  let t = 0;
+  for (const f of readdirSync(srcDir)) if (f.endsWith('.ts')) t = Math.max(t, statSync(join(srcDir, f)).mtimeMs);
+  return t;
+}
+
+export async function build(debug = false) {
+  const asc = (await import('assemblyscript/asc')).default;
+  mkdirSync(outDir, { recursive: true });
+  const tmp = `${out}.${process.pid}.tmp`;
+  const args = [
+    join(srcDir, 'index.ts'), '-o', tmp,
+    '--runtime', 'stub', '--noAssert',
+    // guest RAM and the CPU state live in one shared memory that the TypeScript side creates
+    '--importMemory', '--sharedMemory', '--enable', 'threads',
+    '--initialMemory', '1', '--maximumMemory', '65536', '--memoryBase', '1024',
+    ...(debug ? ['--debug', '-O1'] : ['-O3']),
+  ];
+  const res = await asc.main(args, {});
+  if (res.error) {
+    throw new Error(`asc failed: ${res.error.message}\n${res.stderr.toString()}`);
+  }
+  renameSync(tmp, out);
+  return out;
+}
+
+if (process.argv[1] && new URL(import.meta.url).pathname === process.argv[1]) {
+  build(process.argv.includes('--debug')).then(
+    (p) => process.stderr.write(`built ${p}\n`),
+    (e) => { process.stderr.write(`${e.message}\n`); process.exit(1); },
+  );
+}

@@ -1,0 +1,40 @@
+// What the VMM needs from an accelerator, whichever it is (KVM or the software CPU): a sink for
+// device interrupts, and a way to run the vCPUs over one guest memory and one device bus until
+// the guest stops or the VMM stops it.
+import type { CpuState } from './cpu-state.js';
+import type { Bus } from '../devices/bus.js';
+import type { IrqSink } from '../devices/irq.js';
+
+export type AccelKind = 'kvm' | 'soft';
+
+/** Why the vCPUs stopped running. 'requested' means the VMM asked (a device's power-off, a signal). */
+export interface GuestStop {
+  reason: 'requested' | 'shutdown' | 'hlt' | 'fail-entry' | 'internal-error' | 'system-event' | 'error';
+  message: string;
+  vcpuId?: number;
+  /** The vCPU's registers when it stopped abnormally, for the dump. */
+  state?: CpuState;
+  /** KVM system events: 1 shutdown, 2 reset, 3 crash. */
+  eventType?: number;
+}
+
+export interface AccelStats {
+  exits: number;
+  ioExits: number;
+  mmioExits: number;
+  forwarded: number;
+}
+
+export interface Accelerator {
+  readonly kind: AccelKind;
+  readonly irq: IrqSink;
+  /** Starts every vCPU (vCPU 0 from `boot`, the others waiting for INIT/SIPI) and resolves when they have all stopped. */
+  run(bus: Bus, boot: CpuState): Promise<GuestStop>;
+  /** Asks every vCPU to stop; `run` then resolves (with 'requested' unless a vCPU stopped for another reason first). */
+  stop(): void;
+  pause(): void;
+  resume(): void;
+  stats(): AccelStats;
+  /** Releases host resources (fds, mappings) after `run` has resolved. */
+  close(): void;
+}

@@ -1,0 +1,48 @@
+// AssemblyScript. CPUID (SDM vol. 2A CPUID): reports exactly the features this core implements.
+// No x87/MMX/SSE bits yet (they come with those instruction sets); no APIC bit until the
+// platform provides a local APIC model; no MTRR bit (the MTRR MSRs read back but do nothing).
+
+import { MAXPHYADDR } from './mmu';
+
+export let outA: u32 = 0;
+export let outB: u32 = 0;
+export let outC: u32 = 0;
+export let outD: u32 = 0;
+let apicId: u32 = 0;
+export function setApicId(v: u32): void { apicId = v; }
+
+function set(a: u32, b: u32, c: u32, d: u32): void { outA = a; outB = b; outC = c; outD = d; }
+
+// "GenuineIntel" would make guests assume Intel errata and MSRs; name ourselves instead.
+// EBX, EDX, ECX spell "TsvmSoftCPU!"
+const V0: u32 = 0x6d767354; // "Tsvm"
+const V1: u32 = 0x74666f53; // "Soft"
+const V2: u32 = 0x21555043; // "CPU!"
+
+export function cpuid(leaf: u32, _sub: u32): void {
+  switch (leaf) {
+    case 0: set(7, V0, V2, V1); return;
+    case 1: {
+      // family 6, model 0x0f, stepping 1
+      const eax: u32 = 0x000006f1;
+      const ebx: u32 = (apicId << 24) | (1 << 16) | (8 << 8); // CLFLUSH line 8*8 bytes
+      const ecx: u32 = 1 << 13; // CX16
+      // PSE(3) TSC(4) MSR(5) PAE(6) CX8(8) PGE(13) CMOV(15) PAT(16) PSE36(17) CLFSH(19)
+      const edx: u32 = (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 8) | (1 << 13) | (1 << 15) | (1 << 16) | (1 << 17) | (1 << 19);
+      set(eax, ebx, ecx, edx);
+      return;
+    }
+    case 7: set(0, 0, 0, 0); return; // no structured extended features (sub-leaf ignored)
+    case 0x80000000: set(0x80000008, 0, 0, 0); return;
+    // LAHF/SAHF in 64-bit mode (ECX 0); SYSCALL(11) NX(20) LM(29) (EDX)
+    case 0x80000001: set(0, 0, 1, (1 << 11) | (1 << 20) | (1 << 29)); return;
+    // brand string "tsvm soft CPU" (16 bytes per leaf)
+    case 0x80000002: set(0x6d767374, 0x666f7320, 0x50432074, 0x00000055); return;
+    case 0x80000003: set(0, 0, 0, 0); return;
+    case 0x80000004: set(0, 0, 0, 0); return;
+    case 0x80000008: set((48 << 8) | MAXPHYADDR, 0, 0, 0); return;
+    default:
+      set(0, 0, 0, 0); // unknown leaves (and sub-leaves) read as zero
+
+  }
+}

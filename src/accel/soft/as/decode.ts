@@ -1,0 +1,220 @@
+// AssemblyScript. Instruction decoding state: prefixes, ModR/M + SIB + displacement, operand
+// and address sizes (SDM vol. 2A chapter 2: 2.1 prefixes, 2.1.5 ModR/M and SIB tables 2-1..2-3,
+// 2.2.1 REX and RIP-relative addressing), plus the operand accessors the interpreter uses.
+
+import {
+  codeBits, cpl, segBase, segLimit, stackMask, gpr, setGpr, readReg, writeReg, maskOf,
+  CS, SS, DS,
+} from './state';
+import { gp } from './fault';
+import { fetchLin8, readLin, writeLin } from './mmu';
+import { linAddr } from './seg';
+
+/** Offset (RIP) of the next instruction byte. */
+export let ip: u64 = 0;
+export let opsize: i32 = 4; // operand size in bytes: 2, 4 or 8
+export let adsize: i32 = 4; // address size in bytes: 2, 4 or 8
+export let segOvr: i32 = -1;
+export let rep: i32 = 0; // 0, 0xf2 (REPNE) or 0xf3 (REP/REPE)
+export let lock: bool = false;
+export let rex: u32 = 0; // the REX byte, 0 when absent
+export let has66: bool = false;
+
+export let modrmMod: i32 = 0;
+export let modrmReg: i32 = 0; // with REX.R
+export let modrmRm: i32 = 0; // with REX.B (a register when modrmMod == 3)
+export let eaSeg: i32 = DS;
+export let eaOff: u64 = 0;
+let eaRipRel: bool = false;
+
+export function setIp(v: u64): void { ip = v; }
+export function setOpsize(v: i32): void { opsize = v; }
+export function setAdsize(v: i32): void { adsize = v; }
+export function setSegOvr(v: i32): void { segOvr = v; }
+export function setRep(v: i32): void { rep = v; }
+export function setLock(v: bool): void { lock = v; }
+export function setRex(v: u32): void { rex = v; }
+export function setHas66(v: bool): void { has66 = v; }
+
+export function ipMask(): u64 {
+  return codeBits == 64 ? 0xffffffffffffffff : codeBits == 32 ? 0xffffffff : 0xffff;
+}
+
+// ---------------------------------------------------------------- fetch
+
+export function fetch8(): u32 {
+  const off = ip;
+  let lin: u64;
+  if (codeBits == 64) {
+    lin = off;
+  } else {
+    if (off > <u64>segLimit(CS)) gp(0);
+    lin = (segBase(CS) + off) & 0xffffffff;
+  }
+  ip = (off + 1) & ipMask();
+  return fetchLin8(lin, cpl == 3);
+}
+
+export function fetch16(): u32 {
+  const lo = fetch8();
+  return lo | (fetch8() << 8);
+}
+
+export function fetch32(): u32 {
+  const lo = fetch16();
+  return lo | (fetch16() << 16);
+}
+
+export function fetch64(): u64 {
+  const lo = <u64>fetch32();
+  return lo | (<u64>fetch32() << 32);
+}
+
+/** Immediate of operand size, sign-extended to 64 bits when the operand is 64-bit (Iz). */
+export function fetchImmZ(size: i32): u64 {
+  if (size == 2) return <u64>fetch16();
+  if (size == 4) return <u64>fetch32();
+  return <u64><i64><i32>fetch32();
+}
+
+export function fetchImm(size: i32): u64 {
+  if (size == 1) return <u64>fetch8();
+  return fetchImmZ(size);
+}
+
+/** Sign-extended 8-bit immediate (Ib as a displacement or with 83/6B). */
+export function fetchS8(): u64 { return <u64><i64><i8>fetch8(); }
+
+// ---------------------------------------------------------------- ModR/M
+
+export function decodeModrm(): void {
+  const m = fetch8();
+  const mod = <i32>(m >> 6);
+  const reg = <i32>((m >> 3) & 7) | (<i32>(rex & 4) << 1);
+  let rm = <i32>(m & 7);
+  modrmMod = mod;
+  modrmReg = reg;
+  eaRipRel = false;
+  if (mod == 3) {
+    modrmRm = rm | (<i32>(rex & 1) << 3);
+    return;
+  }
+  let seg = DS;
+  let off: u64 = 0;
+  if (adsize == 2) {
+    // 16-bit addressing (table 2-1)
+    switch (rm) {
+      case 0: off = gpr(3) + gpr(6); break;
+      case 1: off = gpr(3) + gpr(7); break;
+      case 2: off = gpr(5) + gpr(6); seg = SS; break;
+      case 3: off = gpr(5) + gpr(7); seg = SS; break;
+      case 4: off = gpr(6); break;
+      case 5: off = gpr(7); break;
+      case 6:
+        if (mod == 0) off = <u64>fetch16();
+        else { off = gpr(5); seg = SS; }
+        break;
+      default: off = gpr(3); break;
+    }
+    if (mod == 1) off += fetchS8();
+    else if (mod == 2) off += <u64>fetch16();
+    off &= 0xffff;
+  } else {
+    // 32/64-bit addressing (tables 2-2, 2-3)
+    if (rm == 4) {
+      const sib = fetch8();
+      const scale = <u64>(sib >> 6);
+      const idx = <i32>((sib >> 3) & 7) | (<i32>(rex & 2) << 2);
+      let base = <i32>(sib & 7);
+      if (base == 5 && mod == 0) {
+        off = fetchS32();
+      } else {
+        base |= <i32>(rex & 1) << 3;
+        off = gpr(base);
+        if (base == 4 || base == 5) seg = SS;
+      }
+      if (idx != 4) off += gpr(idx) << scale;
+    } else if (rm == 5 && mod == 0) {
+      off = fetchS32();
+      if (codeBits == 64) eaRipRel = true;
+    } else {
+      rm |= <i32>(rex & 1) << 3;
+      off = gpr(rm);
+      if ((rm & 7) == 5) seg = SS;
+    }
+    if (mod == 1) off += fetchS8();
+    else if (mod == 2) off += fetchS32();
+    if (adsize == 4) off &= 0xffffffff;
+  }
+  eaSeg = segOvr >= 0 ? segOvr : seg;
+  eaOff = off;
+  modrmRm = -1;
+}
+
+function fetchS32(): u64 { return <u64><i64><i32>fetch32(); }
+
+/**
+ * The effective address offset. RIP-relative addresses are relative to the end of the
+ * instruction, so handlers fetch their immediates before touching the memory operand.
+ */
+export function ea(): u64 {
+  if (eaRipRel) {
+    const a = eaOff + ip;
+    return adsize == 4 ? a & 0xffffffff : a;
+  }
+  return eaOff;
+}
+
+// ---------------------------------------------------------------- operands
+
+export function memRead(seg: i32, off: u64, size: i32): u64 {
+  return readLin(linAddr(seg, off, size, false), size, cpl == 3);
+}
+
+export function memWrite(seg: i32, off: u64, size: i32, v: u64): void {
+  writeLin(linAddr(seg, off, size, true), size, v, cpl == 3);
+}
+
+export function rmRead(size: i32): u64 {
+  if (modrmMod == 3) return readReg(size, modrmRm, rex != 0);
+  return memRead(eaSeg, ea(), size);
+}
+
+export function rmWrite(size: i32, v: u64): void {
+  if (modrmMod == 3) writeReg(size, modrmRm, v, rex != 0);
+  else memWrite(eaSeg, ea(), size, v);
+}
+
+export function regRead(size: i32): u64 { return readReg(size, modrmReg, rex != 0); }
+export function regWrite(size: i32, v: u64): void { writeReg(size, modrmReg, v, rex != 0); }
+
+// ---------------------------------------------------------------- stack
+
+export function stackLin(off: u64, size: i32, write: bool): u64 {
+  return linAddr(SS, off & stackMask, size, write);
+}
+
+export function push(size: i32, v: u64): void {
+  const sp = gpr(4);
+  const nsp = (sp - <u64>size) & stackMask;
+  writeLin(stackLin(nsp, size, true), size, v & maskOf(size), cpl == 3);
+  setGpr(4, (sp & ~stackMask) | nsp);
+}
+
+export function pop(size: i32): u64 {
+  const sp = gpr(4);
+  const v = readLin(stackLin(sp, size, false), size, cpl == 3);
+  setGpr(4, (sp & ~stackMask) | ((sp + <u64>size) & stackMask));
+  return v;
+}
+
+/** Read the stack `depth` bytes above the stack pointer without popping. */
+export function peek(depth: u64, size: i32): u64 {
+  return readLin(stackLin(gpr(4) + depth, size, false), size, cpl == 3);
+}
+
+/** Operand size of PUSH/POP/CALL/RET: 64 by default in 64-bit mode (vol. 2A 2.2.1.7). */
+export function stackOpsize(): i32 {
+  if (codeBits == 64) return has66 ? 2 : 8;
+  return opsize;
+}

@@ -1,0 +1,148 @@
+// AssemblyScript. Lazy arithmetic flags: ALU instructions record the operation, operand size,
+// operands and result; CF/PF/AF/ZF/SF/OF are computed only when something reads them.
+// Definitions: SDM vol. 1 3.4.3.1 (status flags) and the "Flags Affected" section of each
+// instruction in vol. 2. Instructions with unusual flag rules (shifts, multiplies...) compute the
+// flags themselves and store them eagerly (OP_EAGER).
+
+import { F_CF, F_PF, F_AF, F_ZF, F_SF, F_OF, F_STATUS, maskOf, signOf } from './state';
+
+export const OP_EAGER: i32 = 0;
+export const OP_ADD: i32 = 1;
+export const OP_ADC: i32 = 2; // add with carry-in 1
+export const OP_SUB: i32 = 3;
+export const OP_SBB: i32 = 4; // subtract with borrow-in 1
+export const OP_LOGIC: i32 = 5;
+export const OP_INC: i32 = 6; // CF comes from lfCin
+export const OP_DEC: i32 = 7;
+
+export let lfOp: i32 = OP_EAGER;
+export let lfSize: i32 = 4;
+export let lfRes: u64 = 0;
+export let lfA: u64 = 0;
+export let lfB: u64 = 0;
+export let lfCin: u32 = 0;
+export let lfEager: u32 = 0;
+/** The non-status bits of RFLAGS (bit 1 always set). */
+export let flagsOther: u32 = 2;
+
+export function setLazy(op: i32, size: i32, a: u64, b: u64, res: u64): void {
+  lfOp = op;
+  lfSize = size;
+  lfA = a;
+  lfB = b;
+  lfRes = res;
+}
+
+/** INC/DEC keep CF (vol. 2A INC/DEC "Flags Affected"). */
+export function setLazyIncDec(op: i32, size: i32, a: u64, res: u64): void {
+  lfCin = getCF() ? 1 : 0;
+  lfOp = op;
+  lfSize = size;
+  lfA = a;
+  lfB = 1;
+  lfRes = res;
+}
+
+export function setEager(status: u32): void {
+  lfOp = OP_EAGER;
+  lfEager = status & F_STATUS;
+}
+
+export function setFlagsOther(v: u32): void { flagsOther = (v & ~F_STATUS) | 2; }
+
+export function getCF(): bool {
+  const m = maskOf(lfSize);
+  switch (lfOp) {
+    case OP_ADD: return (lfRes & m) < (lfA & m);
+    case OP_ADC: return (lfRes & m) <= (lfA & m);
+    case OP_SUB: return (lfA & m) < (lfB & m);
+    case OP_SBB: return (lfA & m) <= (lfB & m);
+    case OP_LOGIC: return false;
+    case OP_INC:
+    case OP_DEC: return lfCin != 0;
+    default: return (lfEager & F_CF) != 0;
+  }
+}
+
+export function getZF(): bool {
+  if (lfOp == OP_EAGER) return (lfEager & F_ZF) != 0;
+  return (lfRes & maskOf(lfSize)) == 0;
+}
+
+export function getSF(): bool {
+  if (lfOp == OP_EAGER) return (lfEager & F_SF) != 0;
+  return (lfRes & signOf(lfSize)) != 0;
+}
+
+export function getOF(): bool {
+  const sb = signOf(lfSize);
+  switch (lfOp) {
+    case OP_ADD:
+    case OP_ADC:
+    case OP_INC: return ((lfA ^ lfRes) & (lfB ^ lfRes) & sb) != 0;
+    case OP_SUB:
+    case OP_SBB:
+    case OP_DEC: return ((lfA ^ lfB) & (lfA ^ lfRes) & sb) != 0;
+    case OP_LOGIC: return false;
+    default: return (lfEager & F_OF) != 0;
+  }
+}
+
+export function parity(v: u64): bool {
+  return (popcnt<u32>(<u32>v & 0xff) & 1) == 0;
+}
+
+export function getPF(): bool {
+  if (lfOp == OP_EAGER) return (lfEager & F_PF) != 0;
+  return parity(lfRes);
+}
+
+export function getAF(): bool {
+  if (lfOp == OP_EAGER) return (lfEager & F_AF) != 0;
+  if (lfOp == OP_LOGIC) return false;
+  return ((lfA ^ lfB ^ lfRes) & 0x10) != 0;
+}
+
+export function getStatus(): u32 {
+  if (lfOp == OP_EAGER) return lfEager;
+  let f: u32 = 0;
+  if (getCF()) f |= F_CF;
+  if (getPF()) f |= F_PF;
+  if (getAF()) f |= F_AF;
+  if (getZF()) f |= F_ZF;
+  if (getSF()) f |= F_SF;
+  if (getOF()) f |= F_OF;
+  return f;
+}
+
+export function getFlags(): u32 { return getStatus() | flagsOther; }
+
+/** Replace the status flags named by `which` (e.g. for instructions that change only some). */
+export function patchStatus(which: u32, values: u32): void {
+  setEager((getStatus() & ~which) | (values & which));
+}
+
+/** Flags of a result for instructions that set ZF/SF/PF from it (and CF/OF/AF explicitly). */
+export function szp(res: u64, size: i32): u32 {
+  let f: u32 = 0;
+  if ((res & maskOf(size)) == 0) f |= F_ZF;
+  if ((res & signOf(size)) != 0) f |= F_SF;
+  if (parity(res)) f |= F_PF;
+  return f;
+}
+
+/** Evaluate condition code cc (the low nibble of Jcc/SETcc/CMOVcc, vol. 1 appendix B). */
+export function cond(cc: i32): bool {
+  let r: bool;
+  switch (cc >> 1) {
+    case 0: r = getOF(); break;
+    case 1: r = getCF(); break;
+    case 2: r = getZF(); break;
+    case 3: r = getCF() || getZF(); break;
+    case 4: r = getSF(); break;
+    case 5: r = getPF(); break;
+    case 6: r = getSF() != getOF(); break;
+    default: r = getZF() || getSF() != getOF(); break;
+  }
+  return (cc & 1) != 0 ? !r : r;
+}

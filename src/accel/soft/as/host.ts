@@ -1,0 +1,11 @@
+// AssemblyScript. What the core imports from its host (the TypeScript SoftCpu wrapper): the
+// device bus and a clock. Imported from the wasm module "host".
+
+/** Port input of 1, 2 or 4 bytes. */
+export declare function pioRead(port: u32, size: u32): u32;
+export declare function pioWrite(port: u32, size: u32, value: u32): void;
+/** MMIO of 1, 2 or 4 bytes at a guest-physical address that is not RAM (or a ROM write). */
+export declare function mmioRead(addr: f64, size: u32): u32;
+export declare function mmioWrite(addr: f64, size: u32, value: u32): void;
+/** Monotonic host time in nanoseconds (drives the TSC). */
+export declare function hostNanos(): f64;

@@ -1,0 +1,86 @@
+// AssemblyScript. The software CPU core's exports (the entry file of the wasm module).
+// The TypeScript wrapper (src/accel/soft/soft-cpu.ts) writes the state at S (layout in
+// state.ts / layout.ts), calls syncIn(), run() in slices, and syncOut() before reading it.
+// A guest fault inside run() unwinds the call with a trap; the wrapper sees pendingVector() >= 0
+// and calls deliverPending().
+
+import {
+  S, setS, rip, setRip, ld64, st64, O_RIP, O_RFLAGS, O_HALTED, O_INTR_REQUEST, O_ICOUNT, O_SHADOW, F_IF, updateMode, F_STATUS,
+} from './state';
+import { getFlags, setEager, setFlagsOther, flagsOther } from './flags';
+import { tlbFlush, invalidateFetch, readLin } from './mmu';
+import { step, stopRun, clearStop, inhibitNext, clearInhibit } from './interp';
+import { pendVector, pendErr, pendHasErr, unsupported, clearUnsupported, clearPending } from './fault';
+import { deliverPending as deliver, deliverExternal as external } from './except';
+import { setApicId } from './cpuid';
+
+export const EXIT_BUDGET: i32 = 0;
+export const EXIT_HLT: i32 = 1;
+export const EXIT_SHUTDOWN: i32 = 2;
+export const EXIT_UNSUPPORTED: i32 = 3;
+export const EXIT_INTR: i32 = 4;
+
+let icount: u64 = 0;
+
+export function init(stateBase: u32, apicId: u32): void {
+  setS(stateBase);
+  setApicId(apicId);
+  tlbFlush(true);
+}
+
+/** Load the hot copies from the state block (after the host wrote it). */
+export function syncIn(): void {
+  setRip(ld64(O_RIP));
+  const f = <u32>ld64(O_RFLAGS);
+  setEager(f & F_STATUS);
+  setFlagsOther(f);
+  icount = ld64(O_ICOUNT);
+  if (load<i32>(S + O_SHADOW) != 0) clearInhibit();
+  updateMode();
+  tlbFlush(true);
+  invalidateFetch();
+}
+
+/** Write the hot copies back to the state block. */
+export function syncOut(): void {
+  st64(O_RIP, rip);
+  st64(O_RFLAGS, <u64>getFlags());
+  st64(O_ICOUNT, icount);
+  store<i32>(S + O_SHADOW, inhibitNext ? 1 : 0);
+}
+
+function interruptible(): bool {
+  return load<i32>(S + O_INTR_REQUEST) != 0 && (flagsOther & F_IF) != 0;
+}
+
+/**
+ * Execute up to `budget` instructions. Returns an EXIT_* code; EXIT_INTR means an external
+ * interrupt can be taken now (the host acknowledges it and calls deliverExternal()).
+ */
+export function run(budget: i32): i32 {
+  clearStop();
+  clearUnsupported();
+  if (load<i32>(S + O_HALTED) != 0) return interruptible() ? EXIT_INTR : EXIT_HLT;
+  for (let n = 0; n < budget; n++) {
+    if (inhibitNext) clearInhibit();
+    else if (interruptible()) return EXIT_INTR;
+    step();
+    icount++;
+    if (stopRun) return EXIT_HLT;
+  }
+  return EXIT_BUDGET;
+}
+
+export function pendingVector(): i32 { return pendVector; }
+/** Error code of the pending exception, or -1 when it has none. */
+export function pendingError(): f64 { return pendHasErr ? <f64>pendErr : -1; }
+export function unsupportedCode(): i32 { return unsupported; }
+export function clearFault(): void { clearPending(); clearUnsupported(); }
+export function instructionCount(): f64 { return <f64>icount; }
+
+/** Deliver the pending exception: 0 done, 2 triple fault (shutdown). */
+export function deliverPending(): i32 { return deliver(); }
+export function deliverExternal(vec: i32): void { external(vec); }
+
+/** Read a byte at a linear address with supervisor rights (for error messages; may trap). */
+export function debugRead8(lin: f64): i32 { return <i32>readLin(<u64>lin, 1, false); }

@@ -1,0 +1,68 @@
+// From the config's boot files to a loaded guest: reads the files once (with errors that name the
+// file), then, for each (re)start, writes the kernel/firmware, initrd and ACPI tables into guest
+// memory and returns the vCPU's start state.
+import { readFile, stat } from 'node:fs/promises';
+import { BootError, type BootPlan } from '../boot/boot-plan.js';
+import { buildAcpiTables } from '../boot/acpi/index.js';
+import { firmwareRomSize, loadFirmware } from '../boot/firmware.js';
+import { isMultiboot, loadMultiboot } from '../boot/multiboot.js';
+import { loadLinux } from '../boot/linux-loader.js';
+import type { GuestMemory } from '../memory/guest-memory.js';
+import type { VmConfig } from './vm-config.js';
+
+export interface BootFiles {
+  kernel?: Uint8Array;
+  initrd?: Uint8Array;
+  firmware?: Uint8Array;
+  romSize: number;
+}
+
+async function readUserFile(flag: string, path: string): Promise<Uint8Array> {
+  let st;
+  try {
+    st = await stat(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new BootError(`${flag} ${path}: no such file`);
+    if (code === 'EACCES') throw new BootError(`${flag} ${path}: permission denied`);
+    throw new BootError(`${flag} ${path}: ${(e as Error).message}`);
+  }
+  if (!st.isFile()) throw new BootError(`${flag} ${path}: not a regular file`);
+  if (st.size === 0) throw new BootError(`${flag} ${path}: the file is empty`);
+  try {
+    return new Uint8Array(await readFile(path));
+  } catch (e) {
+    throw new BootError(`${flag} ${path}: ${(e as Error).message}`);
+  }
+}
+
+export async function loadBootFiles(c: VmConfig): Promise<BootFiles> {
+  const files: BootFiles = { romSize: 0 };
+  if (c.kernel) files.kernel = await readUserFile('--kernel', c.kernel);
+  if (c.initrd) files.initrd = await readUserFile('--initrd', c.initrd);
+  if (c.firmware) {
+    files.firmware = await readUserFile('--firmware', c.firmware);
+    files.romSize = firmwareRomSize(files.firmware, c.firmware);
+  }
+  return files;
+}
+
+export function prepareBoot(c: VmConfig, files: BootFiles, mem: GuestMemory): BootPlan {
+  if (files.firmware) return loadFirmware(mem, { firmware: files.firmware, path: c.firmware! });
+  const kernel = files.kernel!;
+  // ACPI tables for every kernel boot: Linux finds the IOAPIC and the other CPUs only there, and
+  // kvm-unit-tests scan 0xE0000-0xFFFFF for the RSDP too.
+  const acpi = buildAcpiTables(mem, { cpus: c.cpus });
+  if (isMultiboot(kernel)) {
+    const modules = files.initrd ? [{ data: files.initrd, cmdline: c.initrd! }] : [];
+    return loadMultiboot(mem, { kernel, kernelPath: c.kernel!, cmdline: c.append, modules });
+  }
+  return loadLinux(mem, {
+    kernelPath: c.kernel!,
+    kernel,
+    initrd: files.initrd,
+    cmdline: c.append,
+    rsdpAddr: acpi.rsdpAddr,
+    mode: c.bootMode,
+  });
+}

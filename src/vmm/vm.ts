@@ -1,0 +1,245 @@
+// One virtual machine: assembles guest memory, the accelerator, the platform devices and the
+// boot image from a validated VmConfig, runs it, and turns how the guest stopped into an exit
+// status. This is the library entry point (`await Vm.create(config)`); the CLI is a thin layer on it.
+import type { Accelerator, GuestStop } from '../accel/accelerator.js';
+import { formatCpuState } from '../accel/register-dump.js';
+import type { BootPlan } from '../boot/boot-plan.js';
+import { Bus } from '../devices/bus.js';
+import { IrqLine } from '../devices/irq.js';
+import { Uart16550 } from '../devices/legacy/uart16550.js';
+import { I8042 } from '../devices/legacy/i8042.js';
+import { CmosRtc } from '../devices/legacy/cmos-rtc.js';
+import { AcpiPm } from '../devices/legacy/acpi-pm.js';
+import { ResetControl } from '../devices/legacy/reset-control.js';
+import { DebugExit, DEBUG_EXIT_LENGTH } from '../devices/legacy/debug-exit.js';
+import { PostPort } from '../devices/legacy/post-port.js';
+import { PcTestdev } from '../devices/legacy/pc-testdev.js';
+import type { GuestMemory } from '../memory/guest-memory.js';
+import { MMIO_HOLE_START } from '../memory/guest-memory.js';
+import { createAccelerator, type AcceleratorChoice } from './accel-select.js';
+import { loadBootFiles, prepareBoot, type BootFiles } from './boot-setup.js';
+import type { Logger } from './log.js';
+import { stderrLogger } from './log.js';
+import type { MachineControl, StopRequest } from './machine-control.js';
+import * as layout from './platform-layout.js';
+import type { VmConfig } from './vm-config.js';
+
+/** How the VM ended, and the process exit status that stands for it (see `tsvm run --help`). */
+export interface VmExit {
+  code: number;
+  reason: 'poweroff' | 'reset' | 'debug-exit' | 'crash' | 'stopped' | 'error';
+  message: string;
+}
+
+export const EXIT_POWEROFF = 0;
+export const EXIT_VMM_ERROR = 1;
+export const EXIT_GUEST_CRASH = 2;
+
+export interface VmIo {
+  log?: Logger;
+  /** Receives the guest's serial output (COM1), byte batches in order. */
+  consoleOutput?: (bytes: Uint8Array) => void;
+}
+
+export type VmState = 'created' | 'running' | 'paused' | 'stopped';
+
+interface Machine {
+  mem: GuestMemory;
+  accel: Accelerator;
+  bus: Bus;
+  uart: Uart16550;
+  rtc: CmosRtc;
+  acpiPm: AcpiPm;
+  boot: BootPlan;
+}
+
+export class Vm {
+  private machine?: Machine;
+  private stopRequest?: StopRequest;
+  private hardStopReason?: string;
+  private readonly log: Logger;
+  private state: VmState = 'created';
+  private readonly startedAt = Date.now();
+  private pendingOutput: number[] = [];
+  private readonly outputListeners = new Set<(bytes: Uint8Array) => void>();
+  accelChoice?: AcceleratorChoice;
+
+  private constructor(
+    readonly config: VmConfig,
+    private readonly files: BootFiles,
+    io: VmIo,
+  ) {
+    this.log = io.log ?? stderrLogger;
+    if (io.consoleOutput) this.outputListeners.add(io.consoleOutput);
+  }
+
+  /** Reads and checks the boot files; throws one-line errors for the user's mistakes. */
+  static async create(config: VmConfig, io: VmIo = {}): Promise<Vm> {
+    const files = await loadBootFiles(config);
+    return new Vm(config, files, io);
+  }
+
+  get status(): VmState { return this.state; }
+  get uptimeMs(): number { return Date.now() - this.startedAt; }
+  get accelKind(): string | undefined { return this.machine?.accel.kind; }
+
+  onConsoleOutput(listener: (bytes: Uint8Array) => void): () => void {
+    this.outputListeners.add(listener);
+    return () => this.outputListeners.delete(listener);
+  }
+
+  /** Host input for the guest's serial console. */
+  consoleInput(bytes: Uint8Array): void {
+    this.machine?.uart.receive(bytes);
+  }
+
+  private readonly control: MachineControl = {
+    requestStop: (req) => {
+      // The first request wins: a poweroff followed by the accelerator's 'requested' stop is one poweroff.
+      if (!this.stopRequest) this.stopRequest = req;
+      this.machine?.accel.stop();
+    },
+  };
+
+  private build(): Machine {
+    const c = this.config;
+    const { accel, mem, choice } = createAccelerator(c, this.files.romSize, this.log, this.accelChoice);
+    this.accelChoice = choice;
+    try {
+      const bus = new Bus();
+      const irq = accel.irq;
+      const uart = new Uart16550({ irq: new IrqLine(irq, layout.COM1_IRQ), onTransmit: (byte) => this.queueOutput(byte) });
+      bus.addPio(layout.COM1_PORT, 8, uart);
+      new I8042({
+        control: this.control,
+        kbdIrq: new IrqLine(irq, layout.KEYBOARD_IRQ),
+        auxIrq: new IrqLine(irq, layout.MOUSE_IRQ),
+      }).attach(bus);
+      const below4G = Math.min(c.memoryBytes, MMIO_HOLE_START);
+      const rtc = new CmosRtc({
+        ramBelow4G: below4G,
+        ramAbove4G: c.memoryBytes - below4G,
+        irq: new IrqLine(irq, layout.RTC_IRQ),
+        cpuCount: c.cpus,
+      });
+      bus.addPio(layout.CMOS_PORT, 2, rtc);
+      const acpiPm = new AcpiPm({ sci: new IrqLine(irq, layout.ACPI_SCI_IRQ), control: this.control, log: this.log });
+      bus.addPio(layout.ACPI_PM_BASE, layout.ACPI_PM_LENGTH, acpiPm);
+      bus.addPio(layout.RESET_CONTROL_PORT, 1, new ResetControl(this.control));
+      bus.addPio(layout.DEBUG_EXIT_PORT, DEBUG_EXIT_LENGTH, new DebugExit(this.control));
+      bus.addPio(layout.POST_PORT, 1, new PostPort());
+      if (c.testdev) new PcTestdev(irq).attach(bus);
+      const boot = prepareBoot(c, this.files, mem);
+      this.log(boot.summary);
+      return { mem, accel, bus, uart, rtc, acpiPm, boot };
+    } catch (e) {
+      accel.close();
+      throw e;
+    }
+  }
+
+  private queueOutput(byte: number): void {
+    // Batch the bytes of one event-loop turn into one write: byte-at-a-time writes are slow.
+    if (this.pendingOutput.length === 0) setImmediate(() => this.flushOutput());
+    this.pendingOutput.push(byte);
+  }
+
+  private flushOutput(): void {
+    if (this.pendingOutput.length === 0) return;
+    const bytes = Uint8Array.from(this.pendingOutput);
+    this.pendingOutput = [];
+    for (const l of this.outputListeners) l(bytes);
+  }
+
+  /** Runs the guest until it powers off, crashes or is stopped; resets restart it in place. */
+  async run(): Promise<VmExit> {
+    if (this.state !== 'created') throw new Error('this VM has already run');
+    for (;;) {
+      this.stopRequest = undefined;
+      let m: Machine;
+      try {
+        m = this.machine = this.build();
+      } catch (e) {
+        this.state = 'stopped';
+        return { code: EXIT_VMM_ERROR, reason: 'error', message: (e as Error).message };
+      }
+      this.state = 'running';
+      const stop = await m.accel.run(m.bus, m.boot.cpu);
+      m.accel.close();
+      m.rtc.close();
+      this.flushOutput();
+      const exit = this.interpret(stop);
+      if (exit === 'reset') {
+        if (this.config.noReboot) {
+          this.state = 'stopped';
+          return { code: EXIT_POWEROFF, reason: 'reset', message: 'the guest rebooted (--no-reboot: exiting)' };
+        }
+        this.log('the guest reset; restarting it');
+        continue;
+      }
+      this.state = 'stopped';
+      return exit;
+    }
+  }
+
+  private interpret(stop: GuestStop): VmExit | 'reset' {
+    const req = this.stopRequest;
+    if (this.hardStopReason) return { code: EXIT_VMM_ERROR, reason: 'stopped', message: this.hardStopReason };
+    if (req) {
+      switch (req.kind) {
+        case 'poweroff': return { code: EXIT_POWEROFF, reason: 'poweroff', message: 'the guest powered off' };
+        case 'reset': return 'reset';
+        case 'debug-exit': {
+          const code = ((req.code << 1) | 1) & 0xff;
+          return { code, reason: 'debug-exit', message: `the guest wrote 0x${req.code.toString(16)} to isa-debug-exit (exit status ${code})` };
+        }
+        case 'error': return { code: EXIT_VMM_ERROR, reason: 'error', message: req.message };
+      }
+    }
+    if (stop.reason === 'shutdown') {
+      if (!this.config.noReboot) return 'reset';
+      return this.crash(stop);
+    }
+    if (stop.reason === 'system-event') {
+      if (stop.eventType === 2) return 'reset';
+      if (stop.eventType === 1) return { code: EXIT_POWEROFF, reason: 'poweroff', message: 'the guest powered off' };
+    }
+    if (stop.reason === 'requested') return { code: EXIT_POWEROFF, reason: 'stopped', message: 'stopped' };
+    return this.crash(stop);
+  }
+
+  private crash(stop: GuestStop): VmExit {
+    const dump = stop.state ? `\n${formatCpuState(stop.state, stop.vcpuId ?? 0)}` : '';
+    return { code: EXIT_GUEST_CRASH, reason: 'crash', message: `${stop.message}${dump}` };
+  }
+
+  /** ACPI power button: the guest's OS shuts down cleanly if it listens. Returns whether it did enable it. */
+  powerButton(): boolean {
+    return this.machine?.acpiPm.pressPowerButton() ?? false;
+  }
+
+  /** Stops the guest now, without asking it (kill -9 for the guest, not for tsvm). */
+  stop(reason = 'stopped by the host'): void {
+    this.hardStopReason ??= reason;
+    this.machine?.accel.stop();
+  }
+
+  pause(): void {
+    if (this.state !== 'running') return;
+    this.machine?.accel.pause();
+    this.state = 'paused';
+  }
+
+  resume(): void {
+    if (this.state !== 'paused') return;
+    this.machine?.accel.resume();
+    this.state = 'running';
+  }
+
+  stats() {
+    return {
+      accel: this.machine?.accel.stats(),
+      bus: this.machine?.bus.stats,
+    };
+  }
+}
