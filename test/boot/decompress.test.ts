@@ -4,6 +4,7 @@ import { gzipSync } from 'node:zlib';
 import { BootError } from '../../src/boot/boot-plan.js';
 import { decompress, decompressKernelPayload, detectCompression } from '../../src/boot/decompress/index.js';
 import { bcjX86Decode, crc32 } from '../../src/boot/decompress/xz.js';
+import { allocHashable, xxh64 } from '../../src/boot/decompress/xxh64.js';
 import { rng, runTool, sampleData, toolMissing, withSizeTrailer } from './fixtures.js';
 
 const bytes = (...b: number[]): Uint8Array => Uint8Array.from([...b, 0, 0, 0, 0, 0, 0]);
@@ -128,6 +129,34 @@ test('zstd: the real zstd tool, including --ultra -22 (128 MiB window) as the ke
   const ultra = runTool('zstd', ['-q', '-c', '--ultra', '-22'], data);
   assert.ok(same(decompressKernelPayload(withSizeTrailer(ultra, data.length)).data, data));
   assertBootError(() => decompressKernelPayload(withSizeTrailer(ultra, data.length - 1)));
+});
+
+test('xxh64: the empty-input reference value, and in-place hashing equals hashing a copy', () => {
+  assert.deepEqual(xxh64(new Uint8Array(0)), [0xef46db37, 0x51d8e999]);
+  const data = sampleData(100003, 21);
+  const inWasm = allocHashable(data.length);
+  inWasm.set(data);
+  assert.deepEqual(xxh64(inWasm), xxh64(data));
+  assert.deepEqual(xxh64(data.subarray(1)), xxh64(data.slice(1)));
+});
+
+test('zstd: content checksums verify for every tail length; a frame without one still decodes', (t) => {
+  const missing = toolMissing('zstd');
+  if (missing) return t.skip(missing);
+  // zstd writes XXH64's low half; a wrong hash in any tail path (8-, 4-, 1-byte steps) would throw.
+  for (const n of [0, 1, 3, 4, 5, 7, 8, 9, 12, 31, 32, 33, 39, 63, 64, 65, 100, 1000, 4101]) {
+    const data = sampleData(n, n + 1);
+    const z = runTool('zstd', ['-q', '-c', '--check'], data);
+    assert.ok(same(decompress(z, { expectedSize: n }), data), `length ${n}`);
+  }
+  const data = sampleData(50000, 22);
+  const noCheck = runTool('zstd', ['-q', '-c', '--no-check'], data);
+  assert.ok(same(decompress(noCheck, { expectedSize: data.length }), data));
+  assertBootError(() => decompress(noCheck, { expectedSize: data.length + 1 }), /were recorded/);
+  const bad = runTool('zstd', ['-q', '-c', '--check', '-1'], data);
+  bad[bad.length - 1] ^= 1; // the stored checksum
+  assertBootError(() => decompress(bad, { expectedSize: data.length }), /checksum mismatch/);
+  assertBootError(() => decompress(bad), /checksum mismatch/);
 });
 
 test('hostile input: truncated and garbage payloads of every format throw BootErrors quickly', (t) => {

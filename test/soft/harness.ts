@@ -96,7 +96,7 @@ export function writeTables(mem: GuestMemory): void {
     desc(0, 0xfffff, 0xb, { db: true, g: true, dpl: 3 }), // 0x20 32-bit user code (0x23)
     desc(0, 0xfffff, 0x3, { db: true, g: true, dpl: 3 }), // 0x28 user data (0x2b)
     desc(0, 0xfffff, 0xb, { l: true, g: true, dpl: 3 }), // 0x30 64-bit user code (0x33)
-    desc(0, 0xffff, 0xb, {}), // 0x38 16-bit code
+    desc(CODE, 0xffff, 0xb, {}), // 0x38 16-bit code at CODE
     desc(TSS, TSS_LIMIT, 0x9, { s: false }), // 0x40 TSS (16 bytes in long mode)
     0n,
   ];
@@ -155,7 +155,8 @@ export function stateFor(mode: Mode): CpuState {
     return s;
   }
   if (mode === 'prot16') {
-    s.cs = { selector: SEL.code16, base: 0n, limit: 0xffff, type: 0xb, present: true, dpl: 0, db: false, s: true, l: false, g: false };
+    s.cs = { selector: SEL.code16, base: BigInt(CODE), limit: 0xffff, type: 0xb, present: true, dpl: 0, db: false, s: true, l: false, g: false };
+    s.regs.rip = 0n;
     s.idt = { base: 0x7000n, limit: 0x7ff };
     return s;
   }
@@ -185,7 +186,7 @@ export async function runAsm(
   budget = 1_000_000,
 ): Promise<RunResult> {
   const bits = mode === 'real' || mode === 'prot16' ? 16 : mode === 'long' ? 64 : 32;
-  const org = mode === 'real' ? 0 : CODE;
+  const org = mode === 'real' || mode === 'prot16' ? 0 : CODE;
   const code = await assemble(src, bits, org);
   const m = machine();
   writeTables(m.mem);

@@ -16,6 +16,8 @@ export interface VcpuWorkerData {
   vcpuFd: number;
   mmapSize: number;
   mailbox: Int32Array;
+  /** Shared by all vCPUs: bumped and notified with each request, so the device thread waits on one word. */
+  doorbell: Int32Array;
   /** kvm_cpuid2 struct ready for KVM_SET_CPUID2. */
   cpuid: Uint8Array;
   msrs: [number, bigint][];
@@ -67,7 +69,8 @@ function forward(kind: mb.RequestKind, addr: number, addrHi: number, size: numbe
   box[mb.MB_DATA_HI] = hi;
   Atomics.add(box, mb.MB_FORWARDED, 1);
   Atomics.store(box, mb.MB_STATE, mb.MailboxState.Request);
-  Atomics.notify(box, mb.MB_STATE);
+  Atomics.add(data.doorbell, 0, 1);
+  Atomics.notify(data.doorbell, 0);
   while (Atomics.load(box, mb.MB_STATE) === mb.MailboxState.Request) {
     Atomics.wait(box, mb.MB_STATE, mb.MailboxState.Request);
   }

@@ -163,6 +163,33 @@ export function bcjX86Decode(buf: Uint8Array, start = 0): void {
   }
 }
 
+/**
+ * The index (xz format 4) must list the blocks just decoded, and the stream footer (2.1.2) must
+ * point back at it and repeat the header's flags: a truncated or spliced file fails here even
+ * when its blocks happen to be whole.
+ */
+function checkIndexAndFooter(r: Reader, indexStart: number, records: [number, number][], flags: Uint8Array): void {
+  const what = r.what;
+  const count = r.varint();
+  if (count !== records.length) fail(what, `xz index lists ${count} blocks, the stream has ${records.length}`);
+  for (const [unpadded, uncompressed] of records) {
+    if (r.varint() !== unpadded || r.varint() !== uncompressed) fail(what, 'xz index does not match the blocks (corrupt)');
+  }
+  while ((r.pos - indexStart) % 4 !== 0) if (r.byte() !== 0) fail(what, 'corrupt xz index padding');
+  const indexEnd = r.pos;
+  if (r.u32() !== crc32(r.buf.subarray(indexStart, indexEnd))) fail(what, 'xz index is corrupt (CRC mismatch)');
+  // Footer: CRC32 of the next 6 bytes, backward size ((index size / 4) - 1), stream flags, "YZ".
+  const footerCrc = r.u32();
+  const footerBody = r.pos;
+  const backward = r.u32();
+  const f0 = r.byte();
+  const f1 = r.byte();
+  if (r.byte() !== 0x59 || r.byte() !== 0x5a) fail(what, 'xz stream footer is missing or corrupt (truncated?)');
+  if (footerCrc !== crc32(r.buf.subarray(footerBody, footerBody + 6))) fail(what, 'xz stream footer is corrupt (CRC mismatch)');
+  if (f0 !== flags[0] || f1 !== flags[1]) fail(what, 'xz stream footer flags differ from the header (corrupt)');
+  if ((backward + 1) * 4 !== indexEnd + 4 - indexStart) fail(what, 'xz stream footer does not point at the index (corrupt)');
+}
+
 export interface XzOptions {
   maxSize?: number;
   what?: string;
@@ -183,11 +210,17 @@ export function decompressXz(input: Uint8Array, opts: XzOptions = {}): Uint8Arra
   const checkLen = checkSize(checkId);
 
   const parts: Uint8Array[] = [];
+  /** Per block, what the index must repeat: unpadded size and uncompressed size (4.3). */
+  const records: [number, number][] = [];
   let total = 0;
+  let indexStart: number;
   for (;;) {
     const blockStart = r.pos;
     const sizeByte = r.byte();
-    if (sizeByte === 0) break; // index indicator: no more blocks (3.1.1)
+    if (sizeByte === 0) {
+      indexStart = blockStart; // index indicator: no more blocks (3.1.1)
+      break;
+    }
     // Block header (3.1): real size = (byte + 1) * 4, ends with a CRC32 of everything before it.
     const headerLen = (sizeByte + 1) * 4;
     if (input.length - blockStart < headerLen) fail(what, 'truncated xz block header');
@@ -250,9 +283,11 @@ export function decompressXz(input: Uint8Array, opts: XzOptions = {}): Uint8Arra
     }
     // CRC64 and SHA-256 checks are not verified; LZMA2 decoding already rejects most damage.
     r.pos += checkLen;
+    records.push([headerLen + (dataEnd - dataStart) + checkLen, out.length]);
     parts.push(out);
     total += out.length;
   }
+  checkIndexAndFooter(r, indexStart, records, flags);
   if (parts.length === 1) return parts[0];
   const all = new Uint8Array(total);
   let at = 0;

@@ -7,7 +7,7 @@ import {
   CS, SS, DS,
 } from './state';
 import { gp } from './fault';
-import { fetchLin8, readLin, writeLin } from './mmu';
+import { fetchLin8, fetchHost, readLin, writeLin } from './mmu';
 import { linAddr } from './seg';
 
 /** Offset (RIP) of the next instruction byte. */
@@ -42,17 +42,50 @@ export function ipMask(): u64 {
 
 // ---------------------------------------------------------------- fetch
 
+// The fetch window: while ip is in [winStart, winStart + winLen) its byte is at host winAdd + ip
+// (one page of code, clipped to the CS limit). Rebuilt on a miss; reset by invalidateWindow()
+// whenever CS, the CPL or the TLB changes (mmu.invalidateFetch calls it).
+let winStart: u64 = 1;
+let winLen: u64 = 0;
+let winAdd: u64 = 0;
+
+export function invalidateWindow(): void { winLen = 0; }
+
 export function fetch8(): u32 {
   const off = ip;
+  if (off - winStart < winLen) {
+    ip = off + 1;
+    return <u32>load<u8>(<usize>(winAdd + off));
+  }
+  return fetch8Slow(off);
+}
+
+function fetch8Slow(off: u64): u32 {
   let lin: u64;
+  let room: u64; // bytes left in the segment from off
   if (codeBits == 64) {
     lin = off;
+    room = 0xffffffffffffffff;
   } else {
-    if (off > <u64>segLimit(CS)) gp(0);
+    const lim = <u64>segLimit(CS);
+    if (off > lim) gp(0);
     lin = (segBase(CS) + off) & 0xffffffff;
+    room = lim - off + 1;
   }
   ip = (off + 1) & ipMask();
-  return fetchLin8(lin, cpl == 3);
+  const b = fetchLin8(lin, cpl == 3);
+  const h = fetchHost(lin);
+  if (h >= 0) {
+    // window: the rest of this page, within the segment and without wrapping the offset
+    let len = 0x1000 - (lin & 0xfff);
+    if (room < len) len = room;
+    const wrap = ipMask() - off + 1;
+    if (wrap != 0 && wrap < len) len = wrap;
+    winStart = off;
+    winLen = len;
+    winAdd = <u64>h - off;
+  }
+  return b;
 }
 
 export function fetch16(): u32 {

@@ -18,6 +18,7 @@ import {
 } from './state';
 import { fault, PF } from './fault';
 import { mmioRead, mmioWrite } from './host';
+import { invalidateWindow } from './decode';
 
 export const K_READ: i32 = 0;
 export const K_WRITE: i32 = 1;
@@ -107,7 +108,7 @@ export function tlbFlush(all: bool): void {
       if (all || (load<u8>(b + 16 * TLB_N + i) & TLB_FLAG_GLOBAL) == 0) store<u64>(b + 8 * i, 0xffffffffffffffff);
     }
   }
-  fetchVpn = 0xffffffffffffffff;
+  invalidateFetch();
 }
 
 export function tlbFlushPage(lin: u64): void {
@@ -117,7 +118,7 @@ export function tlbFlushPage(lin: u64): void {
     const b = S + O_TLB + t * TLB_BYTES;
     if (load<u64>(b + 8 * i) == vpn) store<u64>(b + 8 * i, 0xffffffffffffffff);
   }
-  fetchVpn = 0xffffffffffffffff;
+  invalidateFetch();
 }
 
 // ---------------------------------------------------------------- page walk
@@ -334,7 +335,16 @@ export function probeWrite(lin: u64, size: i32, user: bool): void {
 let fetchVpn: u64 = 0xffffffffffffffff;
 let fetchAdd: u64 = 0;
 
-export function invalidateFetch(): void { fetchVpn = 0xffffffffffffffff; }
+export function invalidateFetch(): void {
+  fetchVpn = 0xffffffffffffffff;
+  invalidateWindow();
+}
+
+/** Host address of a linear code address that fetchLin8 just translated (RAM), or -1. */
+export function fetchHost(lin: u64): i64 {
+  if ((lin >> 12) == fetchVpn) return <i64>(lin + fetchAdd);
+  return -1;
+}
 
 export function fetchLin8(lin: u64, user: bool): u32 {
   if ((lin >> 12) == fetchVpn) return <u32>load<u8>(<usize>(lin + fetchAdd));
