@@ -1,8 +1,5 @@
 // Builders for small synthetic kernels (ELF images, bzImages) and helpers shared by the boot tests.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 
 export interface SegSpec {
   paddr: number;
@@ -219,12 +216,6 @@ export function runTool(name: string, args: string[], input: Uint8Array): Uint8A
   const r = spawnSync(name, args, { input, maxBuffer: 1 << 30 });
   if (r.status !== 0) throw new Error(`${name} ${args.join(' ')} failed: ${r.stderr?.toString()}`);
   return new Uint8Array(r.stdout);
-}
-
-/** A temporary directory, removed by the returned function. */
-export function tempDir(): { dir: string; done: () => void } {
-  const dir = mkdtempSync(join(tmpdir(), 'tsvm-boot-'));
-  return { dir, done: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
 /** A small deterministic PRNG for fuzzing. */

@@ -29,12 +29,13 @@ export const DATA = 0x20000;
 export const STACK = 0x80000;
 export const USER_STACK = 0x70000;
 export const STUB = 0x5000;
-export const TSS = 0x8000;
+export const TSS = 0x8000; // 64-bit TSS
+export const TSS32 = 0xb000; // 32-bit TSS
 const TSS_LIMIT = 0x68 + 0x2000;
 
 /** GDT selectors of the test machine. */
 export const SEL = {
-  code64: 0x08, data: 0x10, code32: 0x18, user32: 0x23, userData: 0x2b, user64: 0x33, code16: 0x38, tss: 0x40,
+  code64: 0x08, data: 0x10, code32: 0x18, user32: 0x23, userData: 0x2b, user64: 0x33, code16: 0x38, tss: 0x40, tss32: 0x50,
 } as const;
 
 const cache = new Map<string, Uint8Array>();
@@ -99,17 +100,21 @@ export function writeTables(mem: GuestMemory): void {
     desc(CODE, 0xffff, 0xb, {}), // 0x38 16-bit code at CODE
     desc(TSS, TSS_LIMIT, 0x9, { s: false }), // 0x40 TSS (16 bytes in long mode)
     0n,
+    desc(TSS32, TSS_LIMIT, 0x9, { s: false }), // 0x50 32-bit TSS
+    0n,
   ];
   gdt.forEach((d, i) => mem.writeU64(0x500 + i * 8, d));
   // identity map: PML4[0] -> PDPT, PDPT[0] -> PD, PD[i] = i * 2 MiB (RW, user)
   mem.writeU64(0x1000, 0x2000n | 7n);
   mem.writeU64(0x2000, 0x3000n | 7n);
   for (let i = 0; i < 512; i++) mem.writeU64(0x3000 + i * 8, BigInt(i) * 0x200000n | 0x87n);
-  // 64-bit TSS: RSP0 = STACK, IST1 = STACK - 0x8000; 32-bit view: ESP0 @4 = STACK, SS0 @8 = 0x10
+  // 64-bit TSS: RSP0 = STACK, IST1 = STACK - 0x8000; 32-bit TSS: ESP0 @4 = STACK, SS0 @8 = data
   mem.writeU64(TSS + 4, BigInt(STACK));
-  mem.writeU32(TSS + 8, SEL.data);
   mem.writeU64(TSS + 0x24, BigInt(STACK - 0x8000));
   mem.writeU16(TSS + 0x66, 0x68); // I/O bitmap right after the TSS (all ports allowed)
+  mem.writeU32(TSS32 + 4, STACK);
+  mem.writeU32(TSS32 + 8, SEL.data);
+  mem.writeU16(TSS32 + 0x66, 0x68);
   // every vector: a HLT stub; 64-bit gates at 0x4000, 32-bit gates at 0x7000
   for (let v = 0; v < 256; v++) {
     const target = STUB + v * 2;
@@ -123,8 +128,8 @@ export function writeTables(mem: GuestMemory): void {
   }
 }
 
-function tssSegment(): SegmentState {
-  return { selector: SEL.tss, base: BigInt(TSS), limit: TSS_LIMIT, type: 0xb, present: true, dpl: 0, db: false, s: false, l: false, g: false };
+function tssSegment(wide: boolean): SegmentState {
+  return { selector: wide ? SEL.tss : SEL.tss32, base: BigInt(wide ? TSS : TSS32), limit: TSS_LIMIT, type: 0xb, present: true, dpl: 0, db: false, s: false, l: false, g: false };
 }
 
 export type Mode = 'real' | 'prot16' | 'prot32' | 'long' | 'compat';
@@ -144,8 +149,8 @@ export function stateFor(mode: Mode): CpuState {
     return s;
   }
   const s = protectedModeState(BigInt(CODE));
-  s.gdt = { base: 0x500n, limit: 0x4f };
-  s.tr = tssSegment();
+  s.gdt = { base: 0x500n, limit: 0x5f };
+  s.tr = tssSegment(mode === 'long' || mode === 'compat');
   s.regs.rsp = BigInt(STACK);
   const data = flatSegment(SEL.data, false);
   s.ds = { ...data }; s.es = { ...data }; s.fs = { ...data }; s.gs = { ...data }; s.ss = { ...data };

@@ -45,7 +45,9 @@ export const RESET_VECTOR_OFFSET = 0xfff0;
 export type GuestEnd =
   | { kind: 'exit'; status: number } // isa-debug-exit: status = (v << 1) | 1
   | { kind: 'halt' } // HLT with interrupts disabled and nothing pending
-  | { kind: 'shutdown' }; // triple fault
+  | { kind: 'shutdown' } // triple fault
+  | { kind: 'reset' } // resets the machine: with --no-reboot tsvm exits 0, else the guest starts over
+  | { kind: 'until-signalled'; sigtermStatus: number }; // runs until tsvm gets SIGTERM (stdout: all of it, signal included)
 
 /** What each assembly guest writes to the serial port and how it ends (when all goes well). */
 export const ASM_GUESTS: Record<string, { stdout: string; end: GuestEnd }> = {
@@ -55,6 +57,12 @@ export const ASM_GUESTS: Record<string, { stdout: string; end: GuestEnd }> = {
   mmio: { stdout: 'mmio ok\n', end: { kind: 'exit', status: 0x27 } },
   hlt: { stdout: 'halting\n', end: { kind: 'halt' } },
   'triple-fault': { stdout: 'triple fault next\n', end: { kind: 'shutdown' } },
+  // Platform guests (test/accel/kvm-platform.test.ts runs them with the options they need).
+  smp: { stdout: 'smp ok 1 cpus\n', end: { kind: 'exit', status: 0x29 } }, // "smp ok N cpus" with --cpus N
+  'power-button': { stdout: 'waiting for the power button\npower button pressed\n', end: { kind: 'until-signalled', sigtermStatus: 0 } },
+  spin: { stdout: 'spinning\n', end: { kind: 'until-signalled', sigtermStatus: 143 } },
+  'reset-kbd': { stdout: 'resetting via i8042\n', end: { kind: 'reset' } },
+  'reset-cf9': { stdout: 'resetting via 0xcf9\n', end: { kind: 'reset' } },
 };
 
 let nasmPath: Promise<string> | undefined;

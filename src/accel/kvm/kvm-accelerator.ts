@@ -34,8 +34,8 @@ export interface KvmOptions {
   cpus: number;
   /** Create the in-kernel LAPIC/IOAPIC/PIC and PIT (default). Without it HLT exits to the VMM. */
   irqchip: boolean;
-  /** Hide CMPXCHG16B from the guest; default: only on a PVM host, whose emulator lacks it. */
-  hideCx16?: boolean;
+  /** Hide CMPXCHG16B and XSAVE from the guest (see cpuid.ts); default: only on a PVM host, whose emulator lacks them. */
+  pvmQuirks?: boolean;
   log: (line: string) => void;
 }
 
@@ -153,8 +153,8 @@ export class KvmAccelerator implements Accelerator {
       process.on(KICK_SIGNAL, () => {});
       kickHandlerInstalled = true;
     }
-    const hideCx16 = this.options.hideCx16 ?? this.system.isPvm;
-    if (hideCx16 && this.system.isPvm) this.options.log('kvm: PVM host detected; hiding CMPXCHG16B from the guest (its emulator lacks it)');
+    const pvmQuirks = this.options.pvmQuirks ?? this.system.isPvm;
+    if (pvmQuirks && this.system.isPvm) this.options.log('kvm: PVM host: hiding CMPXCHG16B and XSAVE from the guest (its instruction emulator lacks them)');
     const msrs: [number, bigint][] = [
       [api.MSR_IA32_MISC_ENABLE, 1n], // fast strings enabled (SDM vol. 4, IA32_MISC_ENABLE bit 0)
       [api.MSR_IA32_CR_PAT, 0x0007040600070406n], // the power-on PAT value (SDM vol. 3A 11.12.4)
@@ -169,7 +169,7 @@ export class KvmAccelerator implements Accelerator {
           mmapSize: this.system.vcpuMmapSize,
           mailbox: vcpu.mailbox,
           doorbell: this.doorbell,
-          cpuid: buildCpuid(this.system.supportedCpuid, { vcpuId: vcpu.id, cpus: this.vcpus.length, hideCx16 }),
+          cpuid: buildCpuid(this.system.supportedCpuid, { vcpuId: vcpu.id, cpus: this.vcpus.length, pvmQuirks }),
           msrs,
           state: vcpu.id === 0 ? boot : null,
         };

@@ -46,6 +46,8 @@ interface CoreExports {
   instructionCount(): number;
   deliverPending(): number;
   deliverExternal(vec: number): void;
+  deliveredVector(): number;
+  deliveredError(): number;
   debugRead8(lin: number): number;
 }
 
@@ -256,16 +258,19 @@ export class SoftCpu {
         if (core.unsupportedCode() !== 0) return { kind: 'error', message: this.unsupportedMessage() };
         return { kind: 'error', message: `software CPU core failed: ${(e as Error).message ?? String(e)}\n${this.dump()}` };
       }
-      const err = core.pendingError();
-      this.lastException = err >= 0 ? { vector: vec, errorCode: err } : { vector: vec };
+      let shutdown = false;
       try {
-        if (core.deliverPending() === EXIT_SHUTDOWN) {
-          return { kind: 'shutdown', reason: `triple fault (${VECTOR_NAMES[vec] || `vector ${vec}`} while delivering a double fault)` };
-        }
-        return undefined;
+        shutdown = core.deliverPending() === EXIT_SHUTDOWN;
       } catch (e2) {
-        e = e2; // a fault while delivering: the core has combined it (double fault rules); go again
+        e = e2; // a fault while delivering: the core combines it (double-fault rules); go again
+        continue;
+      } finally {
+        const dv = core.deliveredVector();
+        const de = core.deliveredError();
+        if (dv >= 0) this.lastException = de >= 0 ? { vector: dv, errorCode: de } : { vector: dv };
       }
+      if (shutdown) return { kind: 'shutdown', reason: `triple fault (${VECTOR_NAMES[vec] || `vector ${vec}`} while delivering a double fault)` };
+      return undefined;
     }
     return { kind: 'shutdown', reason: 'repeated faults while delivering an exception' };
   }

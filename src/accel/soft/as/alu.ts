@@ -1,3 +1,4 @@
+/* eslint-disable no-loss-of-precision -- AssemblyScript: integer literals are exact 64-bit values, not doubles */
 // AssemblyScript. Integer arithmetic with exact flags: ADD/ADC/SUB/SBB/AND/OR/XOR/CMP,
 // shifts and rotates (SDM vol. 2B SAL/SAR/SHL/SHR, RCL/RCR/ROL/ROR, SHLD, SHRD),
 // MUL/IMUL/DIV/IDIV of every width (vol. 2A/2B; #DE on a zero divisor or an overflowing

@@ -1,3 +1,4 @@
+ 
 // AssemblyScript. CPUID (SDM vol. 2A CPUID): reports exactly the features this core implements.
 // No x87/MMX/SSE bits yet (they come with those instruction sets); no APIC bit until the
 // platform provides a local APIC model; no MTRR bit (the MTRR MSRs read back but do nothing).

@@ -1,3 +1,4 @@
+/* eslint-disable no-loss-of-precision -- AssemblyScript: integer literals are exact 64-bit values, not doubles */
 // AssemblyScript. Instruction decoding state: prefixes, ModR/M + SIB + displacement, operand
 // and address sizes (SDM vol. 2A chapter 2: 2.1 prefixes, 2.1.5 ModR/M and SIB tables 2-1..2-3,
 // 2.2.1 REX and RIP-relative addressing), plus the operand accessors the interpreter uses.

@@ -1,3 +1,4 @@
+/* eslint-disable no-loss-of-precision -- AssemblyScript: integer literals are exact 64-bit values, not doubles */
 // AssemblyScript. Interrupt and exception delivery (SDM vol. 3A chapter 6) and IRET.
 //
 // Real mode uses the interrupt vector table (vol. 3B 20.1.4); protected mode the 8-byte gates of
@@ -19,8 +20,11 @@ import { readLin, writeLin, invalidateFetch } from './mmu';
 import { getFlags, setEager, flagsOther, setFlagsOther } from './flags';
 import { descAddr, readDesc, descBase, descLimit, descAttr, checkCodeDesc, setCS, nullifyForOuter, isCanonical } from './seg';
 
-/** Vector being delivered (256 + n for software INT n, 512 + n for external interrupts), or -1. */
+/** Vector being delivered (256 + n for software INT n), or -1. */
 let delivering: i32 = -1;
+/** The last exception delivered by deliverPending (after the double-fault rules), for the host. */
+export let lastVector: i32 = -1;
+export let lastError: i32 = -1;
 
 export const DELIVER_OK: i32 = 0;
 export const DELIVER_SHUTDOWN: i32 = 2;
@@ -45,6 +49,8 @@ export function deliverPending(): i32 {
     }
   }
   store<i32>(S + O_HALTED, 0);
+  lastVector = vec;
+  lastError = hasErr ? <i32>err : -1;
   deliver(vec, err, hasErr, false, true, rip);
   return DELIVER_OK;
 }

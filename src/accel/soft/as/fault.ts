@@ -1,3 +1,4 @@
+ 
 // AssemblyScript. Raising exceptions from the middle of an instruction.
 //
 // A fault must leave the architectural state as it was before the instruction (SDM vol. 3A

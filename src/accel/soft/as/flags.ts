@@ -1,3 +1,4 @@
+ 
 // AssemblyScript. Lazy arithmetic flags: ALU instructions record the operation, operand size,
 // operands and result; CF/PF/AF/ZF/SF/OF are computed only when something reads them.
 // Definitions: SDM vol. 1 3.4.3.1 (status flags) and the "Flags Affected" section of each

@@ -1,3 +1,4 @@
+ 
 // AssemblyScript. What the core imports from its host (the TypeScript SoftCpu wrapper): the
 // device bus and a clock. Imported from the wasm module "host".
 

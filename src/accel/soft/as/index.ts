@@ -1,3 +1,4 @@
+ 
 // AssemblyScript. The software CPU core's exports (the entry file of the wasm module).
 // The TypeScript wrapper (src/accel/soft/soft-cpu.ts) writes the state at S (layout in
 // state.ts / layout.ts), calls syncIn(), run() in slices, and syncOut() before reading it.
@@ -11,7 +12,7 @@ import { getFlags, setEager, setFlagsOther, flagsOther } from './flags';
 import { tlbFlush, invalidateFetch, readLin } from './mmu';
 import { step, stopRun, clearStop, inhibitNext, clearInhibit } from './interp';
 import { pendVector, pendErr, pendHasErr, unsupported, clearUnsupported, clearPending } from './fault';
-import { deliverPending as deliver, deliverExternal as external } from './except';
+import { deliverPending as deliver, deliverExternal as external, lastVector, lastError } from './except';
 import { setApicId } from './cpuid';
 
 export const EXIT_BUDGET: i32 = 0;
@@ -81,6 +82,9 @@ export function instructionCount(): f64 { return <f64>icount; }
 /** Deliver the pending exception: 0 done, 2 triple fault (shutdown). */
 export function deliverPending(): i32 { return deliver(); }
 export function deliverExternal(vec: i32): void { external(vec); }
+/** Vector and error code (-1: none) of the last exception deliverPending chose to deliver. */
+export function deliveredVector(): i32 { return lastVector; }
+export function deliveredError(): i32 { return lastError; }
 
 /** Read a byte at a linear address with supervisor rights (for error messages; may trap). */
 export function debugRead8(lin: f64): i32 { return <i32>readLin(<u64>lin, 1, false); }

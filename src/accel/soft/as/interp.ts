@@ -1,3 +1,4 @@
+/* eslint-disable no-loss-of-precision -- AssemblyScript: integer literals are exact 64-bit values, not doubles */
 // AssemblyScript. The interpreter: one x86 instruction per step(), decoded and executed in one
 // pass (opcode maps: SDM vol. 2D appendix A; semantics: the instruction pages of vol. 2A-2C).
 // Handlers read their operands and check everything that can fault before they change any
@@ -8,24 +9,21 @@
 import {
   S, rip, setRip, startRip, setStartRip, cpl, codeBits, protMode, longMode, gpr, setGpr, readReg, writeReg,
   maskOf, signOf, sext, segSel, segAttr, segLimit, setSeg, segBase, updateMode, cr0, cr4, ld64, st64,
-  ES, CS, SS, DS, FS, GS, LDTR, TR, O_HALTED, O_SHADOW, O_DR, O_GDTR_BASE, O_GDTR_LIMIT, O_IDTR_BASE, O_IDTR_LIMIT,
+  ES, CS, SS, DS, FS, GS, LDTR, TR, O_HALTED, O_DR, O_GDTR_BASE, O_GDTR_LIMIT, O_IDTR_BASE, O_IDTR_LIMIT,
   O_CR0, O_TSC_AUX, O_EXIT_RIP, O_EXIT_INFO, CR0_TS, CR0_EM, CR0_MP, CR4_TSD, F_CF, F_PF, F_AF, F_ZF, F_SF, F_OF,
-  F_IF, F_DF, F_TF, F_RF, F_VM, F_IOPL, F_STATUS, ATTR_UNUSABLE, ATTR_S, ATTR_P,
-} from './state';
+  F_IF, F_DF, F_RF, F_VM, ATTR_S, } from './state';
 import {
-  ip, setIp, opsize, adsize, rex, rep, lock, segOvr, modrmMod, modrmReg, modrmRm, eaSeg,
+  ip, setIp, opsize, adsize, rex, segOvr, modrmMod, modrmReg, modrmRm, eaSeg,
   setOpsize, setAdsize, setSegOvr, setRep, setLock, setRex, setHas66,
   fetch8, fetch16, fetch32, fetch64, fetchImm, fetchImmZ, fetchS8, decodeModrm, ea,
-  memRead, memWrite, rmRead, rmWrite, regRead, regWrite, push, pop, stackOpsize, stackLin, ipMask,
-} from './decode';
+  memRead, memWrite, rmRead, rmWrite, regRead, regWrite, push, pop, stackOpsize, stackLin, } from './decode';
 import {
   getCF, getZF, getOF, getFlags, getStatus, setEager, setLazyIncDec, setLazy, cond, flagsOther, setFlagsOther,
-  patchStatus, szp, OP_INC, OP_DEC, OP_SUB, OP_LOGIC,
-} from './flags';
+  patchStatus, szp, OP_INC, OP_DEC, OP_SUB, } from './flags';
 import {
   alu, shift, shiftDouble, mulHiU, mulHiS, mulFlags, imulTrunc, divU128, divS128, divQ, divR, bitScan,
 } from './alu';
-import { fault, gp, ud, stopUnsupported, DE, NM, OF as V_OF, DB, SSF } from './fault';
+import { fault, gp, ud, stopUnsupported, DE, NM, OF as V_OF, DB } from './fault';
 import { readLin, writeLin, probeWrite, tlbFlushPage, invalidateFetch } from './mmu';
 import {
   linAddr, loadSeg, loadSegReal, checkCodeDesc, checkStackDesc, setCS, nullifyForOuter, isCanonical, descAddr, readDesc,

@@ -1,3 +1,4 @@
+/* eslint-disable no-loss-of-precision -- AssemblyScript: integer literals are exact 64-bit values, not doubles */
 // AssemblyScript. Physical memory, paging and the software TLB.
 //
 // Physical addresses map to RAM through the region table the host writes at O_REGIONS (the same
@@ -290,7 +291,10 @@ export function readLin(lin: u64, size: i32, user: bool): u64 {
   if ((<u32>lin & 0xfff) > <u32>(0x1000 - size)) {
     // crosses a page: byte by byte (both pages are checked before anything is returned)
     let v: u64 = 0;
-    for (let k = 0; k < size; k++) v |= readLin(lin + <u64>k, 1, user) << (<u64>(8 * k));
+    for (let k = 0; k < size; k++) {
+      const sh = <u64>(8 * k);
+      v |= readLin(lin + <u64>k, 1, user) << sh;
+    }
     return v;
   }
   const h = translate(lin, K_READ, user);

@@ -1,3 +1,4 @@
+ 
 // AssemblyScript. RDMSR/WRMSR (SDM vol. 4 for the MSR list; vol. 2B RDMSR/WRMSR: #GP(0) for
 // an MSR that does not exist or a reserved value). EFER changes follow vol. 3A 2.2.1 and 9.8.5.
 

@@ -1,3 +1,4 @@
+/* eslint-disable no-loss-of-precision -- AssemblyScript: integer literals are exact 64-bit values, not doubles */
 // AssemblyScript. Segmentation: linear addresses with the limit and type checks of SDM vol. 3A
 // 5.3 and 5.4 (real mode: vol. 3B 20.1), descriptor loads from the GDT/LDT (vol. 3A 3.4, 5.5,
 // and the "Operation" sections of MOV/POP/LDS... in vol. 2), and the 64-bit rules (vol. 3A
@@ -6,9 +7,9 @@
 import {
   S, O_GDTR_BASE, O_GDTR_LIMIT, codeBits, protMode, cpl, longMode,
   segAttr, segLimit, segBase, segSel, setSeg, updateMode,
-  ATTR_UNUSABLE, ATTR_DB, ATTR_P, ATTR_L, ATTR_S, ES, CS, SS, DS, FS, GS, LDTR,
+  ATTR_UNUSABLE, ATTR_DB, ATTR_P, ATTR_L, ATTR_S, ES, CS, SS, FS, GS, LDTR,
 } from './state';
-import { fault, gp, GP, NP, SSF } from './fault';
+import { fault, gp, NP, SSF } from './fault';
 import { readLin, writeLin, invalidateFetch } from './mmu';
 
 function segFault(seg: i32): void {

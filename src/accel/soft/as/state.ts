@@ -1,3 +1,4 @@
+/* eslint-disable no-loss-of-precision -- AssemblyScript: integer literals are exact 64-bit values, not doubles */
 // AssemblyScript. The architectural state of one vCPU and where it lives.
 //
 // Everything a debugger, the TypeScript wrapper (getState/setState) or a later JIT needs is in
@@ -142,7 +143,10 @@ export function setGpr(i: i32, v: u64): void { store<u64>(S + (<u32>i << 3), v);
 export function maskOf(size: i32): u64 {
   return size == 8 ? 0xffffffffffffffff : size == 4 ? 0xffffffff : size == 2 ? 0xffff : 0xff;
 }
-export function signOf(size: i32): u64 { return (<u64>1) << (<u64>(size * 8 - 1)); }
+export function signOf(size: i32): u64 {
+  const n = <u64>(size * 8 - 1);
+  return (<u64>1) << n;
+}
 /** Sign-extend the low `size` bytes of v to 64 bits. */
 export function sext(v: u64, size: i32): u64 {
   if (size == 1) return <u64><i64><i8>v;

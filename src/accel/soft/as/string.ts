@@ -1,3 +1,4 @@
+/* eslint-disable no-loss-of-precision -- AssemblyScript: integer literals are exact 64-bit values, not doubles */
 // AssemblyScript. String instructions MOVS, CMPS, STOS, LODS, SCAS, INS, OUTS with REP/REPE/REPNE
 // (SDM vol. 2B "REP/REPE/REPZ/REPNE/REPNZ"; vol. 1 7.3.9). Each iteration commits RSI/RDI/RCX,
 // so a fault part-way restarts the instruction with the registers of the completed iterations

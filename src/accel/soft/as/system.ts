@@ -1,15 +1,15 @@
+ 
 // AssemblyScript. System instructions: MOV to/from CRn (SDM vol. 2B MOV—Move to/from Control
 // Registers; vol. 3A 2.5 and 9.8/9.9 for the mode transitions), LLDT/LTR (vol. 2A), SYSCALL /
 // SYSRET (vol. 2B), SWAPGS, and the I/O permission check of vol. 1 19.5 (IOPL, then the TSS
 // I/O permission bitmap).
 
 import {
-  S, ld64, st64, O_CR0, O_CR2, O_CR3, O_CR4, O_CR8, O_EFER, O_STAR, O_LSTAR, O_CSTAR, O_SFMASK, O_KGSBASE,
+  ld64, st64, O_CR0, O_CR2, O_CR3, O_CR4, O_CR8, O_EFER, O_STAR, O_LSTAR, O_CSTAR, O_SFMASK, O_KGSBASE,
   cr0, cr4, efer, updateMode, longMode, protMode, cpl, codeBits, segAttr, segBase, segLimit, setSeg, setSegBase,
   gpr, setGpr, setRip, CR0_PE, CR0_PG, CR0_WP, CR0_ET, CR0_CD, CR0_NW, CR4_PAE, CR4_PGE, CR4_PSE,
   EFER_LME, EFER_LMA, EFER_SCE, ATTR_L, ATTR_S, ATTR_P, ATTR_DB, ATTR_G, ATTR_UNUSABLE, CS, SS, GS, TR, LDTR,
-  F_IOPL, F_RF, F_VM, F_IF,
-} from './state';
+  F_IOPL, F_RF, F_VM, } from './state';
 import { gp, ud, fault, NP } from './fault';
 import { tlbFlush, readLin, writeLin, invalidateFetch } from './mmu';
 import { descAddr, descBase, descLimit, descAttr, isCanonical } from './seg';
