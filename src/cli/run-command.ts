@@ -5,6 +5,9 @@ import { stderrLogger } from '../vmm/log.js';
 import { parseRunArgs } from './run-args.js';
 import { RUN_USAGE } from './usage.js';
 
+/** The shell's convention: 128 + the signal number. */
+const SIGNAL_STATUS: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 129, SIGINT: 130, SIGTERM: 143 };
+
 export async function runCommand(argv: string[]): Promise<number> {
   const args = parseRunArgs(argv);
   if (args.help) {
@@ -50,7 +53,10 @@ export async function runCommand(argv: string[]): Promise<number> {
     const exit = await vm.run();
     console.close();
     if (quitting) return 0;
-    if (signalled && exit.reason === 'stopped') return signalled === 'SIGINT' ? 130 : 143;
+    if (signalled && exit.reason === 'stopped') {
+      log(exit.message);
+      return SIGNAL_STATUS[signalled] ?? 143;
+    }
     if (exit.code !== 0 || exit.reason !== 'poweroff') log(exit.message);
     return exit.code;
   } catch (e) {

@@ -40,5 +40,6 @@ Exit status:
   1                    tsvm error (bad option or file, KVM unavailable, ...), one line on stderr
   2                    the guest crashed: triple fault with --no-reboot, halted with nothing
                        to wake it, or the accelerator could not run it (a register dump follows)
-  130/143              stopped by SIGINT/SIGTERM after the grace period
+  129/130/143          stopped by SIGHUP/SIGINT/SIGTERM (the guest did not power off
+                       within the grace period, or did not listen to the power button)
 `;

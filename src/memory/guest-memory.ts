@@ -16,6 +16,13 @@ export const MMIO_HOLE_START = 3 * GiB;
 /** RAM that does not fit below the hole is mapped from here (the usual PC layout). */
 export const HIGH_RAM_START = 4 * GiB;
 export const HUGE_PAGE = 2 * MiB;
+/**
+ * Node 20's typed arrays stop at 4 GiB, and all guest memory is one buffer with one view, so
+ * guest RAM is limited to 4 GiB minus the alignment slack and the largest firmware. (Larger guests
+ * need the memory split into several buffers: a later change.)
+ */
+const MAX_BACKING_BYTES = 4 * GiB - 1;
+export const MAX_GUEST_RAM = 4 * GiB - 32 * MiB;
 
 /** One contiguous run of guest-physical RAM (or ROM) and where it lives in the backing buffer. */
 export interface RamRegion {
@@ -62,6 +69,11 @@ export class GuestMemory {
     this.ramSize = ramSize;
     this.romSize = romSize;
     const total = ramSize + romSize;
+    if (!shared && (ramSize > MAX_GUEST_RAM || total + HUGE_PAGE > MAX_BACKING_BYTES)) {
+      throw new GuestMemoryError(
+        `${Math.round(ramSize / MiB)} MiB of guest RAM is more than tsvm supports yet (at most ${MAX_GUEST_RAM / MiB} MiB): use a smaller --memory`,
+      );
+    }
     if (shared) {
       this.buffer = shared.buffer;
     } else {

@@ -17,6 +17,7 @@ import { PcTestdev } from '../devices/legacy/pc-testdev.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
 import { MMIO_HOLE_START } from '../memory/guest-memory.js';
 import { createAccelerator, type AcceleratorChoice } from './accel-select.js';
+import { KvmAccelerator } from '../accel/kvm/kvm-accelerator.js';
 import { loadBootFiles, prepareBoot, type BootFiles } from './boot-setup.js';
 import type { Logger } from './log.js';
 import { stderrLogger } from './log.js';
@@ -59,6 +60,7 @@ export class Vm {
   private hardStopReason?: string;
   private readonly log: Logger;
   private state: VmState = 'created';
+  private booted = false;
   private readonly startedAt = Date.now();
   private pendingOutput: number[] = [];
   private readonly outputListeners = new Set<(bytes: Uint8Array) => void>();
@@ -130,7 +132,14 @@ export class Vm {
       bus.addPio(layout.POST_PORT, 1, new PostPort());
       if (c.testdev) new PcTestdev(irq).attach(bus);
       const boot = prepareBoot(c, this.files, mem);
-      this.log(boot.summary);
+      if (!this.booted) {
+        // Said once: a reset rebuilds the machine but the user has heard it already.
+        this.log(boot.summary);
+        if (accel instanceof KvmAccelerator && accel.system.isPvm && c.kernel && !/(^|\s)noxsave(\s|$)/.test(c.append)) {
+          this.log('kvm: PVM host: its instruction emulator cannot run XRSTOR, which Linux uses for XSAVE: add "noxsave" to --append for Linux guests');
+        }
+      }
+      this.booted = true;
       return { mem, accel, bus, uart, rtc, acpiPm, boot };
     } catch (e) {
       accel.close();

@@ -12,7 +12,7 @@ const noKvm = kvmUnavailableReason();
 test('kvm: the Debian kernel starts and prints its first lines (earlyprintk) within 120 s', { skip: noKvm, timeout: 200_000 }, async () => {
   const guest = await findDefaultGuest();
   const run = startTsvm(
-    ['run', '--accel', 'kvm', '--kernel', guest.kernel, '--initrd', guest.initrd, '--memory', '256M',
+    ['run', '--accel', 'kvm', '--kernel', guest.kernel, '--initrd', guest.initrd, '--memory', '3584M',
       '--append', 'console=ttyS0 earlyprintk=ttyS0 panic=-1 tsvm.test=first-lines'],
     { timeoutMs: 180_000 },
   );
@@ -21,10 +21,12 @@ test('kvm: the Debian kernel starts and prints its first lines (earlyprintk) wit
     const out = run.stdout();
     assert.match(out, /Linux version 6\.\d+/);
     assert.match(out, /Command line: console=ttyS0 earlyprintk=ttyS0 panic=-1 tsvm\.test=first-lines/);
-    // The e820 map we built: low RAM up to the EBDA, the BIOS hole reserved, RAM from 1 MiB to 256 MiB.
+    // The e820 map we built: low RAM up to the EBDA, the BIOS hole reserved, RAM from 1 MiB up to
+    // the 3 GiB MMIO hole, and the remaining 512 MiB from 4 GiB (a second KVM memory slot).
     assert.match(out, /BIOS-e820: \[mem 0x0000000000000000-0x000000000009fbff\] usable/);
     assert.match(out, /BIOS-e820: \[mem 0x000000000009fc00-0x00000000000fffff\] reserved/);
-    assert.match(out, /BIOS-e820: \[mem 0x0000000000100000-0x000000000fffffff\] usable/);
+    assert.match(out, /BIOS-e820: \[mem 0x0000000000100000-0x00000000bfffffff\] usable/);
+    assert.match(out, /BIOS-e820: \[mem 0x0000000100000000-0x000000011fffffff\] usable/);
     assert.match(out, /Hypervisor detected: KVM/);
     assert.match(out, /RAMDISK: \[mem /, 'the initrd was found');
     // Our ACPI tables, found through boot_params.acpi_rsdp_addr, checksums accepted.

@@ -51,7 +51,7 @@ test('kvm_msrs header and entries', () => {
   assert.equal(v.getUint32(24, true), 0x277);
 });
 
-test('CPUID per vCPU: APIC ID in leaf 1 EBX, hypervisor bit, CX16 and XSAVE hidden on request', () => {
+test('CPUID per vCPU: APIC ID in leaf 1 EBX, hypervisor bit, CX16 hidden on request', () => {
   const entry = (fn: number, ecx: number) => {
     const e = new Uint8Array(40);
     const v = new DataView(e.buffer);
@@ -60,14 +60,14 @@ test('CPUID per vCPU: APIC ID in leaf 1 EBX, hypervisor bit, CX16 and XSAVE hidd
     v.setUint32(20, ecx, true);
     return e;
   };
-  const supported = new Uint8Array([...entry(0, 0), ...entry(1, (1 << 13) | (1 << 26) | (1 << 27))]);
+  const supported = new Uint8Array([...entry(0, 0), ...entry(1, 1 << 13)]);
   const out = buildCpuid(supported, { vcpuId: 3, cpus: 4, pvmQuirks: true });
   const v = new DataView(out.buffer);
   assert.equal(v.getUint32(0, true), 2);
   const leaf1 = 8 + 40;
   assert.equal(v.getUint32(leaf1 + 16, true) >>> 24, 3);
   assert.equal((v.getUint32(leaf1 + 16, true) >>> 16) & 0xff, 4);
-  assert.equal(v.getUint32(leaf1 + 20, true) & ((1 << 13) | (1 << 26) | (1 << 27)), 0);
+  assert.equal(v.getUint32(leaf1 + 20, true) & (1 << 13), 0);
   assert.notEqual(v.getUint32(leaf1 + 20, true) & (1 << 31), 0);
   const keep = new DataView(buildCpuid(supported, { vcpuId: 0, cpus: 1, pvmQuirks: false }).buffer);
   assert.notEqual(keep.getUint32(leaf1 + 20, true) & (1 << 13), 0);

@@ -52,6 +52,7 @@ test('views share bytes across rebasing and across threads (the same SharedArray
 });
 
 test('bad sizes and out-of-range accesses give clear errors', () => {
+  assert.throws(() => new GuestMemory(4 * GiB), /more than tsvm supports yet.*use a smaller --memory/);
   assert.throws(() => new GuestMemory(1000), /multiple of 4 KiB/);
   assert.throws(() => new GuestMemory(4096, 100), /firmware size/);
   const m = new GuestMemory(1 * MiB);

@@ -264,3 +264,13 @@ test('real mode exceptions go through the IVT (#DE)', async () => {
   assert.equal(r.state.regs.rcx & 0xffffn, 0xdeden);
   assert.equal(r.m.cpu.lastException?.vector, 0);
 });
+
+test('an interrupt raised by a device write is taken at the next instruction boundary', async () => {
+  let line = false;
+  const r = await runAsm('long', 'sti\nmov al, 1\nout 0x90, al\nmov rbx, 1\nhlt', (_s, m) => {
+    m.bus.addPio(0x90, 1, { name: 'irq-raiser', pioRead: () => 0, pioWrite: () => { line = true; } });
+    m.cpu.interruptSource = { pending: () => line, acknowledge: () => { line = false; return 0x41; } };
+  });
+  assert.equal(r.state.regs.rip, stubRip(0x41));
+  assert.equal(r.state.regs.rbx, 0n, 'taken before the instruction after OUT');
+});

@@ -500,3 +500,46 @@ test('unimplemented instructions stop with an error naming RIP and the bytes', a
   assert.match((r.exit as { message: string }).message, /opcode 0xd9.*0x10001.*bytes: d9 e8 f4/s);
   void DATA;
 });
+
+test('REP MOVS / STOS over many pages (bulk path), overlapping forward copies, a fault part-way', async () => {
+  const r = await runAsm('long', `
+    mov rdi, 0x100000
+    mov rax, 0x0101010101010101
+    mov rcx, 0x2000 / 8 * 3      ; 24 KiB of stosq
+    rep stosq
+    mov rsi, 0x20003
+    mov rdi, 0x100ffd            ; unaligned, crossing pages
+    mov rcx, 0x3001
+    rep movsb
+    mov byte [0x30000], 0xab
+    mov rsi, 0x30000
+    mov rdi, 0x30001
+    mov rcx, 100
+    rep movsb                    ; overlapping: replicates the first byte
+    hlt
+  `, (_s, m) => { for (let i = 0; i < 0x3010; i++) m.mem.writeU8(0x20000 + i, (i * 7) & 0xff); });
+  const m = r.m.mem;
+  assert.equal(m.readU64(0x100000 + 0x6000 - 8), 0x0101010101010101n);
+  assert.equal(m.readU8(0x100000 + 0x6000), 0);
+  for (const i of [0, 1, 2, 0x1000, 0x2fff, 0x3000]) assert.equal(m.readU8(0x100ffd + i), ((i + 3) * 7) & 0xff, `byte ${i}`);
+  for (let i = 0; i <= 100; i++) assert.equal(m.readU8(0x30000 + i), 0xab);
+  assert.equal(r.state.regs.rcx, 0n);
+  assert.equal(r.state.regs.rsi, 0x30000n + 100n);
+
+  const f = await runAsm('long', 'mov rdi, 0x1f0000\nxor eax, eax\nmov rcx, 0x20000\nrep stosq\nhlt', (_s, mm) => {
+    mm.mem.writeU64(0x3008, 0n); // 0x200000.. not present
+  });
+  assert.equal(f.m.cpu.lastException?.vector, 14);
+  assert.equal(f.state.regs.rdi, 0x200000n);
+  assert.equal(f.state.regs.rcx, 0x20000n - 0x10000n / 8n * 1n - 0n);
+});
+
+test('LOCK: allowed on read-modify-write memory destinations, #UD otherwise', async () => {
+  const ok = await runAsm('long', 'mov qword [0x20000], 1\nlock add [0x20000], rax\nlock bts qword [0x20000], 5\nlock inc dword [0x20000]\nhlt', (s) => { s.regs.rax = 2n; });
+  assert.deepEqual(ok.exit, { kind: 'hlt' });
+  assert.equal(ok.m.mem.readU64(0x20000), 3n + 32n + 1n);
+  for (const bytes of ['0xf0, 0x48, 0x01, 0xd8', '0xf0, 0x90', '0xf0, 0x48, 0x8b, 0x06', '0xf0, 0x0f, 0xa3, 0x06']) {
+    const r = await runAsm('long', `db ${bytes}\nhlt`, (s) => { s.regs.rsi = 0x20000n; });
+    assert.equal(r.m.cpu.lastException?.vector, 6, bytes);
+  }
+});

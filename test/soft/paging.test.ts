@@ -214,3 +214,19 @@ test('accesses to addresses that are not RAM go to the bus; unclaimed reads retu
   assert.equal(r.state.regs.rcx, (0xacn << 32n) | 0xa8n);
   assert.equal(r.state.regs.rsi, 0xffffffffn);
 });
+
+test('INVLPG drops every cached 4 KiB piece of a 2 MiB page', async () => {
+  const r = await runAsm('long', `
+    mov rax, [0x200000 + 0x20000]     ; PD[1]: 2 MiB page -> physical 0
+    mov qword [0x3008], 0x200000 | 0x83 ; now -> physical 2 MiB
+    invlpg [0x200000]                 ; a different 4 KiB piece of the same page
+    mov rbx, [0x200000 + 0x20000]
+    hlt
+  `, (_s, m) => {
+    m.mem.writeU64(0x3008, 0x83n);
+    m.mem.writeU64(0x20000, 0x1111n);
+    m.mem.writeU64(0x220000, 0x2222n);
+  });
+  assert.equal(r.state.regs.rax, 0x1111n);
+  assert.equal(r.state.regs.rbx, 0x2222n);
+});

@@ -8,15 +8,14 @@ export interface CpuidOptions {
   cpus: number;
   /**
    * Hide what a PVM host's instruction emulator cannot run when the guest kernel executes it:
-   * CMPXCHG16B (CPUID.1:ECX.CX16, used by SLUB) and XSAVE/XRSTOR (CPUID.1:ECX.XSAVE; Linux then
-   * uses FXSAVE and turns off AVX and the other XSAVE-managed features by itself).
+   * CMPXCHG16B (CPUID.1:ECX.CX16, used by SLUB). PVM also cannot emulate XRSTOR, but it reports
+   * XSAVE (CPUID.1:ECX bit 26 and leaf 0DH) whatever the VMM sets (measured), so Linux guests
+   * there need `noxsave` on their command line instead (the VMM says so).
    */
   pvmQuirks: boolean;
 }
 
 const CPUID_1_ECX_CX16 = 1 << 13;
-const CPUID_1_ECX_XSAVE = 1 << 26;
-const CPUID_1_ECX_OSXSAVE = 1 << 27;
 const CPUID_1_ECX_HYPERVISOR = 1 << 31;
 
 /** Builds the kvm_cpuid2 struct (header + entries) for one vCPU. */
@@ -35,7 +34,7 @@ export function buildCpuid(supported: Uint8Array, o: CpuidOptions): Uint8Array {
       const ebx = (v.getUint32(EBX, true) & 0x0000ffff) | (o.vcpuId << 24) | ((o.cpus & 0xff) << 16);
       v.setUint32(EBX, ebx >>> 0, true);
       let ecx = v.getUint32(ECX, true) | CPUID_1_ECX_HYPERVISOR;
-      if (o.pvmQuirks) ecx &= ~(CPUID_1_ECX_CX16 | CPUID_1_ECX_XSAVE | CPUID_1_ECX_OSXSAVE);
+      if (o.pvmQuirks) ecx &= ~CPUID_1_ECX_CX16;
       v.setUint32(ECX, ecx >>> 0, true);
       // EDX bit 28 (HTT) means "EBX[23:16] is valid".
       if (o.cpus > 1) v.setUint32(EDX, (v.getUint32(EDX, true) | (1 << 28)) >>> 0, true);

@@ -19,6 +19,8 @@ const SIGUSR2 = 12;
 /** The vCPU kick signal; a (no-op) JS listener makes libuv install a handler, so the signal only interrupts KVM_RUN. */
 const KICK_SIGNAL = 'SIGUSR2';
 let kickHandlerInstalled = false;
+/** The PVM notice is said once per process, not at every reset. */
+let pvmNoticeShown = false;
 
 // Addresses KVM needs for real-mode emulation on Intel (api.rst KVM_SET_TSS_ADDR: three pages;
 // KVM_SET_IDENTITY_MAP_ADDR: one page), placed as QEMU does just below 0xFF000000 so that
@@ -34,7 +36,7 @@ export interface KvmOptions {
   cpus: number;
   /** Create the in-kernel LAPIC/IOAPIC/PIC and PIT (default). Without it HLT exits to the VMM. */
   irqchip: boolean;
-  /** Hide CMPXCHG16B and XSAVE from the guest (see cpuid.ts); default: only on a PVM host, whose emulator lacks them. */
+  /** Hide CMPXCHG16B from the guest (see cpuid.ts); default: only on a PVM host, whose emulator lacks it. */
   pvmQuirks?: boolean;
   log: (line: string) => void;
 }
@@ -154,7 +156,10 @@ export class KvmAccelerator implements Accelerator {
       kickHandlerInstalled = true;
     }
     const pvmQuirks = this.options.pvmQuirks ?? this.system.isPvm;
-    if (pvmQuirks && this.system.isPvm) this.options.log('kvm: PVM host: hiding CMPXCHG16B and XSAVE from the guest (its instruction emulator lacks them)');
+    if (pvmQuirks && this.system.isPvm && !pvmNoticeShown) {
+      pvmNoticeShown = true;
+      this.options.log('kvm: PVM host: hiding CMPXCHG16B from the guest (its instruction emulator lacks it)');
+    }
     const msrs: [number, bigint][] = [
       [api.MSR_IA32_MISC_ENABLE, 1n], // fast strings enabled (SDM vol. 4, IA32_MISC_ENABLE bit 0)
       [api.MSR_IA32_CR_PAT, 0x0007040600070406n], // the power-on PAT value (SDM vol. 3A 11.12.4)

@@ -88,11 +88,16 @@ export class SoftCpu {
     this.view = new DataView(memory.buffer as SharedArrayBuffer);
     new Uint8Array(memory.buffer as SharedArrayBuffer, this.base, STATE_SIZE).fill(0);
     const bus = opts.bus;
+    const view = this.view;
+    const intr = this.base + O.INTR_REQUEST;
+    // After a device write the interrupt controller may have something new to deliver (an EOI, a
+    // device raising its line): refresh the request flag the core checks at instruction boundaries.
+    const refresh = () => { if (this.interruptSource) view.setInt32(intr, this.interruptSource.pending() ? 1 : 0, true); };
     const host = {
       pioRead: (port: number, size: number) => bus.pioRead(port, size as 1 | 2 | 4),
-      pioWrite: (port: number, size: number, value: number) => bus.pioWrite(port, size as 1 | 2 | 4, value),
+      pioWrite: (port: number, size: number, value: number) => { bus.pioWrite(port, size as 1 | 2 | 4, value); refresh(); },
       mmioRead: (addr: number, size: number) => bus.mmioRead(addr, size as 1 | 2 | 4),
-      mmioWrite: (addr: number, size: number, value: number) => bus.mmioWrite(addr, size as 1 | 2 | 4, value),
+      mmioWrite: (addr: number, size: number, value: number) => { bus.mmioWrite(addr, size as 1 | 2 | 4, value); refresh(); },
       hostNanos: () => performance.now() * 1e6,
     };
     const inst = new wasm.Instance(coreModule(), { env: { memory }, host });

@@ -7,7 +7,7 @@ import {
   codeBits, cpl, segBase, segLimit, stackMask, gpr, setGpr, readReg, writeReg, maskOf,
   CS, SS, DS,
 } from './state';
-import { gp } from './fault';
+import { gp, ud } from './fault';
 import { fetchLin8, fetchHost, readLin, writeLin } from './mmu';
 import { linAddr } from './seg';
 
@@ -210,6 +210,7 @@ export function memWrite(seg: i32, off: u64, size: i32, v: u64): void {
 }
 
 export function rmRead(size: i32): u64 {
+  if (lock) ud(); // a locked instruction reads its destination through the read-modify-write path
   if (modrmMod == 3) return readReg(size, modrmRm, rex != 0);
   return memRead(eaSeg, ea(), size);
 }

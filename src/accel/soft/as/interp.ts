@@ -13,7 +13,7 @@ import {
   O_CR0, O_TSC_AUX, O_EXIT_RIP, O_EXIT_INFO, CR0_TS, CR0_EM, CR0_MP, CR4_TSD, F_CF, F_PF, F_AF, F_ZF, F_SF, F_OF,
   F_IF, F_DF, F_RF, F_VM, ATTR_S, } from './state';
 import {
-  ip, setIp, opsize, adsize, rex, segOvr, modrmMod, modrmReg, modrmRm, eaSeg,
+  ip, setIp, opsize, adsize, rex, segOvr, lock, modrmMod, modrmReg, modrmRm, eaSeg,
   setOpsize, setAdsize, setSegOvr, setRep, setLock, setRex, setHas66,
   fetch8, fetch16, fetch32, fetch64, fetchImm, fetchImmZ, fetchS8, decodeModrm, ea,
   memRead, memWrite, rmRead, rmWrite, regRead, regWrite, push, pop, stackOpsize, stackLin, } from './decode';
@@ -54,7 +54,10 @@ function unsupported(code: u32): void {
 /** Read-modify-write operand: probe the destination for writing first so the write cannot fault. */
 let rmwLin: u64 = 0;
 function rmwRead(size: i32): u64 {
-  if (modrmMod == 3) return readReg(size, modrmRm, rex != 0);
+  if (modrmMod == 3) {
+    if (lock) ud(); // LOCK needs a memory destination (vol. 2A LOCK)
+    return readReg(size, modrmRm, rex != 0);
+  }
   rmwLin = linAddr(eaSeg, ea(), size, true);
   probeWrite(rmwLin, size, cpl == 3);
   return readLin(rmwLin, size, cpl == 3);
@@ -251,9 +254,24 @@ export function step(): void {
     setOpsize(h66 ? 4 : 2);
     setAdsize(h67 ? 4 : 2);
   }
-  if (b == 0x0f) exec2(fetch8());
-  else exec1(b);
+  if (b == 0x0f) {
+    const b2 = fetch8();
+    if (lk && !lockable2(b2)) ud();
+    exec2(b2);
+  } else {
+    if (lk && !lockable1(b)) ud();
+    exec1(b);
+  }
   setRip(ip);
+}
+
+/** Opcodes that accept LOCK (vol. 2A LOCK); the memory-destination rule is checked in rmwRead. */
+function lockable1(b: u32): bool {
+  if (b < 0x38 && (b & 7) < 2) return true; // ADD OR ADC SBB AND SUB XOR r/m, r
+  return (b >= 0x80 && b <= 0x83) || b == 0x86 || b == 0x87 || b == 0xf6 || b == 0xf7 || b == 0xfe || b == 0xff;
+}
+function lockable2(b: u32): bool {
+  return b == 0xab || b == 0xb3 || b == 0xbb || b == 0xba || b == 0xb0 || b == 0xb1 || b == 0xc0 || b == 0xc1 || b == 0xc7;
 }
 
 // ---------------------------------------------------------------- one-byte opcodes
@@ -1028,7 +1046,9 @@ function bitOp(op: i32, imm: bool): void {
   else off = regRead(os);
   let bit: u64;
   let v: u64;
+  if (lock && op == 0) ud(); // BT does not write
   if (modrmMod == 3) {
+    if (lock) ud();
     bit = off & (bits - 1);
     v = readReg(os, modrmRm, rex != 0);
     const cf = ((v >> bit) & 1) != 0;

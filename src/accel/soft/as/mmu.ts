@@ -29,6 +29,10 @@ const TLB_BITS: u32 = 12;
 const TLB_N: u32 = 1 << TLB_BITS;
 const TLB_BYTES: u32 = 0x11000; // tags (8 * N) + addends (8 * N) + flags (N)
 const TLB_FLAG_GLOBAL: u8 = 1;
+const TLB_FLAG_2M: u8 = 2; // filled from a 2 MiB (or 4 MiB) page
+const TLB_FLAG_1G: u8 = 4; // filled from a 1 GiB page
+/** Entries filled from large pages since the last full flush (INVLPG must then drop the whole page). */
+let largeFills: u32 = 0;
 export const MAXPHYADDR: u32 = 40;
 const PHYS_MASK: u64 = ((<u64>1 << MAXPHYADDR) - 1) & ~(<u64>0xfff);
 
@@ -103,6 +107,7 @@ function tlbBase(kind: i32, user: bool): u32 {
 
 /** Invalidate everything (global too when `all`). */
 export function tlbFlush(all: bool): void {
+  if (all) largeFills = 0;
   for (let t: u32 = 0; t < 6; t++) {
     const b = S + O_TLB + t * TLB_BYTES;
     for (let i: u32 = 0; i < TLB_N; i++) {
@@ -118,6 +123,15 @@ export function tlbFlushPage(lin: u64): void {
   for (let t: u32 = 0; t < 6; t++) {
     const b = S + O_TLB + t * TLB_BYTES;
     if (load<u64>(b + 8 * i) == vpn) store<u64>(b + 8 * i, 0xffffffffffffffff);
+    if (largeFills == 0) continue;
+    // INVLPG drops every translation of the (large) page containing lin (vol. 3A 4.10.4.1)
+    for (let k: u32 = 0; k < TLB_N; k++) {
+      const f = load<u8>(b + 16 * TLB_N + k);
+      if ((f & (TLB_FLAG_2M | TLB_FLAG_1G)) == 0) continue;
+      const tag = load<u64>(b + 8 * k);
+      const shift: u64 = (f & TLB_FLAG_1G) != 0 ? 18 : 9;
+      if ((tag >> shift) == (vpn >> shift)) store<u64>(b + 8 * k, 0xffffffffffffffff);
+    }
   }
   invalidateFetch();
 }
@@ -125,6 +139,7 @@ export function tlbFlushPage(lin: u64): void {
 // ---------------------------------------------------------------- page walk
 
 let walkGlobal: bool = false;
+let walkSize: u8 = 0; // TLB_FLAG_2M / TLB_FLAG_1G for large pages
 
 function pageFault(lin: u64, err: u32): void {
   st64(O_CR2, lin);
@@ -144,6 +159,7 @@ function markEntry(addr: u64, entry: u64, bits: u64, wide: bool): void {
  */
 export function walk(lin: u64, kind: i32, user: bool): u64 {
   walkGlobal = false;
+  walkSize = 0;
   if (!pagingOn) return lin & 0xffffffff;
   const c4 = cr4();
   const nxe = (efer() & EFER_NXE) != 0;
@@ -178,6 +194,7 @@ export function walk(lin: u64, kind: i32, user: bool): u64 {
       // 4 MiB page; PDE bits 20:13 are physical address bits 39:32 (PSE-36), bit 21 reserved
       if ((pde & 0x200000) != 0) { pageFault(lin, err | 9); return 0; }
       phys = (pde & 0xffc00000) | (((pde >> 13) & 0xff) << 32) | (lin & 0x3fffff);
+      walkSize = TLB_FLAG_1G; // 4 MiB: dropped like a 1 GiB page by INVLPG (a superset)
       leafAddr = pdeAddr;
       leaf = pde;
     } else {
@@ -229,9 +246,11 @@ export function walk(lin: u64, kind: i32, user: bool): u64 {
           // 1 GiB page: bits 29:13 reserved
           if ((e & 0x3fffe000) != 0) { pageFault(lin, err | 9); return 0; }
           phys = (e & PHYS_MASK & ~(<u64>0x3fffffff)) | (lin & 0x3fffffff);
+          walkSize = TLB_FLAG_1G;
         } else if (level == 2) {
           if ((e & 0x1fe000) != 0) { pageFault(lin, err | 9); return 0; }
           phys = (e & PHYS_MASK & ~(<u64>0x1fffff)) | (lin & 0x1fffff);
+          walkSize = TLB_FLAG_2M;
         } else {
           phys = (e & PHYS_MASK) | (lin & 0xfff);
         }
@@ -273,7 +292,8 @@ export function translateSlow(lin: u64, kind: i32, user: bool): i64 {
   const i = <u32>vpn & (TLB_N - 1);
   store<u64>(b + 8 * i, vpn);
   store<u64>(b + 8 * TLB_N + 8 * i, <u64>h - (vpn << 12));
-  store<u8>(b + 16 * TLB_N + i, walkGlobal ? TLB_FLAG_GLOBAL : 0);
+  store<u8>(b + 16 * TLB_N + i, (walkGlobal ? TLB_FLAG_GLOBAL : 0) | walkSize);
+  if (walkSize != 0) largeFills++;
   return <i64>(<u64>h + (lin & 0xfff));
 }
 

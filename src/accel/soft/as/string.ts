@@ -5,13 +5,13 @@
 // (the SDM's "a repeating string operation can be suspended by an exception"). Long repeats
 // stop after a chunk and re-execute, which lets the host deliver interrupts in between.
 
-import { gpr, setGpr, maskOf, cpl, ES, DS, F_DF, startRip, setRip } from './state';
+import { gpr, setGpr, maskOf, cpl, codeBits, ES, DS, F_DF, startRip, setRip } from './state';
 import { adsize, segOvr, rep, memRead, memWrite, setIp } from './decode';
 import { flagsOther, getZF } from './flags';
 import { alu } from './alu';
 import { pioRead, pioWrite } from './host';
 import { linAddr } from './seg';
-import { probeWrite } from './mmu';
+import { probeWrite, translate, K_READ, K_WRITE } from './mmu';
 
 export const S_MOVS: i32 = 0;
 export const S_CMPS: i32 = 1;
@@ -29,8 +29,62 @@ function setAddrReg(i: i32, v: u64): void {
   else setGpr(i, (gpr(i) & 0xffffffffffff0000) | (v & 0xffff));
 }
 
+/**
+ * REP MOVS / REP STOS in 64-bit mode with DF=0, a page at a time on the host (memory.copy /
+ * stores in a tight loop). Same results and same fault points as the element loop; stops early
+ * (leaving the rest to it) at MMIO, page-crossing elements and overlapping copies.
+ */
+function bulk(op: i32, size: i32, src: i32): void {
+  const user = cpl == 3;
+  let left: u64 = 1 << 20; // elements per execution, then re-execute
+  while (left > 0) {
+    const count = gpr(1);
+    if (count == 0) return;
+    const di = gpr(7);
+    const dlin = linAddr(ES, di, size, true);
+    let n = (0x1000 - (dlin & 0xfff)) / <u64>size;
+    if (n == 0) return;
+    if (n > count) n = count;
+    if (n > left) n = left;
+    let si: u64 = 0;
+    let slin: u64 = 0;
+    if (op == S_MOVS) {
+      si = gpr(6);
+      slin = linAddr(src, si, size, false);
+      const sroom = (0x1000 - (slin & 0xfff)) / <u64>size;
+      if (sroom == 0) return;
+      if (sroom < n) n = sroom;
+    }
+    const bytes = n * <u64>size;
+    const hd = translate(dlin, K_WRITE, user);
+    if (hd < 0) return;
+    if (op == S_MOVS) {
+      const hs = translate(slin, K_READ, user);
+      if (hs < 0) return;
+      // forward element-by-element semantics: a destination just above the source repeats it
+      if (hd > hs && <u64>(hd - hs) < bytes) return;
+      memory.copy(<usize>hd, <usize>hs, <usize>bytes);
+      setGpr(6, si + bytes);
+    } else {
+      const v = gpr(0);
+      const p = <usize>hd;
+      if (size == 1) memory.fill(p, <u8>v, <usize>bytes);
+      else if (size == 2) for (let k: usize = 0; k < <usize>bytes; k += 2) store<u16>(p + k, <u16>v);
+      else if (size == 4) for (let k: usize = 0; k < <usize>bytes; k += 4) store<u32>(p + k, <u32>v);
+      else for (let k: usize = 0; k < <usize>bytes; k += 8) store<u64>(p + k, v);
+    }
+    setGpr(7, di + bytes);
+    setGpr(1, count - n);
+    left -= n;
+  }
+}
+
 export function stringOp(op: i32, size: i32): void {
   const am = maskOf(adsize);
+  if (rep != 0 && (op == S_MOVS || op == S_STOS) && codeBits == 64 && adsize == 8 && (flagsOther & F_DF) == 0) {
+    const src0 = segOvr >= 0 ? segOvr : DS;
+    bulk(op, size, src0);
+  }
   const delta: u64 = (flagsOther & F_DF) != 0 ? <u64>(0 - size) : <u64>size;
   const src = segOvr >= 0 ? segOvr : DS;
   const repeat = rep != 0;
