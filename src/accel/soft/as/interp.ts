@@ -216,27 +216,35 @@ export function step(): void {
   let rp = 0;
   let lk = false;
   let rx: u32 = 0;
-  let more = true;
-  while (more) {
-    switch (b) {
-      case 0x66: h66 = true; rx = 0; break;
-      case 0x67: h67 = true; rx = 0; break;
-      case 0x26: seg = ES; rx = 0; break;
-      case 0x2e: seg = CS; rx = 0; break;
-      case 0x36: seg = SS; rx = 0; break;
-      case 0x3e: seg = DS; rx = 0; break;
-      case 0x64: seg = FS; rx = 0; break;
-      case 0x65: seg = GS; rx = 0; break;
-      case 0xf0: lk = true; rx = 0; break;
-      case 0xf2:
-      case 0xf3: rp = <i32>b; rx = 0; break;
-      default:
-        if (codeBits == 64 && (b & 0xf0) == 0x40) { rx = b; break; }
-        more = false;
-    }
-    if (more) {
-      if (((ip - r0) & 0xffffffff) >= 15) gp(0);
-      b = fetch8();
+  if (codeBits == 64 && (b & 0xf0) == 0x40) {
+    rx = b;
+    b = fetch8();
+  }
+  if (isLegacyPrefix(b)) {
+    // prefixes in any order; a REX prefix counts only right before the opcode (vol. 2A 2.2.1)
+    rx = 0;
+    let more = true;
+    while (more) {
+      switch (b) {
+        case 0x66: h66 = true; rx = 0; break;
+        case 0x67: h67 = true; rx = 0; break;
+        case 0x26: seg = ES; rx = 0; break;
+        case 0x2e: seg = CS; rx = 0; break;
+        case 0x36: seg = SS; rx = 0; break;
+        case 0x3e: seg = DS; rx = 0; break;
+        case 0x64: seg = FS; rx = 0; break;
+        case 0x65: seg = GS; rx = 0; break;
+        case 0xf0: lk = true; rx = 0; break;
+        case 0xf2:
+        case 0xf3: rp = <i32>b; rx = 0; break;
+        default:
+          if (codeBits == 64 && (b & 0xf0) == 0x40) { rx = b; break; }
+          more = false;
+      }
+      if (more) {
+        if (((ip - r0) & 0xffffffff) >= 15) gp(0);
+        b = fetch8();
+      }
     }
   }
   setRex(rx);
@@ -263,6 +271,13 @@ export function step(): void {
     exec1(b);
   }
   setRip(ip);
+}
+
+/** 26 2E 36 3E (segment), 64 65 (FS/GS), 66 67 (sizes), F0 (LOCK), F2 F3 (REP). */
+function isLegacyPrefix(b: u32): bool {
+  if (b < 0x40) return (b & 0xe7) == 0x26;
+  if (b < 0x68) return b >= 0x64;
+  return b >= 0xf0 && b != 0xf1 && b < 0xf4;
 }
 
 /** Opcodes that accept LOCK (vol. 2A LOCK); the memory-destination rule is checked in rmwRead. */

@@ -49,6 +49,15 @@ export const O_SHADOW: u32 = 796; // i32 interrupt shadow (STI / MOV SS) active
 export const O_MTRR_VAR: u32 = 800; // 16 x u64: PHYSBASE0, PHYSMASK0, ... (8 pairs)
 export const O_MTRR_FIX: u32 = 928; // 11 x u64
 export const O_REGIONS: u32 = 1024; // RAM map: count u32 @+0, then 4 x {gpa u64, size u64, offset u64, ro u64}
+export const O_FX: u32 = 0x600; // 512 bytes: x87/SSE state in FXSAVE layout (vol. 1 table 10-2)
+export const FX_FCW: u32 = 0;
+export const FX_FSW: u32 = 2;
+export const FX_FTW: u32 = 4; // abridged tag byte
+export const FX_MXCSR: u32 = 24;
+export const FX_MXCSR_MASK: u32 = 28;
+export const FX_ST: u32 = 32; // ST0..ST7 / MM0..MM7, 16 bytes each
+export const FX_XMM: u32 = 160; // XMM0..XMM15, 16 bytes each
+export const O_SSE_TMP: u32 = 0x800; // 32 bytes of scratch for 128-bit operands
 export const O_TLB: u32 = 4096; // software TLBs (see mmu.ts)
 export const STATE_SIZE: u32 = 0x80000;
 
