@@ -67,7 +67,7 @@ function forward(kind: mb.RequestKind, addr: number, addrHi: number, size: numbe
   box[mb.MB_SIZE] = size;
   box[mb.MB_DATA_LO] = lo;
   box[mb.MB_DATA_HI] = hi;
-  Atomics.add(box, mb.MB_FORWARDED, 1);
+  box[mb.MB_FORWARDED]++;
   Atomics.store(box, mb.MB_STATE, mb.MailboxState.Request);
   Atomics.add(data.doorbell, 0, 1);
   Atomics.notify(data.doorbell, 0);
@@ -108,25 +108,30 @@ function runLoop(run: DataView): void {
       Atomics.wait(box, mb.MB_CONTROL, mb.Control.Pause);
       continue;
     }
-    run.setUint8(api.RUN_IMMEDIATE_EXIT, 0);
-    // Re-check after clearing immediate_exit: a kick that set it just before would otherwise be lost.
-    if (Atomics.load(box, mb.MB_CONTROL) !== mb.Control.Run) continue;
     const r = libc.ioctlInt(fd, api.KVM_RUN, 0);
     if (r < 0) {
       const e = libc.errno();
-      if (e === libc.EINTR || e === libc.EAGAIN) continue; // a kick: look at the control word
+      if (e === libc.EINTR || e === libc.EAGAIN) {
+        // A kick (the VMM set immediate_exit and/or signalled us). Clear immediate_exit, then
+        // look at the control word again at the top: the VMM stores the control word before it
+        // sets immediate_exit, so a request is never lost between the two.
+        run.setUint8(api.RUN_IMMEDIATE_EXIT, 0);
+        continue;
+      }
       return stop('error', `KVM_RUN failed: ${libc.strerror(e)} (errno ${e})`, true);
     }
-    Atomics.add(box, mb.MB_EXITS, 1);
+    // Counters for metrics: only this thread writes them, readers tolerate a stale value.
+    box[mb.MB_EXITS]++;
     const reason = run.getUint32(api.RUN_EXIT_REASON, true);
     switch (reason) {
       case api.KVM_EXIT_IO: {
-        Atomics.add(box, mb.MB_IO_EXITS, 1);
+        box[mb.MB_IO_EXITS]++;
         const out = run.getUint8(E) === 1;
         const size = run.getUint8(E + 1);
         const port = run.getUint16(E + 2, true);
         const count = run.getUint32(E + 4, true);
-        let off = Number(run.getBigUint64(E + 8, true));
+        // data_offset is a u64 but always within the kvm_run mapping (a few pages): its low half is enough.
+        let off = run.getUint32(E + 8, true);
         if (port === POST_PORT) {
           if (!out) for (let i = 0; i < count * size; i++) run.setUint8(off + i, 0xff);
           break;
@@ -147,7 +152,7 @@ function runLoop(run: DataView): void {
         break;
       }
       case api.KVM_EXIT_MMIO: {
-        Atomics.add(box, mb.MB_MMIO_EXITS, 1);
+        box[mb.MB_MMIO_EXITS]++;
         const addr = run.getBigUint64(E, true);
         const len = run.getUint32(E + 16, true);
         const write = run.getUint8(E + 20) !== 0;

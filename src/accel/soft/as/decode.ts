@@ -122,7 +122,11 @@ export function fetchS8(): u64 { return <u64><i64><i8>fetch8(); }
 // ---------------------------------------------------------------- ModR/M
 
 export function decodeModrm(): void {
-  const m = fetch8();
+  decodeModrmByte(fetch8());
+}
+
+/** Decode a ModR/M byte the caller already fetched (x87 escapes look at it first). */
+export function decodeModrmByte(m: u32): void {
   const mod = <i32>(m >> 6);
   const reg = <i32>((m >> 3) & 7) | (<i32>(rex & 4) << 1);
   let rm = <i32>(m & 7);

@@ -14,6 +14,7 @@ import { step, stopRun, clearStop, inhibitNext, clearInhibit } from './interp';
 import { pendVector, pendErr, pendHasErr, unsupported, clearUnsupported, clearPending } from './fault';
 import { deliverPending as deliver, deliverExternal as external, lastVector, lastError } from './except';
 import { setApicId } from './cpuid';
+import { fpuPowerOn } from './sse';
 
 export const EXIT_BUDGET: i32 = 0;
 export const EXIT_HLT: i32 = 1;
@@ -26,6 +27,7 @@ let icount: u64 = 0;
 export function init(stateBase: u32, apicId: u32): void {
   setS(stateBase);
   setApicId(apicId);
+  fpuPowerOn();
   tlbFlush(true);
 }
 

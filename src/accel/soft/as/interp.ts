@@ -10,7 +10,7 @@ import {
   S, rip, setRip, startRip, setStartRip, cpl, codeBits, protMode, longMode, gpr, setGpr, readReg, writeReg,
   maskOf, signOf, sext, segSel, segAttr, segLimit, setSeg, segBase, updateMode, cr0, cr4, ld64, st64,
   ES, CS, SS, DS, FS, GS, LDTR, TR, O_HALTED, O_DR, O_GDTR_BASE, O_GDTR_LIMIT, O_IDTR_BASE, O_IDTR_LIMIT,
-  O_CR0, O_TSC_AUX, O_EXIT_RIP, O_EXIT_INFO, CR0_TS, CR0_EM, CR0_MP, CR4_TSD, F_CF, F_PF, F_AF, F_ZF, F_SF, F_OF,
+  O_CR0, O_TSC_AUX, O_EXIT_RIP, O_EXIT_INFO, CR0_TS, CR0_MP, CR4_TSD, F_CF, F_PF, F_AF, F_ZF, F_SF, F_OF,
   F_IF, F_DF, F_RF, F_VM, ATTR_S, } from './state';
 import {
   ip, setIp, opsize, adsize, rex, segOvr, lock, modrmMod, modrmReg, modrmRm, eaSeg,
@@ -34,6 +34,7 @@ import { readCr, writeCr, lldt, ltr, syscall, sysret, swapgs, checkIo, checkIfCh
 import { rdmsr, wrmsr, readTsc } from './msr';
 import { cpuid, outA, outB, outC, outD } from './cpuid';
 import { stringOp } from './string';
+import { x87, sse, isSseOpcode, movnti, fxGroup } from './sse';
 import { pioRead, pioWrite } from './host';
 
 /** Set by handlers that end the run loop (HLT). */
@@ -639,9 +640,8 @@ function exec1(b: u32): void {
       return;
     }
     case 0xd8: case 0xd9: case 0xda: case 0xdb: case 0xdc: case 0xdd: case 0xde: case 0xdf:
-      // x87: #NM when CR0.EM or CR0.TS (vol. 3A 2.5); the FPU itself is not implemented yet
-      if ((cr0() & (CR0_EM | CR0_TS)) != 0) fault(NM, 0, false);
-      unsupported(b);
+      // x87: #NM when CR0.EM or CR0.TS (vol. 3A 2.5); only the control instructions exist yet
+      if (!x87(b)) unsupported(b);
       return;
     case 0xe0: case 0xe1: case 0xe2: { // LOOPNE / LOOPE / LOOP
       const d = fetchS8();
@@ -1046,7 +1046,9 @@ function exec2(b: u32): void {
       return;
     }
     case 0xc7: group9(); return;
+    case 0xc3: movnti(); return;
     default:
+      if (isSseOpcode(b)) { if (!sse(b)) unsupported(0x0f00 | b); return; }
       unsupported(0x0f00 | b);
   }
 }
@@ -1275,6 +1277,7 @@ function group15(): void {
     return;
   }
   if (op == 7) { memRead(eaSeg, ea(), 1); return; } // CLFLUSH: no caches; the access is checked
-  unsupported(0x0fae00 | <u32>op); // FXSAVE/FXRSTOR/LDMXCSR/STMXCSR come with SSE
+  if (op <= 3) { fxGroup(op); return; } // FXSAVE, FXRSTOR, LDMXCSR, STMXCSR
+  unsupported(0x0fae00 | <u32>op);
 }
 
