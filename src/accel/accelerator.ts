@@ -25,9 +25,16 @@ export interface AccelStats {
   forwarded: number;
 }
 
+/** Message-signalled interrupts (PCI MSI/MSI-X): the device writes `data` to `address`. */
+export interface MsiSink {
+  /** `address` is the 64-bit message address (0xFEExxxxx for x86 LAPICs), as a number. */
+  signalMsi(address: number, data: number): void;
+}
+
 export interface Accelerator {
   readonly kind: AccelKind;
   readonly irq: IrqSink;
+  readonly msi: MsiSink;
   /** Starts every vCPU (vCPU 0 from `boot`, the others waiting for INIT/SIPI) and resolves when they have all stopped. */
   run(bus: Bus, boot: CpuState): Promise<GuestStop>;
   /** Asks every vCPU to stop; `run` then resolves (with 'requested' unless a vCPU stopped for another reason first). */

@@ -84,6 +84,11 @@ export class Vm {
   get status(): VmState { return this.state; }
   get uptimeMs(): number { return Date.now() - this.startedAt; }
   get accelKind(): string | undefined { return this.machine?.accel.kind; }
+  /**
+   * The guest's memory while the VM exists (after `run` started; kept after it ends until the next
+   * reset), for tests, debuggers and dumps. Reading it is safe; writing it races the guest.
+   */
+  get guestMemory(): GuestMemory | undefined { return this.machine?.mem; }
 
   onConsoleOutput(listener: (bytes: Uint8Array) => void): () => void {
     this.outputListeners.add(listener);

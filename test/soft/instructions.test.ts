@@ -445,8 +445,9 @@ test('CPUID reports what is implemented; RDTSC increases; RDMSR/WRMSR; #GP on an
   `);
   const g = r.state.regs;
   assert.equal(Buffer.from(new Uint32Array([Number(g.r8)]).buffer).toString(), 'Tsvm');
-  assert.equal(g.r9 & 1n, 0n, 'no FPU yet');
-  assert.equal(g.r9 & (1n << 25n), 0n, 'no SSE yet');
+  assert.equal(g.r9 & 1n, 1n, 'FPU');
+  assert.equal(g.r9 & (7n << 24n), 7n << 24n, 'FXSR, SSE, SSE2');
+  assert.equal(g.r9 & (1n << 23n), 0n, 'no MMX');
   assert.equal(g.r9 & (1n << 6n), 1n << 6n, 'PAE');
   assert.equal(g.r10 & (1n << 13n), 1n << 13n, 'CX16');
   assert.equal(g.r11 & (1n << 29n), 1n << 29n, 'LM');
@@ -495,9 +496,9 @@ test('LGDT / SGDT / LIDT / SIDT, LTR / STR, LLDT / SLDT, MOV CR / DR, CLTS, WBIN
 });
 
 test('unimplemented instructions stop with an error naming RIP and the bytes', async () => {
-  const r = await runAsm('long', 'nop\nfld1\nhlt');
+  const r = await runAsm('long', 'nop\ndb 0x66, 0x0f, 0x38, 0x00, 0xc1\nhlt'); // PSHUFB (SSSE3)
   assert.equal(r.exit.kind, 'error');
-  assert.match((r.exit as { message: string }).message, /opcode 0xd9.*0x10001.*bytes: d9 e8 f4/s);
+  assert.match((r.exit as { message: string }).message, /opcode 0xf38.*0x10001.*bytes: 66 0f 38 00 c1 f4/s);
   void DATA;
 });
 

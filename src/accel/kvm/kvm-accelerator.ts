@@ -2,7 +2,7 @@
 // PIT), one vCPU worker per vCPU, and serves the accesses the workers forward to the bus.
 import { Worker } from 'node:worker_threads';
 import koffi from 'koffi';
-import type { Accelerator, AccelStats, GuestStop } from '../accelerator.js';
+import type { Accelerator, AccelStats, GuestStop, MsiSink } from '../accelerator.js';
 import type { CpuState } from '../cpu-state.js';
 import type { Bus } from '../../devices/bus.js';
 import type { IrqSink } from '../../devices/irq.js';
@@ -61,6 +61,7 @@ interface Vcpu {
 export class KvmAccelerator implements Accelerator {
   readonly kind = 'kvm' as const;
   readonly irq: IrqSink;
+  readonly msi: MsiSink;
   private readonly vcpus: Vcpu[] = [];
   private readonly irqLineBuf = new Uint8Array(8);
   /** Bumped and notified by every vCPU worker when it posts a request (one word for all vCPUs). */
@@ -81,6 +82,18 @@ export class KvmAccelerator implements Accelerator {
         lineView.setUint32(0, gsi, true);
         lineView.setUint32(4, level ? 1 : 0, true);
         libc.ioctlPtr(this.vmFd, api.KVM_IRQ_LINE, this.irqLineBuf);
+      },
+    };
+    // struct kvm_msi { u32 address_lo, address_hi, data, flags, devid; u8 pad[12]; } (api.rst, KVM_SIGNAL_MSI)
+    const msiBuf = new Uint8Array(32);
+    const msiView = new DataView(msiBuf.buffer);
+    this.msi = {
+      signalMsi: (address: number, data: number) => {
+        if (!options.irqchip || this.closed) return;
+        msiView.setUint32(0, address >>> 0, true);
+        msiView.setUint32(4, Math.floor(address / 2 ** 32) >>> 0, true);
+        msiView.setUint32(8, data >>> 0, true);
+        libc.ioctlPtr(this.vmFd, api.KVM_SIGNAL_MSI, msiBuf);
       },
     };
   }

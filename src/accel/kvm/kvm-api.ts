@@ -18,6 +18,7 @@ export const KVM_SET_GSI_ROUTING = 0x4008ae6a;
 export const KVM_IRQFD = 0x4020ae76;
 export const KVM_CREATE_PIT2 = 0x4040ae77;
 export const KVM_IOEVENTFD = 0x4040ae79;
+export const KVM_SIGNAL_MSI = 0x4020aea5;
 export const KVM_RUN = 0xae80;
 export const KVM_GET_REGS = 0x8090ae81;
 export const KVM_SET_REGS = 0x4090ae82;
@@ -40,6 +41,7 @@ export const KVM_CAP_IRQFD = 32;
 export const KVM_CAP_MAX_VCPUS = 66;
 export const KVM_CAP_IMMEDIATE_EXIT = 136;
 export const KVM_CAP_READONLY_MEM = 81;
+export const KVM_CAP_SIGNAL_MSI = 77;
 
 /** What tsvm cannot run without, with the name used in error messages. */
 export const REQUIRED_CAPS: readonly [number, string][] = [

@@ -21,6 +21,8 @@ class SoftAccelerator implements Accelerator {
   // The PIC/IOAPIC/LAPIC models that deliver interrupts to the software CPU come with the next
   // milestone (docs/ARCHITECTURE.md); until then device interrupts are recorded and dropped.
   readonly irq = new NullIrqSink();
+  readonly msi = { signalMsi: (_address: number, _data: number) => { this.droppedMsis++; } };
+  private droppedMsis = 0;
   private stopRequested = false;
   private paused = false;
   private wake?: () => void;

@@ -63,6 +63,11 @@ const VECTOR_NAMES = ['#DE', '#DB', 'NMI', '#BP', '#OF', '#BR', '#UD', '#NM', '#
 
 const hex = (v: number | bigint) => `0x${v.toString(16)}`;
 
+/** The x87 transcendentals the core asks the host for (fpu.ts, M_* codes). */
+const FMATH: ((a: number, b: number) => number)[] = [
+  (a) => Math.sin(a), (a) => Math.cos(a), (a) => Math.tan(a), (a, b) => Math.atan2(a, b), (a) => 2 ** a, (a) => Math.log2(a),
+];
+
 export class SoftCpu {
   readonly vcpuId: number;
   /** The platform's interrupt controller; consulted at instruction boundaries when IF=1. */
@@ -99,6 +104,7 @@ export class SoftCpu {
       mmioRead: (addr: number, size: number) => bus.mmioRead(addr, size as 1 | 2 | 4),
       mmioWrite: (addr: number, size: number, value: number) => { bus.mmioWrite(addr, size as 1 | 2 | 4, value); refresh(); },
       hostNanos: () => performance.now() * 1e6,
+      fmath: (op: number, a: number, b: number) => FMATH[op]?.(a, b) ?? NaN,
     };
     const inst = new wasm.Instance(coreModule(), { env: { memory }, host });
     this.core = inst.exports as CoreExports;

@@ -61,7 +61,11 @@ export function fetch8(): u32 {
   return fetch8Slow(off);
 }
 
-function fetch8Slow(off: u64): u32 {
+/**
+ * Fetch the byte at `off` the slow way (also exported for debugging; the second caller keeps
+ * binaryen from inlining this into fetch8, which then stays small enough to inline everywhere).
+ */
+export function fetch8Slow(off: u64): u32 {
   let lin: u64;
   let room: u64; // bytes left in the segment from off
   if (codeBits == 64) {

@@ -11,10 +11,11 @@ import {
 import { getFlags, setEager, setFlagsOther, flagsOther } from './flags';
 import { tlbFlush, invalidateFetch, readLin } from './mmu';
 import { step, stopRun, clearStop, inhibitNext, clearInhibit } from './interp';
+import { fetch8Slow, setIp } from './decode';
 import { pendVector, pendErr, pendHasErr, unsupported, clearUnsupported, clearPending } from './fault';
 import { deliverPending as deliver, deliverExternal as external, lastVector, lastError } from './except';
 import { setApicId } from './cpuid';
-import { fpuPowerOn } from './sse';
+import { fpuPowerOn } from './fpu';
 
 export const EXIT_BUDGET: i32 = 0;
 export const EXIT_HLT: i32 = 1;
@@ -90,3 +91,10 @@ export function deliveredError(): i32 { return lastError; }
 
 /** Read a byte at a linear address with supervisor rights (for error messages; may trap). */
 export function debugRead8(lin: f64): i32 { return <i32>readLin(<u64>lin, 1, false); }
+
+/** Fetch the code byte at CS:off through the slow path (debugging aid; may trap). */
+export function debugFetch8(off: f64): i32 {
+  const v = <i32>fetch8Slow(<u64>off);
+  setIp(rip);
+  return v;
+}

@@ -34,7 +34,8 @@ import { readCr, writeCr, lldt, ltr, syscall, sysret, swapgs, checkIo, checkIfCh
 import { rdmsr, wrmsr, readTsc } from './msr';
 import { cpuid, outA, outB, outC, outD } from './cpuid';
 import { stringOp } from './string';
-import { x87, sse, isSseOpcode, movnti, fxGroup } from './sse';
+import { sse, isSseOpcode, movnti, fxGroup } from './sse';
+import { x87 } from './fpu';
 import { pioRead, pioWrite } from './host';
 
 /** Set by handlers that end the run loop (HLT). */

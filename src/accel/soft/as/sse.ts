@@ -1,22 +1,22 @@
 /* eslint-disable no-loss-of-precision -- AssemblyScript: integer literals are exact 64-bit values, not doubles */
-// AssemblyScript. SSE/SSE2 (SDM vol. 1 chapters 10-11, instruction pages in vol. 2), the x87
-// control instructions (FNINIT, FLDCW, FNSTCW, FNSTSW, FNCLEX) and FXSAVE/FXRSTOR.
+// AssemblyScript. SSE/SSE2 (SDM vol. 1 chapters 10-11, instruction pages in vol. 2) and
+// FXSAVE/FXRSTOR/LDMXCSR/STMXCSR. The x87 instructions are in fpu.ts.
 //
 // The x87/SSE state lives in the state block as a live FXSAVE image (O_FX), so FXSAVE and
-// FXRSTOR are copies and a JIT can address XMM registers directly. Not yet here: x87
-// arithmetic, MMX, SSE3+, MXCSR rounding modes other than round-to-nearest and the MXCSR
-// exception flags; CPUID does not advertise FPU/FXSR/SSE/SSE2 until they are complete.
+// FXRSTOR are copies and a JIT can address XMM registers directly. Not here: MMX (and the SSE
+// forms that take MMX registers), SSE3+, MXCSR rounding modes other than round-to-nearest, the
+// MXCSR exception flags and #XM.
 // Legacy-SSE memory operands of 16 bytes must be aligned (#GP(0)) except for the unaligned moves.
 
 import {
-  S, O_FX, O_SSE_TMP, FX_FCW, FX_FSW, FX_FTW, FX_MXCSR, FX_MXCSR_MASK, FX_XMM, cr0, cr4, cpl, codeBits,
+  S, O_FX, O_SSE_TMP, FX_MXCSR, FX_MXCSR_MASK, FX_XMM, cr0, cr4, cpl, codeBits,
   CR0_EM, CR0_TS, CR4_OSFXSR, readReg, writeReg, gpr, DS, F_ZF, F_PF, F_CF,
 } from './state';
 import { fault, gp, ud, NM } from './fault';
 import { readLin, writeLin, probeWrite } from './mmu';
 import { linAddr } from './seg';
 import {
-  modrmMod, modrmReg, modrmRm, eaSeg, ea, decodeModrm, decodeModrmByte, fetch8, rex, has66, rep, adsize, segOvr,
+  modrmMod, modrmReg, modrmRm, eaSeg, ea, decodeModrm, fetch8, rex, has66, rep, adsize, segOvr,
 } from './decode';
 import { setEager } from './flags';
 
@@ -24,51 +24,6 @@ const MXCSR_MASK: u32 = 0xffbf; // DAZ is not supported
 
 function xmm(i: i32): u32 { return S + O_FX + FX_XMM + (<u32>i << 4); }
 function tmp(): u32 { return S + O_SSE_TMP; }
-
-// ---------------------------------------------------------------- x87 control
-
-/** Power-up x87/SSE state (vol. 3A table 9-1): FCW 0040, MXCSR 1F80, everything else 0. */
-export function fpuPowerOn(): void {
-  for (let i: u32 = 0; i < 512; i += 8) store<u64>(S + O_FX + i, 0);
-  store<u16>(S + O_FX + FX_FCW, 0x0040);
-  store<u32>(S + O_FX + FX_MXCSR, 0x1f80);
-}
-
-/** FNINIT (vol. 2A FINIT/FNINIT): control word 037F, status and tags cleared. */
-export function fpuReset(): void {
-  const p = S + O_FX;
-  store<u16>(p + FX_FCW, 0x037f);
-  store<u16>(p + FX_FSW, 0);
-  store<u8>(p + FX_FTW, 0);
-}
-
-function fpuCheck(): void {
-  if ((cr0() & (CR0_EM | CR0_TS)) != 0) fault(NM, 0, false);
-}
-
-/**
- * x87 escape opcodes D8-DF: the control/status instructions are implemented; returns false for
- * the rest (arithmetic), which the interpreter reports as unimplemented.
- */
-export function x87(b: u32): bool {
-  fpuCheck();
-  const m = fetch8();
-  const p = S + O_FX;
-  if (b == 0xdb && m == 0xe3) { fpuReset(); return true; } // FNINIT
-  if (b == 0xdb && m == 0xe2) { store<u16>(p + FX_FSW, load<u16>(p + FX_FSW) & 0x7f00); return true; } // FNCLEX
-  if (b == 0xdf && m == 0xe0) { writeReg(2, 0, <u64>load<u16>(p + FX_FSW), false); return true; } // FNSTSW AX
-  if (m >= 0xc0) return false;
-  decodeModrmByte(m); // memory forms
-  const op = (m >> 3) & 7;
-  if (b == 0xd9 && op == 5) { // FLDCW m16
-    const v = readLin(linAddr(eaSeg, ea(), 2, false), 2, cpl == 3);
-    store<u16>(p + FX_FCW, <u16>v);
-    return true;
-  }
-  if (b == 0xd9 && op == 7) { writeLin(linAddr(eaSeg, ea(), 2, true), 2, <u64>load<u16>(p + FX_FCW), cpl == 3); return true; } // FNSTCW
-  if (b == 0xdd && op == 7) { writeLin(linAddr(eaSeg, ea(), 2, true), 2, <u64>load<u16>(p + FX_FSW), cpl == 3); return true; } // FNSTSW m16
-  return false;
-}
 
 // ---------------------------------------------------------------- FXSAVE / FXRSTOR / MXCSR
 
@@ -87,17 +42,25 @@ export function fxGroup(op: i32): void {
     if ((lin & 15) != 0) gp(0);
     const user = cpl == 3;
     const nx = codeBits == 64 ? 16 : 8;
+    // the image holds ST(0)..ST(7) in stack order; the state keeps physical registers (R0..R7)
     if (op == 0) {
       probeWrite(lin, 512, user);
       store<u32>(p + FX_MXCSR_MASK, MXCSR_MASK);
-      for (let i: u32 = 0; i < 160 + <u32>nx * 16; i += 8) writeLin(lin + <u64>i, 8, load<u64>(p + i), user);
+      const top = (<u32>load<u16>(p + 2) >> 11) & 7;
+      for (let i: u32 = 0; i < 160 + <u32>nx * 16; i += 8) {
+        let src = p + i;
+        if (i >= 32 && i < 160) src = p + 32 + ((((i - 32) >> 4) + top) & 7) * 16 + (i & 15);
+        writeLin(lin + <u64>i, 8, load<u64>(src), user);
+      }
     } else {
       const mx = <u32>readLin(lin + FX_MXCSR, 4, user);
       if ((mx & ~MXCSR_MASK) != 0) gp(0);
+      const top = (<u32>readLin(lin + 2, 2, user) >> 11) & 7;
       for (let i: u32 = 0; i < 160 + <u32>nx * 16; i += 8) {
         if (i == 8 || i == 16 || i == 24) continue; // FIP/FDP are not kept; MXCSR below
-        store<u64>(tmp(), readLin(lin + <u64>i, 8, user));
-        store<u64>(p + i, load<u64>(tmp()));
+        let dst = p + i;
+        if (i >= 32 && i < 160) dst = p + 32 + ((((i - 32) >> 4) + top) & 7) * 16 + (i & 15);
+        store<u64>(dst, readLin(lin + <u64>i, 8, user));
       }
       store<u32>(p + FX_MXCSR, mx);
     }
