@@ -3,7 +3,7 @@
 // own test runner. Plain JavaScript so that it runs before anything is compiled.
 // Extra arguments are passed to `node --test` (e.g. `npm test -- --test-name-pattern=uart`).
 import { spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -13,7 +13,10 @@ function run(cmd, args) {
   if (r.status !== 0) process.exit(r.status ?? 1);
 }
 
+// Compiled tests of renamed or deleted sources would otherwise linger in dist/ and still run.
+rmSync(join(root, 'dist/test'), { recursive: true, force: true });
 run(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.json']);
+run(process.execPath, [join(root, 'scripts/build-soft-cpu.js')]);
 if (!process.env.TSVM_SKIP_LINT) run(process.execPath, [join(root, 'node_modules/eslint/bin/eslint.js'), '.']);
 
 function collect(dir) {

@@ -3,7 +3,8 @@ import type { Accelerator, AccelKind } from '../accel/accelerator.js';
 import { allocateKvmMemory, KvmAccelerator } from '../accel/kvm/kvm-accelerator.js';
 import { probeKvm } from '../accel/kvm/kvm-system.js';
 import { createSoftAccelerator } from '../accel/soft/soft-accelerator.js';
-import { GuestMemory } from '../memory/guest-memory.js';
+import type { GuestMemory } from '../memory/guest-memory.js';
+import { allocateSoftMemory } from '../accel/soft/soft-memory.js';
 import type { Logger } from './log.js';
 import type { VmConfig } from './vm-config.js';
 
@@ -41,6 +42,6 @@ export function createAccelerator(
     const accel = KvmAccelerator.create(mem, { cpus: config.cpus, irqchip: config.irqchip, log });
     return { accel, mem, choice };
   }
-  const mem = new GuestMemory(config.memoryBytes, romSize);
+  const mem = allocateSoftMemory(config.memoryBytes, romSize);
   return { accel: createSoftAccelerator(mem, { cpus: config.cpus, log }), mem, choice };
 }

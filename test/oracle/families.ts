@@ -6,10 +6,10 @@
 
 import type { OracleCase } from './case.js';
 import {
-  Builder, Gen, type Mem, type Opnd, type Reg, type Size, KW, RAX, RCX, RDI, RDX, RSI, RSP, SIZES, WIDE,
-  boundaryValues, hex, immText, mask, needsRex, otext, reg, rname, u64,
+  Builder, Gen, type Opnd, type Reg, type Size, KW, RAX, RCX, RDI, RDX, RSI, RSP, SIZES, WIDE,
+  boundaryValues, hex, immText, mask, otext, reg, rname,
 } from './builder.js';
-import { AC, CF, CONDITIONS, DF, ID, NT, NONE, OF, STATUS, TF, ZF, effectOf, shiftEffect, type FlagEffect, type ShiftOp } from './flags.js';
+import { AC, CF, CONDITIONS, DF, ID, NT, NONE, OF, STATUS, ZF, effectOf, shiftEffect, type FlagEffect, type ShiftOp } from './flags.js';
 import * as L from './layout.js';
 
 export interface Family {
@@ -60,12 +60,6 @@ function pair(g: Gen, size: number, i: number): [bigint, bigint] {
   return [g.value(size), g.value(size)];
 }
 
-/** Write `v` to the operand's initial value (register bits or window memory via the pool). */
-function setOpnd(b: Builder, o: Opnd, v: bigint): void {
-  if (o.kind === 'reg') b.setOp(o, v);
-  // Memory operands keep the pool's bytes: the window's contents are random already.
-}
-
 const opWrites = (o: Opnd): number[] => (o.kind === 'reg' ? [o.idx] : []);
 
 // ---------------------------------------------------------------------------------------------
@@ -100,7 +94,7 @@ function aluFamily(op: string): Family {
     for (const size of SIZES) {
       for (const form of forms) {
         if (form.includes('imm8') && size === 8 && form !== 'r,imm8' && form !== 'm,imm8') continue;
-        const reps = form.startsWith('lock') ? 2 : 4;
+        const reps = form.startsWith('lock') ? 2 : op === 'test' ? 5 : 4;
         for (let i = 0; i < reps; i++) {
           const b = new Builder(g);
           const [a, c] = pair(g, size, i);
@@ -399,7 +393,7 @@ function btFamily(op: 'bt' | 'bts' | 'btr' | 'btc'): Family {
         out.push(b2.build(op, `${op} r${size}, imm8 ${off}`));
       }
       // m, r: a signed bit offset reaching anywhere in the window (bit-string addressing)
-      for (let i = 0; i < 8; i++) {
+      for (let i = 0; i < 12; i++) {
         const b = new Builder(g);
         const addr = b.pickAddr(size / 8, { lo: L.DATA_START + 0x40, hi: L.WINDOW_END - 8, align: 1 });
         const lo = -(addr - L.WINDOW_START - 8) * 8;
@@ -804,7 +798,7 @@ function cmpxchgFamily(): Family {
     const fx = effectOf('cmpxchg');
     for (const size of SIZES) {
       for (const form of ['r,r', 'm,r', 'lock m,r', 'acc']) {
-        for (let i = 0; i < 6; i++) {
+        for (let i = 0; i < 7; i++) {
           const b = new Builder(g);
           b.reserve(RAX);
           const acc = reg(RAX, size);
@@ -912,7 +906,7 @@ function stringFamily(op: StrOp): Family {
       const e = size / 8;
       for (const prefix of prefixes) {
         for (const df of [false, true]) {
-          const counts = prefix ? [0, 1, 3, 8, 17] : [1];
+          const counts = prefix ? [0, 1, 2, 3, 5, 8, 17] : [1, 1, 1, 1];
           for (const count of counts) {
             for (const a32 of prefix ? [false, true] : [false]) {
               if (a32 && count !== 3) continue;
@@ -1193,7 +1187,7 @@ function faultFamily(): Family {
     ];
     for (const [name, addr, tmpl] of pf) {
       one(`#PF ${name}`, (b) => tmpl.replace('%', via(b, addr)));
-      one(`#PF ${name} (rmw/other size)`, (b) => tmpl.replace('%', via(b, addr)).replace('rax', 'ax').replace('eax', 'al'));
+      one(`#PF ${name} (other size)`, (b) => tmpl.replace(/\brax\b/, 'ax').replace(/\beax\b/, 'al').replace('%', via(b, addr)));
     }
     one('#PF push into an unmapped stack', (b) => { b.setReg(RSP, BigInt(L.UNMAPPED_PAGE + 0x1000)); return 'push rax'; });
     one('#PF rep stosb over the window end', (b) => { b.reserve(RDI, RCX); b.setReg(RDI, BigInt(L.WINDOW_END - 5)); b.setReg(RCX, 9n); b.setFlags(0, DF); return 'rep stosb'; });

@@ -1,36 +1,26 @@
-import { buildImage, makePool } from './image.js';
+import { buildImage } from './image.js';
 import { runImage } from './vm-run.js';
+import { generateCases } from './generate.js';
 import * as L from './layout.js';
-import type { OracleCase } from './case.js';
-const mk = (lines: string[], regs: Partial<Record<number, bigint>> = {}): OracleCase => {
-  const r: bigint[] = []; for (let i = 0; i < 16; i++) r.push(regs[i] ?? BigInt(i * 0x1111));
-  r[4] = BigInt(L.STACK_INIT);
-  return { family: 'p', name: lines.join(';'), lines: lines.map((text) => ({ text, undefBefore: 0 })), regs: r, rflags: 0x2n | 0x1n, poolOffset: 0x800, undefEnd: 0 };
-};
-const n = Number(process.argv[2] ?? 4);
-const base = [
-  mk(['add eax, ebx']),
-  mk(['div rcx'], { 1: 0n }),
-  mk(['mov rax, [0x1f6000]']),
-  mk(['push rax', 'push rbx', 'pop rcx']),
-  mk(['int3']),
-  mk(['int 0x81', 'mov eax, 7']),
-  mk(['int 0x40']),
-  mk(['mov rsi, 0x1f5e00', 'mov rdi, 0x1f5f00', 'mov ecx, 4', 'rep movsq']),
-];
-const cases: OracleCase[] = [];
-for (let i = 0; i < n; i++) cases.push(base[i % base.length]);
-const t0 = performance.now();
-const img = await buildImage(cases, makePool(1));
-console.log('build', (performance.now() - t0).toFixed(0), 'ms', img.bytes.length, img.memoryBytes, img.harness);
-const r = await runImage(img, (process.argv[3] ?? 'kvm') as 'kvm', { timeoutMs: 60000 });
-console.log(r.outcome, r.exit, r.wallMs.toFixed(1), 'ms', r.log);
-const dv = new DataView(r.results.buffer);
-for (let i = 0; i < Math.min(n, 9); i++) {
-  const o = i * L.RESULT_SIZE;
-  const q = (k: number) => dv.getBigUint64(o + k, true).toString(16);
-  console.log(i, 'rax', q(0), 'rcx', q(8), 'rsp', q(32), 'fl', q(128), 'vec', q(136), 'err', q(144), 'cr2', q(152), 'rip', q(160), 'mk', q(168));
+const nrand = Number(process.argv[2] ?? 100);
+let t0 = performance.now();
+const gen = generateCases({ seed: 1, random: nrand });
+const fams = new Map<string, number>();
+for (const c of gen.cases) fams.set(c.family, (fams.get(c.family) ?? 0) + 1);
+console.log('generate', (performance.now() - t0).toFixed(0), 'ms', gen.cases.length, [...fams].map(([k, v]) => `${k}:${v}`).join(' '));
+t0 = performance.now();
+const img = await buildImage(gen.cases, gen.pool);
+console.log('build', (performance.now() - t0).toFixed(0), 'ms', img.bytes.length, img.memoryBytes);
+const r = await runImage(img, 'kvm', { timeoutMs: 60000 });
+console.log(r.outcome, r.exit.message, r.wallMs.toFixed(1), 'ms');
+const r2 = await runImage(img, 'kvm', { timeoutMs: 60000 });
+console.log(r2.outcome, r2.wallMs.toFixed(1), 'ms');
+let diff = 0;
+for (let i = 0; i < gen.cases.length; i++) {
+  const a = r.results.subarray(i * L.RESULT_SIZE, (i + 1) * L.RESULT_SIZE), b = r2.results.subarray(i * L.RESULT_SIZE, (i + 1) * L.RESULT_SIZE);
+  if (Buffer.compare(a, b) !== 0) { diff++; if (diff < 5) console.log('diff case', i, gen.cases[i].name); }
 }
+console.log('diffs', diff);
 const cv = new DataView(r.control.buffer);
 console.log('index', cv.getBigUint64(0, true), 'faults', cv.getBigUint64(0x40, true));
-const pv = new DataView(r.panic.buffer); console.log('panic vec', pv.getBigUint64(136, true).toString(16), 'rip', pv.getBigUint64(160,true).toString(16));
+if (r.outcome === 'panic') { const pv = new DataView(r.panic.buffer); console.log('panic vec', pv.getBigUint64(136, true).toString(16), 'rip', pv.getBigUint64(160,true).toString(16), 'err', pv.getBigUint64(144,true).toString(16)); }

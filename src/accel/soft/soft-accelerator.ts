@@ -32,8 +32,10 @@ class SoftAccelerator implements Accelerator {
     if (options.cpus !== 1) throw new Error('--accel soft runs one vCPU for now; use --cpus 1');
   }
 
+  private cpu?: SoftCpu;
+
   async run(bus: Bus, boot: CpuState): Promise<GuestStop> {
-    const cpu = new SoftCpu({ mem: this.mem, bus });
+    const cpu = (this.cpu = new SoftCpu({ mem: this.mem, bus }));
     cpu.setState(boot);
     for (;;) {
       if (this.stopRequested) return { reason: 'requested', message: 'stopped by the VMM', vcpuId: 0 };
@@ -60,10 +62,14 @@ class SoftAccelerator implements Accelerator {
 
   stop(): void {
     this.stopRequested = true;
+    this.cpu?.requestExit();
     this.wake?.();
   }
 
-  pause(): void { this.paused = true; }
+  pause(): void {
+    this.paused = true;
+    this.cpu?.requestExit();
+  }
 
   resume(): void {
     this.paused = false;

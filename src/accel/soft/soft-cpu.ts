@@ -39,6 +39,7 @@ interface CoreExports {
   syncIn(): void;
   syncOut(): void;
   run(budget: number): number;
+  requestExit(): void;
   pendingVector(): number;
   pendingError(): number;
   unsupportedCode(): number;
@@ -72,6 +73,7 @@ export class SoftCpu {
   readonly vcpuId: number;
   /** The platform's interrupt controller; consulted at instruction boundaries when IF=1. */
   interruptSource?: InterruptSource;
+  private exitRequested = false;
   private readonly core: CoreExports;
   private readonly view: DataView;
   private readonly base: number;
@@ -219,12 +221,27 @@ export class SoftCpu {
    * Execute up to `maxInstructions` instructions. Stops early on HLT (with no interrupt to
    * take), a triple fault, or something the core does not implement.
    */
+  /**
+   * Ends the current `run` at the next instruction boundary, returning { kind: 'budget' }. Devices
+   * call this (through the accelerator) when they stop the VM in the middle of a slice, e.g.
+   * isa-debug-exit, so no guest instruction after the stopping one executes.
+   */
+  requestExit(): void {
+    this.exitRequested = true;
+    this.core.requestExit();
+  }
+
   run(maxInstructions: number): SoftExit {
     const core = this.core;
+    this.exitRequested = false;
     const intr = this.base + O.INTR_REQUEST;
     let left = maxInstructions;
     let start = core.instructionCount();
     while (left > 0) {
+      if (this.exitRequested) {
+        this.exitRequested = false;
+        return { kind: 'budget' };
+      }
       this.view.setInt32(intr, this.interruptSource?.pending() ? 1 : 0, true);
       let code: number;
       try {
@@ -240,6 +257,10 @@ export class SoftCpu {
       const now = core.instructionCount();
       left -= now - start;
       start = now;
+      if (this.exitRequested) {
+        this.exitRequested = false;
+        return { kind: 'budget' };
+      }
       if (code === EXIT_BUDGET) continue;
       if (code === EXIT_HLT) return { kind: 'hlt' };
       if (code === EXIT_INTR) {

@@ -97,14 +97,13 @@ export const enum Lvt {
   Error = 5,
 }
 
-// LVT bits (SDM figure 10-8).
+// LVT bits (SDM figure 10-8). Timer mode, bits 18:17: 00 one-shot, 01 periodic, 10 TSC deadline.
 const LVT_MASKED = 1 << 16;
 const LVT_LEVEL = 1 << 15;
 const LVT_REMOTE_IRR = 1 << 14;
 /** Writable bits per LVT: vector, delivery mode, polarity, trigger, mask, timer mode. */
 const LVT_WRITABLE = [0x000700ff, 0x000107ff, 0x000107ff, 0x0001a7ff, 0x0001a7ff, 0x000100ff];
 
-const TIMER_ONE_SHOT = 0;
 const TIMER_PERIODIC = 1;
 const TIMER_TSC_DEADLINE = 2;
 

@@ -241,7 +241,7 @@ export class PicPair implements ExtIntSource {
         this.writeBytes(offset, size, value, (o, b) => {
           if (o >= 2) return;
           this.chips[o].elcr = b & ELCR_MASK[o];
-          this.refreshLevels(o);
+          this.refreshLevels(o as 0 | 1);
         }),
     };
   }

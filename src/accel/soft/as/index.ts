@@ -10,7 +10,7 @@ import {
 } from './state';
 import { getFlags, setEager, setFlagsOther, flagsOther } from './flags';
 import { tlbFlush, invalidateFetch, readLin } from './mmu';
-import { step, stopRun, clearStop, inhibitNext, clearInhibit } from './interp';
+import { step, stopRun, clearStop, inhibitNext, clearInhibit, requestStop } from './interp';
 import { fetch8Slow, setIp } from './decode';
 import { pendVector, pendErr, pendHasErr, unsupported, clearUnsupported, clearPending } from './fault';
 import { deliverPending as deliver, deliverExternal as external, lastVector, lastError } from './except';
@@ -74,6 +74,9 @@ export function run(budget: i32): i32 {
   }
   return EXIT_BUDGET;
 }
+
+/** Make run() return at the next instruction boundary (callable from inside a host import). */
+export function requestExit(): void { requestStop(); }
 
 export function pendingVector(): i32 { return pendVector; }
 /** Error code of the pending exception, or -1 when it has none. */

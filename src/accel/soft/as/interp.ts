@@ -41,6 +41,8 @@ import { pioRead, pioWrite } from './host';
 /** Set by handlers that end the run loop (HLT). */
 export let stopRun: bool = false;
 export function clearStop(): void { stopRun = false; }
+/** The host asks the core to return at the next instruction boundary (e.g. a device ended the VM). */
+export function requestStop(): void { stopRun = true; }
 /** Interrupts are inhibited for one instruction after STI, MOV SS and POP SS (vol. 2B STI). */
 export let inhibitNext: bool = false;
 export function clearInhibit(): void { inhibitNext = false; }

@@ -1,5 +1,6 @@
-// The tiny assembly guests (guests/asm) under `tsvm run --accel kvm`: mode switches, port I/O and
-// MMIO of each width, serial output, HLT, triple fault, and debug-exit statuses.
+// The tiny assembly guests (guests/asm) under `tsvm run`, with KVM and with the software CPU: the
+// same images and the same expectations (mode switches, port I/O and MMIO of each width, serial
+// output, HLT, triple fault, resets and debug-exit statuses).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ASM_GUESTS, assembleGuest } from '../support/guests.js';
@@ -7,13 +8,14 @@ import { kvmUnavailableReason, runTsvm, startTsvm } from '../support/tsvm-proces
 
 const noKvm = kvmUnavailableReason();
 
+for (const accel of ['kvm', 'soft'] as const) {
 for (const [name, expected] of Object.entries(ASM_GUESTS)) {
   if (expected.end.kind === 'until-signalled') continue; // needs a signal: see kvm-platform.test.ts
-  test(`kvm: ${name} guest`, { skip: noKvm }, async () => {
+  test(`${accel}: ${name} guest`, { skip: accel === 'kvm' ? noKvm : undefined }, async () => {
     const image = await assembleGuest(name);
-    const args = ['run', '--firmware', image, '--accel', 'kvm', '--memory', '16M', '--testdev', '--no-reboot'];
-    // With the in-kernel irqchip a HLT never leaves KVM; the hlt guest runs without it.
-    if (expected.end.kind === 'halt') args.push('--no-irqchip');
+    const args = ['run', '--firmware', image, '--accel', accel, '--memory', '16M', '--testdev', '--no-reboot'];
+    // With KVM's in-kernel irqchip a HLT never leaves KVM; the hlt guest runs without it.
+    if (expected.end.kind === 'halt' && accel === 'kvm') args.push('--no-irqchip');
     const r = await runTsvm(args, { timeoutMs: 60_000 });
     assert.equal(r.timedOut, false, `timed out; stderr: ${r.stderr}`);
     assert.equal(r.stdout, expected.stdout, `console output; stderr: ${r.stderr}`);
@@ -37,6 +39,7 @@ for (const [name, expected] of Object.entries(ASM_GUESTS)) {
         break;
     }
   });
+}
 }
 
 test('kvm: a triple fault without --no-reboot resets the machine and the guest runs again', { skip: noKvm }, async () => {
