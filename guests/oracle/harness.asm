@@ -156,10 +156,11 @@ fault_common:
     je done_handler
     test byte [rsp + 8], 3              ; from ring 0: the harness is broken
     jz panic
-    cmp rax, [CTL_SNIPSTART]            ; outside the snippets: the harness is broken
-    jb panic
-    cmp rax, [CTL_SNIPEND]
+    cmp rax, [CTL_SNIPSTART]            ; in the driver (USER_CODE up to the snippets): the
+    jae .case_fault                     ; harness is broken. Anywhere else (a snippet, or where
+    cmp rax, USER_CODE                  ; a snippet jumped to) it is the case's exception.
     jae panic
+.case_fault:
     mov qword [rsp], user_store
     mov qword [rsp + 16], 0x202
     mov qword [rsp + 24], CTL_HSTACKTOP

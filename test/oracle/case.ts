@@ -16,6 +16,8 @@ export interface AsmLine {
 }
 
 export interface OracleCase {
+  /** Index in the generated list (the seed and the generation options identify the case). */
+  id?: number;
   /** Family (directed cases: the instruction family; random sequences: "random"). */
   family: string;
   /** Short human name, e.g. "adc r/m32, imm8 (sign-extended) [CF=1]". */

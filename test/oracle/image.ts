@@ -98,7 +98,7 @@ export async function assembleHarness(cases: OracleCase[]): Promise<Uint8Array> 
     const out = join(dir, 'oracle.bin');
     const src = join(repoRoot(), 'guests', 'oracle', 'harness.asm');
     try {
-      await execFileP(await nasm(), ['-f', 'bin', '-O1', '-i', `${dir}/`, '-o', out, src], { maxBuffer: 64 * MiB });
+      await execFileP(await nasm(), ['-f', 'bin', '-w-prefix-lock', '-w-number-overflow', '-i', `${dir}/`, '-o', out, src], { maxBuffer: 64 * MiB });
     } catch (err) {
       const e = err as { stderr?: string; message: string };
       throw new Error(`nasm could not assemble the oracle image: ${explainNasm(e.stderr ?? e.message, inc.source, cases)}`);

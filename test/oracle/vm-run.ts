@@ -53,16 +53,25 @@ export async function runImage(image: OracleImage, accel: OracleAccel, opts: { t
       memoryBytes: image.memoryBytes,
       noReboot: true,
     });
-    const vm = await Vm.create(config, {
+    let vm: Vm;
+    try {
+      vm = await Vm.create(config, {
       consoleOutput: (b) => { consoleText += Buffer.from(b).toString('latin1'); },
       log: (l) => log.push(l),
-    });
+      });
+    } catch (e) {
+      return failed(accel, `Vm.create failed: ${(e as Error).message}`, log);
+    }
     let timedOut = false;
     const timer = setTimeout(() => { timedOut = true; vm.stop(`the oracle run took longer than ${opts.timeoutMs} ms`); }, opts.timeoutMs);
     const t0 = performance.now();
     let exit: VmExit;
     try {
       exit = await vm.run();
+    } catch (e) {
+      // An accelerator that throws instead of reporting (e.g. an unimplemented part of the soft CPU).
+      const err = e as Error;
+      return failed(accel, `vm.run() threw: ${err.stack ?? err.message}`, log);
     } finally {
       clearTimeout(timer);
     }
@@ -87,4 +96,18 @@ export async function runImage(image: OracleImage, accel: OracleAccel, opts: { t
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+function failed(accel: OracleAccel, message: string, log: string[]): RawRun {
+  return {
+    accel,
+    exit: { code: 1, reason: 'error', message },
+    outcome: 'vm-error',
+    wallMs: 0,
+    results: new Uint8Array(0),
+    control: new Uint8Array(4096),
+    panic: new Uint8Array(L.RESULT_HEADER_SIZE),
+    console: '',
+    log,
+  };
 }
