@@ -47,6 +47,8 @@ export async function build(debug = false) {
     '--runtime', 'stub', '--noAssert',
     // guest RAM and the CPU state live in one shared memory that the TypeScript side creates
     '--importMemory', '--sharedMemory', '--enable', 'threads',
+    // the JIT's compiled blocks live in a function table the TypeScript side creates (as/jit.ts)
+    '--importTable',
     '--initialMemory', '1', '--maximumMemory', '65536', '--memoryBase', '1024',
     ...(debug ? ['--debug', '-O1'] : ['-O3']),
   ];

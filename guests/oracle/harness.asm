@@ -5,10 +5,10 @@
 ;
 ; The same image runs under `--accel kvm` and `--accel soft`; the host compares the tables.
 ;
-; Two files are generated per run and included below:
+; Three files are generated per run and included below:
 ;   layout.inc  the addresses and offsets of test/oracle/layout.ts
-;   cases.inc   the snippets (one global label per case, a local label per instruction) and
-;               the boundary table that tells the host where each instruction starts
+;   cases.inc   the snippets (one global label per case, a local label per instruction)
+;   boundaries.inc  where each instruction starts (read by the host, then dropped)
 ; image.ts fills the system tables (GDT, IDT, TSS, page tables), the control page's inputs, the
 ; case table and the pool after nasm has run; this file only reserves room for them.
 ;
@@ -191,8 +191,11 @@ done_handler:
     times KERNEL_END - IMAGE_BASE - ($ - $$) db 0
 
 ; ---------------------------------------------------------------------------------------------
-; The control page and the other test pages (their contents come from image.ts); then the
-; user part (ring 3, read-only) at USER_CODE.
+; The control page (user RW): a label here, so that ring-3 code reaches it RIP-relative. Its
+; inputs (case count, table addresses) are filled in by image.ts. Then the other test pages,
+; and the user part (ring 3, read-only) at USER_CODE.
+    times CONTROL_ADDR - IMAGE_BASE - ($ - $$) db 0
+control:
     times USER_CODE - IMAGE_BASE - ($ - $$) db 0
 
 ; The driver. For case i: fill the window from the pool, load RFLAGS and the 16 GPRs from the
@@ -200,24 +203,24 @@ done_handler:
 ; load and the snippet, none of which touches the flags or the loaded registers.
 user_entry:
 user_next:
-    mov rax, [rel CTL_INDEX]
-    cmp rax, [rel CTL_COUNT]
+    mov rax, [rel control + CTLO_INDEX]
+    cmp rax, [rel control + CTLO_COUNT]
     jae user_done
     imul rdi, rax, RESULT_SIZE
-    add rdi, [rel CTL_RESULTS]
-    mov [rel CTL_RESULT], rdi
+    add rdi, [rel control + CTLO_RESULTS]
+    mov [rel control + CTLO_RESULT], rdi
     mov rdx, MARKER_MAGIC << 32
     or rdx, rax
-    mov [rel CTL_SCRATCH + RES_MARKER], rdx
+    mov [rel control + CTLO_SCRATCH + RES_MARKER], rdx
     imul rbx, rax, CASE_SIZE
-    add rbx, [rel CTL_CASES]
+    add rbx, [rel control + CTLO_CASES]
     cld
     mov rsi, [rbx + CASE_POOL]
     mov edi, WINDOW_START
     mov ecx, WINDOW_QWORDS
     rep movsq
     mov rax, [rbx + CASE_CODE]
-    mov [rel CTL_TARGET], rax
+    mov [rel control + CTLO_TARGET], rax
     push qword [rbx + CASE_RFLAGS]
     popfq
     mov rax, [rbx + 0 * 8]
@@ -236,45 +239,45 @@ user_next:
     mov r15, [rbx + 15 * 8]
     mov rsp, [rbx + 4 * 8]
     mov rbx, [rbx + 3 * 8]
-    jmp [rel CTL_TARGET]
+    jmp [rel control + CTLO_TARGET]
 
 ; Every snippet ends with `jmp case_end`. Save RSP first, switch to the harness stack (LEA keeps
 ; the flags), then RFLAGS, then the rest.
 case_end:
-    mov [rel CTL_SCRATCH + 4 * 8], rsp
-    lea rsp, [rel CTL_HSTACKTOP]
+    mov [rel control + CTLO_SCRATCH + 4 * 8], rsp
+    lea rsp, [rel control + CTLO_HSTACKTOP]
     pushfq
-    pop qword [rel CTL_SCRATCH + RES_RFLAGS]
-    mov [rel CTL_SCRATCH + 0 * 8], rax
-    mov [rel CTL_SCRATCH + 1 * 8], rcx
-    mov [rel CTL_SCRATCH + 2 * 8], rdx
-    mov [rel CTL_SCRATCH + 3 * 8], rbx
-    mov [rel CTL_SCRATCH + 5 * 8], rbp
-    mov [rel CTL_SCRATCH + 6 * 8], rsi
-    mov [rel CTL_SCRATCH + 7 * 8], rdi
-    mov [rel CTL_SCRATCH + 8 * 8], r8
-    mov [rel CTL_SCRATCH + 9 * 8], r9
-    mov [rel CTL_SCRATCH + 10 * 8], r10
-    mov [rel CTL_SCRATCH + 11 * 8], r11
-    mov [rel CTL_SCRATCH + 12 * 8], r12
-    mov [rel CTL_SCRATCH + 13 * 8], r13
-    mov [rel CTL_SCRATCH + 14 * 8], r14
-    mov [rel CTL_SCRATCH + 15 * 8], r15
-    mov qword [rel CTL_SCRATCH + RES_VECTOR], -1
-    mov qword [rel CTL_SCRATCH + RES_ERROR], 0
-    mov qword [rel CTL_SCRATCH + RES_CR2], 0
-    mov qword [rel CTL_SCRATCH + RES_RIP], 0
+    pop qword [rel control + CTLO_SCRATCH + RES_RFLAGS]
+    mov [rel control + CTLO_SCRATCH + 0 * 8], rax
+    mov [rel control + CTLO_SCRATCH + 1 * 8], rcx
+    mov [rel control + CTLO_SCRATCH + 2 * 8], rdx
+    mov [rel control + CTLO_SCRATCH + 3 * 8], rbx
+    mov [rel control + CTLO_SCRATCH + 5 * 8], rbp
+    mov [rel control + CTLO_SCRATCH + 6 * 8], rsi
+    mov [rel control + CTLO_SCRATCH + 7 * 8], rdi
+    mov [rel control + CTLO_SCRATCH + 8 * 8], r8
+    mov [rel control + CTLO_SCRATCH + 9 * 8], r9
+    mov [rel control + CTLO_SCRATCH + 10 * 8], r10
+    mov [rel control + CTLO_SCRATCH + 11 * 8], r11
+    mov [rel control + CTLO_SCRATCH + 12 * 8], r12
+    mov [rel control + CTLO_SCRATCH + 13 * 8], r13
+    mov [rel control + CTLO_SCRATCH + 14 * 8], r14
+    mov [rel control + CTLO_SCRATCH + 15 * 8], r15
+    mov qword [rel control + CTLO_SCRATCH + RES_VECTOR], -1
+    mov qword [rel control + CTLO_SCRATCH + RES_ERROR], 0
+    mov qword [rel control + CTLO_SCRATCH + RES_CR2], 0
+    mov qword [rel control + CTLO_SCRATCH + RES_RIP], 0
 ; The fault handler returns here too. Copy the header and the window into the result record.
 user_store:
     cld
-    mov rdi, [rel CTL_RESULT]
-    lea rsi, [rel CTL_SCRATCH]
+    mov rdi, [rel control + CTLO_RESULT]
+    lea rsi, [rel control + CTLO_SCRATCH]
     mov ecx, HEADER_QWORDS
     rep movsq
     mov esi, WINDOW_START
     mov ecx, WINDOW_QWORDS
     rep movsq
-    inc qword [rel CTL_INDEX]
+    inc qword [rel control + CTLO_INDEX]
     jmp user_next
 
 ; PVM quirk: INT n (n != 3) from ring 3 raises #UD there and SYSCALL ignores EFER.SCE, so the

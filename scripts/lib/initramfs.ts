@@ -15,8 +15,9 @@
 //      (`setsid cttyhack sh`: the console becomes its controlling terminal, so job control and
 //      Ctrl-C work) with the prompt PROMPT ("~ # "). A test waits for the ready line, then
 //      types commands and waits for the prompt;
-//   6. when the shell (or the tsvm.run command) ends, prints POWEROFF_LINE and runs
-//      `poweroff -f`: the kernel powers off through ACPI if it can, else halts the CPU with
+//   6. when the shell (or the tsvm.run command) ends, or `poweroff` is typed in it (busybox
+//      signals PID 1 with USR2, which /init traps; `reboot` and `halt` likewise), prints
+//      POWEROFF_LINE and runs `poweroff -f`: the kernel powers off through ACPI if it can, else halts the CPU with
 //      interrupts disabled, which the VMM treats as the end of the guest.
 // Debugging: `tsvm.debug` on the command line makes /init trace itself (set -x).
 
@@ -113,9 +114,16 @@ if [ -n "$run" ]; then
   echo "${RUN_STATUS_PREFIX}$?"
   case " $cmdline " in *' tsvm.shell '*) ;; *) shell= ;; esac
 fi
+# busybox's poweroff/reboot/halt (without -f) signal PID 1 (USR2/TERM/USR1), as they would its
+# init; this script is PID 1, so it traps them. The shell runs in the background so that 'wait'
+# (unlike a foreground command) is interrupted by the signal and the trap runs at once.
+trap 'echo "${POWEROFF_LINE}"; sync; poweroff -f' USR2
+trap 'sync; reboot -f' TERM
+trap 'sync; halt -f' USR1
 if [ -n "$shell" ]; then
   echo "${READY_LINE}"
-  setsid cttyhack sh
+  setsid cttyhack sh </dev/console >/dev/console 2>&1 &
+  wait $!
 fi
 echo "${POWEROFF_LINE}"
 sync

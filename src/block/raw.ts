@@ -21,6 +21,7 @@ export interface RawOptions {
 }
 
 export class RawBackend implements BlockBackend {
+  readonly format = 'raw' as const;
   readonly serial?: string;
   private readonly probed: boolean;
 

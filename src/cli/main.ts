@@ -1,25 +1,33 @@
 // The tsvm command line: dispatches subcommands and turns expected errors into one line on
 // stderr and exit status 1 (never a stack trace for a user's mistake).
-import { readFileSync } from 'node:fs';
 import { BootError } from '../boot/boot-plan.js';
 import { ConfigError } from '../vmm/vm-config.js';
 import { KvmUnavailableError } from '../accel/kvm/kvm-system.js';
 import { GuestMemoryError } from '../memory/guest-memory.js';
-import { runCommand } from './run-command.js';
+import { runCommand, tsvmVersion } from './run-command.js';
+import { killCommand, pauseCommand, psCommand, resumeCommand, stopCommand } from './manage-commands.js';
+import { consoleCommand } from './console-command.js';
 import { MAIN_USAGE } from './usage.js';
 
 const USER_ERRORS = [BootError, ConfigError, KvmUnavailableError, GuestMemoryError];
-
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
-}
 
 async function dispatch(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   switch (cmd) {
     case 'run':
       return runCommand(rest);
+    case 'ps':
+      return psCommand(rest);
+    case 'stop':
+      return stopCommand(rest);
+    case 'kill':
+      return killCommand(rest);
+    case 'pause':
+      return pauseCommand(rest);
+    case 'resume':
+      return resumeCommand(rest);
+    case 'console':
+      return consoleCommand(rest);
     case undefined:
     case 'help':
     case '--help':
@@ -28,10 +36,10 @@ async function dispatch(argv: string[]): Promise<number> {
       return cmd === undefined ? 1 : 0;
     case 'version':
     case '--version':
-      process.stdout.write(`tsvm ${version()}\n`);
+      process.stdout.write(`tsvm ${tsvmVersion()}\n`);
       return 0;
     default:
-      throw new ConfigError(`unknown command "${cmd}" (commands: run, help, version)`);
+      throw new ConfigError(`unknown command "${cmd}" (commands: run, ps, stop, kill, pause, resume, console, help, version)`);
   }
 }
 

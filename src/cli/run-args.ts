@@ -1,8 +1,12 @@
-// `tsvm run` flags → VmConfig. Unknown options and bad values become one-line errors.
+// `tsvm run` flags (and --config FILE) → VmConfig. Unknown options and bad values become one-line
+// errors. A config file is applied first and flags override it, so the two can be mixed; the
+// same VM described either way gives the same VmConfig (test/mgmt/config-file.test.ts).
+import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { ConfigError, defaultConfig, parseMemorySize, validateConfig, type VmConfig } from '../vmm/vm-config.js';
+import { loadConfigFile } from '../vmm/config-file.js';
+import { ConfigError, defaultConfig, parseMemorySize, validateConfig, type DiskConfig, type NetConfig, type VmConfig } from '../vmm/vm-config.js';
 
-const OPTIONS = {
+export const RUN_OPTIONS = {
   kernel: { type: 'string' },
   initrd: { type: 'string' },
   append: { type: 'string' },
@@ -16,21 +20,35 @@ const OPTIONS = {
   'no-irqchip': { type: 'boolean' },
   testdev: { type: 'boolean' },
   grace: { type: 'string' },
+  disk: { type: 'string', multiple: true },
+  net: { type: 'string', multiple: true },
+  config: { type: 'string' },
+  'api-sock': { type: 'string' },
+  detach: { type: 'boolean', short: 'd' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-export type RunArgs = { help: true } | { help: false; config: VmConfig };
+export type RunArgs =
+  | { help: true }
+  | {
+    help: false;
+    /** Validated when `bootable`; otherwise a draft that waits for the API (--api-sock, no boot source). */
+    config: VmConfig;
+    bootable: boolean;
+    apiSocket?: string;
+    detach: boolean;
+  };
 
-/** Turns Node's parseArgs errors ("Unknown option '--x'. ...") into our one-line style. */
-function parse(argv: string[]) {
+/** Runs a parseArgs call, turning its errors ("Unknown option '--x'. ...") into our one-line style. */
+export function withArgErrors<T>(command: string, parse: () => T): T {
   try {
-    return parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false });
+    return parse();
   } catch (e) {
     const err = e as Error & { code?: string };
     const m = /'([^']+)'/.exec(err.message);
-    if (err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') throw new ConfigError(`unknown option ${m?.[1] ?? ''} (see tsvm run --help)`);
-    if (err.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') throw new ConfigError(`unexpected argument ${m?.[1] ?? ''} (options take the form --name value; see tsvm run --help)`);
-    if (err.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') throw new ConfigError(`${err.message.split('\n')[0]} (see tsvm run --help)`);
+    if (err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') throw new ConfigError(`unknown option ${m?.[1] ?? ''} (see tsvm ${command} --help)`);
+    if (err.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') throw new ConfigError(`unexpected argument ${m?.[1] ?? ''} (options take the form --name value; see tsvm ${command} --help)`);
+    if (err.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') throw new ConfigError(`${err.message.split('\n')[0]} (see tsvm ${command} --help)`);
     throw new ConfigError(err.message);
   }
 }
@@ -40,14 +58,53 @@ function integer(flag: string, text: string): number {
   return Number(text);
 }
 
+/** "PATH[,ro][,root][,id=ID][,format=raw|qcow2]" */
+export function parseDisk(text: string, index: number): DiskConfig {
+  const [path, ...opts] = text.split(',');
+  if (!path) throw new ConfigError(`--disk "${text}": give the image path first, e.g. --disk disk.img,ro`);
+  if (!existsSync(path)) throw new ConfigError(`--disk ${path}: no such file`);
+  const d: DiskConfig = { id: `disk${index}`, path, readonly: false };
+  for (const o of opts) {
+    const [k, v] = o.split('=', 2);
+    if (k === 'ro' && v === undefined) d.readonly = true;
+    else if (k === 'root' && v === undefined) d.root = true;
+    else if (k === 'id' && v) d.id = v;
+    else if (k === 'format' && (v === 'raw' || v === 'qcow2')) d.format = v;
+    else throw new ConfigError(`--disk "${text}": "${o}" is not understood (use ro, root, id=ID, format=raw or format=qcow2)`);
+  }
+  return d;
+}
+
+/** "TAP[,mac=MAC][,id=ID]" */
+export function parseNet(text: string, index: number): NetConfig {
+  const [hostDevName, ...opts] = text.split(',');
+  if (!hostDevName) throw new ConfigError(`--net "${text}": give the TAP device first, e.g. --net tap0`);
+  const n: NetConfig = { id: `net${index}`, hostDevName };
+  for (const o of opts) {
+    const [k, v] = o.split('=', 2);
+    if (k === 'mac' && v) n.mac = v.toLowerCase();
+    else if (k === 'id' && v) n.id = v;
+    else throw new ConfigError(`--net "${text}": "${o}" is not understood (use mac=MAC or id=ID)`);
+  }
+  return n;
+}
+
 export function parseRunArgs(argv: string[]): RunArgs {
-  const { values: v } = parse(argv);
+  const { values: v } = withArgErrors('run', () => parseArgs({ args: argv, options: RUN_OPTIONS, strict: true, allowPositionals: false }));
   if (v.help) return { help: true };
-  const c = defaultConfig();
+  const c = v.config !== undefined ? loadConfigFile(v.config) : defaultConfig();
+  if (v.kernel !== undefined || v.firmware !== undefined) {
+    // A boot source on the command line replaces the file's.
+    delete c.kernel;
+    delete c.initrd;
+    delete c.firmware;
+  }
   if (v.kernel !== undefined) c.kernel = v.kernel;
   if (v.initrd !== undefined) c.initrd = v.initrd;
   if (v.firmware !== undefined) c.firmware = v.firmware;
-  c.append = v.append ?? (v.kernel !== undefined ? 'console=ttyS0' : '');
+  if (v.append !== undefined) c.append = v.append;
+  else if (v.kernel !== undefined) c.append = 'console=ttyS0';
+  else if (v.firmware !== undefined) c.append = '';
   if (v.memory !== undefined) c.memoryBytes = parseMemorySize(v.memory);
   if (v.cpus !== undefined) c.cpus = integer('--cpus', v.cpus);
   if (v.accel !== undefined) c.accel = v.accel as VmConfig['accel'];
@@ -57,5 +114,16 @@ export function parseRunArgs(argv: string[]): RunArgs {
   if (v['no-irqchip']) c.irqchip = false;
   if (v.testdev) c.testdev = true;
   if (v.grace !== undefined) c.shutdownGraceSeconds = integer('--grace', v.grace);
-  return { help: false, config: validateConfig(c) };
+  if (v.disk) c.disks = v.disk.map((d, i) => parseDisk(d, i));
+  if (v.net) c.nets = v.net.map((n, i) => parseNet(n, i));
+  const apiSocket = v['api-sock'];
+  const bootable = c.kernel !== undefined || c.firmware !== undefined;
+  if (!bootable && apiSocket !== undefined) {
+    // Firecracker-style: no guest yet, it comes through the API. Check everything else now.
+    validateConfig({ ...c, firmware: c.initrd ? undefined : '(from the API)', kernel: c.initrd ? '(from the API)' : undefined });
+    return { help: false, config: c, bootable, apiSocket, detach: v.detach === true };
+  }
+  const r: RunArgs = { help: false, config: validateConfig(c), bootable: true, detach: v.detach === true };
+  if (apiSocket !== undefined) r.apiSocket = apiSocket;
+  return r;
 }

@@ -3,10 +3,18 @@ export const MAIN_USAGE = `Usage: tsvm <command> [options]
 
 Commands:
   run        boot a virtual machine (tsvm run --help)
+  ps         list the VMs (--json for details and counters)
+  stop       shut a VM down: ACPI power button, forced stop after a timeout
+  kill       end a VM's process at once (SIGKILL)
+  pause      pause a VM's vCPUs
+  resume     resume a paused VM
+  console    attach this terminal to a VM's serial console (Ctrl-] detaches)
   help       show this text
   version    print the version
 
 The guest's console is on stdout/stdin; tsvm's own messages go to stderr.
+VMs are found through their runtime directories: $TSVM_RUNTIME_DIR, else
+$XDG_RUNTIME_DIR/tsvm, else /run/tsvm (root) or $TMPDIR/tsvm-UID.
 `;
 
 export const RUN_USAGE = `Usage: tsvm run [options]
@@ -30,9 +38,21 @@ Options:
   --no-irqchip         KVM: no in-kernel interrupt controller (HLT then exits to tsvm)
   --testdev            add kvm-unit-tests' pc-testdev (scratch ports 0xe0-0xe8, MMIO 0xff000000)
   --grace SECONDS      after SIGTERM, how long the guest may take to power off (default 10)
+  --disk PATH[,ro][,root][,id=ID][,format=raw|qcow2]
+                       a block device (repeatable; not attached to the guest yet: tsvm
+                       has no virtio-blk device so far, and says so when it boots)
+  --net TAP[,mac=MAC][,id=ID]
+                       a network interface (repeatable; not attached yet, as --disk)
+  --config FILE        read the configuration from a JSON file (the API's schema, see
+                       docs/API.md); flags given as well override it
+  --api-sock PATH      serve the HTTP API on this Unix socket (default: api.sock in the
+                       VM's runtime directory); with no --kernel/--firmware, wait for the
+                       configuration and InstanceStart on it, as Firecracker does
+  -d, --detach         run in the background; print the VM's name once it runs
   -h, --help           show this text
 
-Console: on a terminal, Ctrl-A x quits, Ctrl-A h shows the keys.
+Console: on a terminal, Ctrl-A x quits, Ctrl-A h shows the keys. Other terminals can
+attach with tsvm console NAME.
 
 Exit status:
   0                    the guest powered off (or rebooted with --no-reboot)
@@ -42,4 +62,41 @@ Exit status:
                        to wake it, or the accelerator could not run it (a register dump follows)
   129/130/143          stopped by SIGHUP/SIGINT/SIGTERM (the guest did not power off
                        within the grace period, or did not listen to the power button)
+`;
+
+export const PS_USAGE = `Usage: tsvm ps [--json]
+
+List the VMs: name, pid, state (running, paused, created = waiting for InstanceStart,
+unresponsive = its API does not answer, gone = its process died; its runtime directory
+is removed now), vCPUs, memory, accelerator and uptime. --json adds the sockets, the
+runtime directory and each VM's counters (as GET /metrics).
+`;
+
+export const STOP_USAGE = `Usage: tsvm stop NAME [--timeout SECONDS]
+
+Press the VM's ACPI power button and wait for the guest to power off; stop it by force
+after --timeout seconds (default: the VM's --grace, 10), at once if the guest does not
+listen to the button. Prints the name when the VM's process has ended.
+`;
+
+export const KILL_USAGE = `Usage: tsvm kill NAME
+
+End the VM's process at once (SIGKILL) and remove its runtime directory.
+`;
+
+export const PAUSE_USAGE = `Usage: tsvm pause NAME
+
+Pause the VM's vCPUs (its devices and API keep answering). tsvm resume NAME continues it.
+`;
+
+export const RESUME_USAGE = `Usage: tsvm resume NAME
+
+Resume a VM paused with tsvm pause.
+`;
+
+export const CONSOLE_USAGE = `Usage: tsvm console NAME
+
+Attach to the VM's serial console: what you type goes to the guest, what it prints comes
+here. Ctrl-] detaches (with input from a pipe, its end does); the VM keeps running. Output
+the guest printed while nobody was attached (the last 64 KiB) comes first.
 `;

@@ -5,6 +5,24 @@ import { MiB, GiB } from '../memory/guest-memory.js';
 
 export type AccelChoice = AccelKind | 'auto';
 
+/** A block device for the guest (virtio-blk). `format` unset: raw. */
+export interface DiskConfig {
+  id: string;
+  path: string;
+  readonly: boolean;
+  format?: 'raw' | 'qcow2';
+  /** The guest's root file system (Firecracker's is_root_device: Linux gets root=/dev/vdX). */
+  root?: boolean;
+}
+
+/** A network interface for the guest (virtio-net over a host TAP device). */
+export interface NetConfig {
+  id: string;
+  hostDevName: string;
+  /** "02:00:00:00:00:01"; unset: the VMM picks one. */
+  mac?: string;
+}
+
 export interface VmConfig {
   name: string;
   kernel?: string;
@@ -24,6 +42,10 @@ export interface VmConfig {
   testdev: boolean;
   /** Seconds between the ACPI power button and a forced stop, on SIGTERM/stop. */
   shutdownGraceSeconds: number;
+  /** Block devices, in the order the guest sees them. */
+  disks: DiskConfig[];
+  /** Network interfaces, in the order the guest sees them. */
+  nets: NetConfig[];
 }
 
 export class ConfigError extends Error {}
@@ -43,6 +65,8 @@ export function defaultConfig(): VmConfig {
     bootMode: 'elf',
     testdev: false,
     shutdownGraceSeconds: 10,
+    disks: [],
+    nets: [],
   };
 }
 
@@ -74,5 +98,35 @@ export function validateConfig(c: VmConfig): VmConfig {
   if (!['kvm', 'soft', 'auto'].includes(c.accel)) throw new ConfigError(`--accel "${c.accel}" is unknown: use kvm, soft or auto`);
   if (!['elf', 'bzimage-64', 'pvh'].includes(c.bootMode)) throw new ConfigError(`--boot-mode "${c.bootMode}" is unknown: use elf, bzimage-64 or pvh`);
   if (!(c.shutdownGraceSeconds >= 0)) throw new ConfigError('the shutdown grace period must be 0 or more seconds');
+  validateDevices(c);
   return c;
+}
+
+const DEVICE_ID_RE = /^[A-Za-z0-9_.-]{1,64}$/;
+const MAC_RE = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
+
+/** Disks and NICs: ids unique per kind, one root disk at most, well-formed MACs. Whether the
+ *  files exist is checked where they are opened (the API checks at once, as Firecracker does). */
+function validateDevices(c: VmConfig): void {
+  const disks = c.disks ?? [];
+  const nets = c.nets ?? [];
+  const seen = new Set<string>();
+  for (const d of disks) {
+    if (!DEVICE_ID_RE.test(d.id)) throw new ConfigError(`disk id "${d.id}" is not valid: use 1-64 letters, digits, '.', '_' or '-'`);
+    if (seen.has(d.id)) throw new ConfigError(`disk id "${d.id}" is used twice`);
+    seen.add(d.id);
+    if (typeof d.path !== 'string' || d.path === '') throw new ConfigError(`disk "${d.id}": give the path of its image file`);
+    if (d.format !== undefined && d.format !== 'raw' && d.format !== 'qcow2') throw new ConfigError(`disk "${d.id}": format "${String(d.format)}" is unknown: use raw or qcow2`);
+  }
+  if (disks.filter((d) => d.root).length > 1) throw new ConfigError('only one disk can be the root device');
+  seen.clear();
+  for (const n of nets) {
+    if (!DEVICE_ID_RE.test(n.id)) throw new ConfigError(`network interface id "${n.id}" is not valid: use 1-64 letters, digits, '.', '_' or '-'`);
+    if (seen.has(n.id)) throw new ConfigError(`network interface id "${n.id}" is used twice`);
+    seen.add(n.id);
+    if (typeof n.hostDevName !== 'string' || n.hostDevName === '' || n.hostDevName.length > 15) {
+      throw new ConfigError(`network interface "${n.id}": the host device name must be 1-15 characters (a TAP interface name)`);
+    }
+    if (n.mac !== undefined && !MAC_RE.test(n.mac)) throw new ConfigError(`network interface "${n.id}": MAC "${n.mac}" is not of the form 02:00:00:00:00:01`);
+  }
 }

@@ -4,7 +4,6 @@
 import type { Accelerator, GuestStop } from '../accel/accelerator.js';
 import { formatCpuState } from '../accel/register-dump.js';
 import type { BootPlan } from '../boot/boot-plan.js';
-import { Bus } from '../devices/bus.js';
 import { IrqLine } from '../devices/irq.js';
 import { Uart16550 } from '../devices/legacy/uart16550.js';
 import { I8042 } from '../devices/legacy/i8042.js';
@@ -23,7 +22,8 @@ import type { Logger } from './log.js';
 import { stderrLogger } from './log.js';
 import type { MachineControl, StopRequest } from './machine-control.js';
 import * as layout from './platform-layout.js';
-import type { VmConfig } from './vm-config.js';
+import { defaultConfig, validateConfig, type VmConfig } from './vm-config.js';
+import { addDeviceCounters, CountingIrqSink, MeteredBus, type DeviceCounters, type InterruptCounters, type VmMetrics } from './runtime-metrics.js';
 
 /** How the VM ended, and the process exit status that stands for it (see `tsvm run --help`). */
 export interface VmExit {
@@ -44,10 +44,22 @@ export interface VmIo {
 
 export type VmState = 'created' | 'running' | 'paused' | 'stopped';
 
+/** The guest's serial console (COM1) from code: `vm.console`. */
+export interface VmConsole {
+  /** Guest output from now on, in order, in batches; returns a function that unsubscribes. */
+  onData(listener: (bytes: Uint8Array) => void): () => void;
+  /** Input for the guest (typed at its serial port). Bytes that do not fit the UART's queue are dropped. */
+  write(data: string | Uint8Array): void;
+  /** The guest's most recent output (the last 64 KiB at most), e.g. to wait for a prompt. */
+  recent(): Buffer;
+}
+
+const CONSOLE_TAIL_BYTES = 64 * 1024;
+
 interface Machine {
   mem: GuestMemory;
   accel: Accelerator;
-  bus: Bus;
+  bus: MeteredBus;
   uart: Uart16550;
   rtc: CmosRtc;
   acpiPm: AcpiPm;
@@ -64,6 +76,18 @@ export class Vm {
   private readonly startedAt = Date.now();
   private pendingOutput: number[] = [];
   private readonly outputListeners = new Set<(bytes: Uint8Array) => void>();
+  private tail: Buffer[] = [];
+  private tailBytes = 0;
+  private runPromise?: Promise<VmExit>;
+  private graceTimer?: NodeJS.Timeout;
+  // Counters that outlive a machine (a guest reset builds a new one).
+  private readonly interruptCounts: InterruptCounters = { total: 0, by_gsi: {} };
+  private readonly pastDevices: Record<string, DeviceCounters> = {};
+  private readonly pastExits = { exits: 0, ioExits: 0, mmioExits: 0, forwarded: 0 };
+  private readonly pastBus = { unclaimed: 0 };
+  private serialTx = 0;
+  private serialRx = 0;
+  private resets = 0;
   accelChoice?: AcceleratorChoice;
 
   private constructor(
@@ -75,10 +99,14 @@ export class Vm {
     if (io.consoleOutput) this.outputListeners.add(io.consoleOutput);
   }
 
-  /** Reads and checks the boot files; throws one-line errors for the user's mistakes. */
-  static async create(config: VmConfig, io: VmIo = {}): Promise<Vm> {
-    const files = await loadBootFiles(config);
-    return new Vm(config, files, io);
+  /**
+   * Checks the configuration (fields left out take their defaults, see defaultConfig) and reads
+   * the boot files; throws one-line errors (ConfigError, BootError) for the user's mistakes.
+   */
+  static async create(config: VmConfig | (Partial<VmConfig> & ({ kernel: string } | { firmware: string })), io: VmIo = {}): Promise<Vm> {
+    const full = validateConfig({ ...defaultConfig(), ...config });
+    const files = await loadBootFiles(full);
+    return new Vm(full, files, io);
   }
 
   get status(): VmState { return this.state; }
@@ -97,8 +125,15 @@ export class Vm {
 
   /** Host input for the guest's serial console. */
   consoleInput(bytes: Uint8Array): void {
-    this.machine?.uart.receive(bytes);
+    this.serialRx += this.machine?.uart.receive(bytes) ?? 0;
   }
+
+  /** The serial console from code: subscribe to output, type input, read the recent output. */
+  readonly console: VmConsole = {
+    onData: (listener) => this.onConsoleOutput(listener),
+    write: (data) => this.consoleInput(typeof data === 'string' ? Buffer.from(data, 'utf8') : data),
+    recent: () => Buffer.concat(this.tail),
+  };
 
   private readonly control: MachineControl = {
     requestStop: (req) => {
@@ -113,8 +148,8 @@ export class Vm {
     const { accel, mem, choice } = createAccelerator(c, this.files.romSize, this.log, this.accelChoice);
     this.accelChoice = choice;
     try {
-      const bus = new Bus();
-      const irq = accel.irq;
+      const bus = new MeteredBus();
+      const irq = new CountingIrqSink(accel.irq, this.interruptCounts);
       const uart = new Uart16550({ irq: new IrqLine(irq, layout.COM1_IRQ), onTransmit: (byte) => this.queueOutput(byte) });
       bus.addPio(layout.COM1_PORT, 8, uart);
       new I8042({
@@ -143,6 +178,9 @@ export class Vm {
         if (accel instanceof KvmAccelerator && accel.system.isPvm && c.kernel && !/(^|\s)noxsave(\s|$)/.test(c.append)) {
           this.log('kvm: PVM host: its instruction emulator cannot run XRSTOR, which Linux uses for XSAVE: add "noxsave" to --append for Linux guests');
         }
+        // Configured but not built yet: say so, never pretend (the virtio devices are on their way).
+        for (const d of c.disks ?? []) this.log(`drive "${d.id}" (${d.path}): not attached: tsvm has no virtio-blk device yet, the guest will not see it`);
+        for (const n of c.nets ?? []) this.log(`network interface "${n.id}" (${n.hostDevName}): not attached: tsvm has no virtio-net device yet, the guest will not see it`);
       }
       this.booted = true;
       return { mem, accel, bus, uart, rtc, acpiPm, boot };
@@ -150,6 +188,17 @@ export class Vm {
       accel.close();
       throw e;
     }
+  }
+
+  /** Counters of a machine that is going away, kept for `metrics()`. */
+  private retire(m: Machine): void {
+    const s = m.accel.stats();
+    this.pastExits.exits += s.exits;
+    this.pastExits.ioExits += s.ioExits;
+    this.pastExits.mmioExits += s.mmioExits;
+    this.pastExits.forwarded += s.forwarded;
+    this.pastBus.unclaimed += m.bus.stats.unclaimed;
+    addDeviceCounters(this.pastDevices, m.bus.devices);
   }
 
   private queueOutput(byte: number): void {
@@ -162,12 +211,41 @@ export class Vm {
     if (this.pendingOutput.length === 0) return;
     const bytes = Uint8Array.from(this.pendingOutput);
     this.pendingOutput = [];
+    this.serialTx += bytes.length;
+    this.tail.push(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length));
+    this.tailBytes += bytes.length;
+    while (this.tailBytes - this.tail[0].length >= CONSOLE_TAIL_BYTES) this.tailBytes -= this.tail.shift()!.length;
     for (const l of this.outputListeners) l(bytes);
   }
 
+  /**
+   * Starts the guest and returns once it runs (its vCPUs started); throws if the machine cannot
+   * be built (e.g. KVM unavailable). `wait()` then gives how it ended.
+   */
+  async start(): Promise<void> {
+    if (this.state !== 'created' || this.runPromise) throw new Error('this VM has already been started');
+    // run() builds the machine before its first await, so a failure shows in the state at once.
+    const p = this.run();
+    if ((this.state as VmState) === 'stopped') {
+      const exit = await p;
+      throw new Error(exit.message);
+    }
+  }
+
+  /** How the guest ended, once it has (a VM never started ends when `stop` is called). */
+  wait(): Promise<VmExit> {
+    return this.runPromise ?? Promise.resolve({ code: EXIT_POWEROFF, reason: 'stopped', message: 'the VM was never started' });
+  }
+
   /** Runs the guest until it powers off, crashes or is stopped; resets restart it in place. */
-  async run(): Promise<VmExit> {
-    if (this.state !== 'created') throw new Error('this VM has already run');
+  run(): Promise<VmExit> {
+    if (this.state !== 'created' || this.runPromise) throw new Error('this VM has already run');
+    const p = this.runLoop().finally(() => clearTimeout(this.graceTimer));
+    this.runPromise = p;
+    return p;
+  }
+
+  private async runLoop(): Promise<VmExit> {
     for (;;) {
       this.stopRequest = undefined;
       let m: Machine;
@@ -179,6 +257,7 @@ export class Vm {
       }
       this.state = 'running';
       const stop = await m.accel.run(m.bus, m.boot.cpu);
+      this.retire(m);
       m.accel.close();
       m.rtc.close();
       this.flushOutput();
@@ -189,6 +268,7 @@ export class Vm {
           return { code: EXIT_POWEROFF, reason: 'reset', message: 'the guest rebooted (--no-reboot: exiting)' };
         }
         this.log('the guest reset; restarting it');
+        this.resets++;
         continue;
       }
       this.state = 'stopped';
@@ -232,10 +312,32 @@ export class Vm {
     return this.machine?.acpiPm.pressPowerButton() ?? false;
   }
 
-  /** Stops the guest now, without asking it (kill -9 for the guest, not for tsvm). */
-  stop(reason = 'stopped by the host'): void {
+  /**
+   * Stops the guest now, without asking it (kill -9 for the guest, not for tsvm); resolves with
+   * how it ended. A VM that was never started cannot be started afterwards.
+   */
+  stop(reason = 'stopped by the host'): Promise<VmExit> {
     this.hardStopReason ??= reason;
+    if (this.state === 'created' && !this.runPromise) {
+      this.state = 'stopped';
+      return this.wait();
+    }
     this.machine?.accel.stop();
+    return this.wait();
+  }
+
+  /**
+   * A clean shutdown: presses the ACPI power button and stops the guest by force if it has not
+   * powered off after `graceSeconds` (at once if it does not listen to the button). Resolves with
+   * how it ended.
+   */
+  shutdown(graceSeconds = this.config.shutdownGraceSeconds, reason = 'shut down by the host'): Promise<VmExit> {
+    if (this.state === 'paused') this.resume(); // a paused guest cannot react to the button
+    const listening = this.state === 'running' && this.powerButton();
+    if (!listening) return this.stop(`${reason}: the guest does not listen to the ACPI power button`);
+    clearTimeout(this.graceTimer);
+    this.graceTimer = setTimeout(() => void this.stop(`${reason}: the guest did not power off within ${graceSeconds} s`), graceSeconds * 1000);
+    return this.wait();
   }
 
   pause(): void {
@@ -254,6 +356,29 @@ export class Vm {
     return {
       accel: this.machine?.accel.stats(),
       bus: this.machine?.bus.stats,
+    };
+  }
+
+  /** The VM's counters since it was created, across guest resets (see runtime-metrics.ts). */
+  metrics(): VmMetrics {
+    const m = this.machine;
+    const live = this.state === 'running' || this.state === 'paused';
+    const s = live && m ? m.accel.stats() : { exits: 0, ioExits: 0, mmioExits: 0, forwarded: 0 };
+    const exits = this.pastExits.exits + s.exits;
+    const io = this.pastExits.ioExits + s.ioExits;
+    const mmio = this.pastExits.mmioExits + s.mmioExits;
+    const devices: Record<string, DeviceCounters> = {};
+    addDeviceCounters(devices, this.pastDevices);
+    if (live && m) addDeviceCounters(devices, m.bus.devices);
+    return {
+      utc_timestamp_ms: Date.now(),
+      uptime_ms: this.uptimeMs,
+      vcpu: { exits, exits_io: io, exits_mmio: mmio, exits_other: Math.max(0, exits - io - mmio), forwarded: this.pastExits.forwarded + s.forwarded },
+      devices,
+      bus: { unclaimed: this.pastBus.unclaimed + (live && m ? m.bus.stats.unclaimed : 0) },
+      interrupts: { total: this.interruptCounts.total, by_gsi: { ...this.interruptCounts.by_gsi } },
+      serial: { tx_bytes: this.serialTx, rx_bytes: this.serialRx },
+      resets: this.resets,
     };
   }
 }

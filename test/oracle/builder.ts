@@ -323,11 +323,11 @@ export class Builder {
   }
 
   /** A memory operand through a register whose current value is known (random sequences). */
-  memVia(size: Size, addr: number, opts: { legacy?: boolean; noSize?: boolean } = {}): Mem | undefined {
+  memVia(size: Size, addr: number, opts: { legacy?: boolean; noSize?: boolean; avoid?: number[] } = {}): Mem | undefined {
     const cands: number[] = [];
     for (let i = 0; i < 16; i++) {
       const k = this.known[i];
-      if (k === undefined || (opts.legacy && i >= 8)) continue;
+      if (k === undefined || (opts.legacy && i >= 8) || opts.avoid?.includes(i)) continue;
       const d = BigInt(addr) - k;
       if (d >= -0x80000000n && d < 0x80000000n) cands.push(i);
     }

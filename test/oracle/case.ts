@@ -16,8 +16,8 @@ export interface AsmLine {
 }
 
 export interface OracleCase {
-  /** Index in the generated list (the seed and the generation options identify the case). */
-  id?: number;
+  /** Stable name within a seed: "<family>#<n>" for directed cases, "random#<k>" for random sequences. */
+  id?: string;
   /** Family (directed cases: the instruction family; random sequences: "random"). */
   family: string;
   /** Short human name, e.g. "adc r/m32, imm8 (sign-extended) [CF=1]". */

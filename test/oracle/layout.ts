@@ -132,7 +132,10 @@ export function layoutInc(): string {
   def('CASE_RFLAGS', CASE_RFLAGS);
   def('CASE_CODE', CASE_CODE);
   def('CASE_POOL', CASE_POOL);
-  for (const [k, v] of Object.entries(CTL)) def(`CTL_${k.toUpperCase()}`, CONTROL_ADDR + v);
+  for (const [k, v] of Object.entries(CTL)) {
+    def(`CTL_${k.toUpperCase()}`, CONTROL_ADDR + v); // absolute (ring 0)
+    def(`CTLO_${k.toUpperCase()}`, v); // offset from the `control` label (ring 3, RIP-relative)
+  }
   for (const [k, v] of Object.entries(RES)) def(`RES_${k.toUpperCase()}`, v);
   def('MARKER_MAGIC', Number(MARKER_MAGIC));
   def('SEL_KCODE', SEL_KCODE);

@@ -16,6 +16,7 @@ import {
   hex, immText, otext, reg, rname,
 } from './builder.js';
 import { CF, CONDITIONS, NONE, OF, STATUS, type FlagEffect, effectOf, shiftEffect, type ShiftOp } from './flags.js';
+import { BITSCAN_NOTE, CMPXCHG_NOTE } from './families.js';
 import * as L from './layout.js';
 
 const ALU = ['add', 'adc', 'sub', 'sbb', 'and', 'or', 'xor', 'cmp', 'test'];
@@ -36,14 +37,14 @@ function load(b: Builder, idx: number, v: bigint): void {
 }
 
 /** A memory operand in the data part of the window, through a known register (made if needed). */
-function dataMem(b: Builder, size: Size, opts: { align?: number; bytes?: number; noSize?: boolean } = {}): Mem {
+function dataMem(b: Builder, size: Size, opts: { align?: number; bytes?: number; noSize?: boolean; avoid?: number[] } = {}): Mem {
   const bytes = opts.bytes ?? size / 8;
   const addr = b.pickAddr(bytes, { align: opts.align });
-  const m = b.memVia(size, addr, { noSize: opts.noSize });
+  const m = b.memVia(size, addr, opts);
   if (m) return m;
-  const r = anyReg(b, 64).idx;
+  const r = anyReg(b, 64, opts.avoid).idx;
   load(b, r, BigInt(L.DATA_MID));
-  return b.memVia(size, addr, { noSize: opts.noSize })!;
+  return b.memVia(size, addr, opts)!;
 }
 
 function dstOpnd(b: Builder, size: Size, memP = 0.3): Opnd {
@@ -185,6 +186,7 @@ const emitBit: Emitter = (b) => {
     const op = r.pick(['bsf', 'bsr']);
     const d = anyReg(b, size);
     const src = r.bool(0.3) ? dataMem(b, size) : anyReg(b, size);
+    if (size === 32) b.note(BITSCAN_NOTE);
     b.ins(`${op} ${rname(d)}, ${otext(src)}`, effectOf(op), { writes: [d.idx] });
     return;
   }
@@ -274,6 +276,7 @@ const emitXchg: Emitter = (b) => {
   } else if (k <= 5) {
     const s = anyReg(b, size);
     const d = dstOpnd(b, size);
+    if (d.kind === 'reg' && size === 32) b.note(CMPXCHG_NOTE);
     b.ins(`${d.kind === 'mem' && r.bool(0.3) ? 'lock ' : ''}cmpxchg ${otext(d)}, ${rname(s)}`, effectOf('cmpxchg'), { writes: [...writesOf(d), RAX] });
   } else {
     const wide = r.bool();
@@ -350,14 +353,22 @@ const emitStack: Emitter = (b, ctx) => {
     if (k === 0) b.ins(`push ${rname(anyReg(b, 64))}`);
     else if (k === 1) b.ins(`push ${r.bool() ? 'byte' : 'strict dword'} ${immText(b.g.value(8), 8, true)}`);
     else if (k === 2) b.ins(`push ${dataMem(b, 64).text}`);
-    else b.ins('pushfq', NONE, { reads: 0 });
+    else {
+      // PUSHF stores every flag: the undefined ones must not get into memory.
+      defineFlags(b, STATUS);
+      b.ins('pushfq', NONE, { reads: STATUS });
+    }
     b.setKnown(RSP, rsp - 8n);
     ctx.depth++;
   } else if (canPop) {
     if (r.bool(0.8)) {
       const d = anyReg(b, 64);
       b.ins(`pop ${rname(d)}`, NONE, { writes: [d.idx] });
-    } else b.ins(`pop ${dataMem(b, 64).text}`);
+    } else {
+      // Not through RSP: POP computes an RSP-based address after incrementing RSP, which the
+      // directed "stack" family tests on its own.
+      b.ins(`pop ${dataMem(b, 64, { avoid: [RSP] }).text}`);
+    }
     b.setKnown(RSP, rsp + 8n);
     ctx.depth--;
   }
@@ -400,13 +411,22 @@ const emitFault: Emitter = (b) => {
   const k = r.int(5);
   if (k === 0) b.ins('ud2');
   else if (k === 1) {
-    // a load through a register that holds whatever it holds: usually #GP or #PF
+    // A load through a register that holds whatever it holds: usually #GP or #PF. Never a
+    // store (it could land in the result table), and never the upper canonical half (PVM sets
+    // RSVD in the #PF error code there).
     const a = anyReg(b, 64);
+    const v = b.known[a.idx];
+    if (v === undefined || v >= 0xffff800000000000n) { b.ins('ud2'); return; }
     const d = anyReg(b, r.pick(SIZES));
     b.ins(`mov ${rname(d)}, [${rname(a)}]`, NONE, { writes: [d.idx] });
   } else if (k === 2) {
-    const d = anyReg(b, 64);
-    b.ins(`mov ${rname(d)}, [${rname(anyReg(b, 64, [d.idx]))}+${hex(L.WINDOW_END - L.DATA_MID - 4)}]`, NONE, { writes: [d.idx] });
+    // a load just past the data (mostly through a non-pointer: #GP/#PF; through a pointer: the guard page)
+    const a = anyReg(b, 64);
+    const v = b.known[a.idx];
+    const disp = BigInt(L.WINDOW_END - L.DATA_MID - 4);
+    if (v === undefined || BigInt.asUintN(64, v + disp) >= 0xffff800000000000n) { b.ins('ud2'); return; }
+    const d = anyReg(b, 64, [a.idx]);
+    b.ins(`mov ${rname(d)}, [${rname(a)}+${hex(disp)}]`, NONE, { writes: [d.idx] });
   } else if (k === 3) {
     // read across the end of the window into the guard page
     const m = b.memVia(64, L.WINDOW_END - r.range(1, 7));

@@ -5,7 +5,7 @@
 // (with the flags that are deliberately not compared and why).
 
 import { instructions, type OracleCase } from './case.js';
-import { generateCases, type GenerateOptions } from './generate.js';
+import { generateByIds, generateCases, type GenerateOptions } from './generate.js';
 import { COMPARED, flagNames, showFlags } from './flags.js';
 import { buildImage, type OracleImage } from './image.js';
 import * as L from './layout.js';
@@ -204,6 +204,8 @@ export interface OracleReport {
   compared: number;
   buildMs: number;
   generateMs: number;
+  /** The pool the windows were filled from (for "before" bytes in reports). */
+  pool?: Uint8Array;
   ok: boolean;
 }
 
@@ -242,35 +244,53 @@ export interface OracleOptions extends GenerateOptions {
   accelA?: OracleAccel;
   accelB?: OracleAccel;
   timeoutMs?: number;
-  /** Keep only these case indices (after generation), e.g. to reproduce one case. */
-  only?: number[];
+  /** Run only these cases (ids such as "adc#12" or "random#345"), e.g. to reproduce one. */
+  only?: string[];
   /** Called with the raw runs before comparison (tests use it to plant a difference). */
   tamper?: (a: RawRun, b: RawRun) => void;
 }
 
-export async function runOracle(opts: OracleOptions): Promise<OracleReport> {
-  const t0 = performance.now();
-  const gen = generateCases(opts);
-  let cases = gen.cases.map((c, id) => ({ ...c, id }));
-  if (opts.only) cases = opts.only.map((i) => cases[i]).filter((c) => c !== undefined);
-  const t1 = performance.now();
-  const image = await buildImage(cases, gen.pool);
-  const t2 = performance.now();
-  const timeoutMs = opts.timeoutMs ?? 120_000;
-  const runA = await runImage(image, opts.accelA ?? 'kvm', { timeoutMs });
-  const runB = await runImage(image, opts.accelB ?? 'soft', { timeoutMs });
-  opts.tamper?.(runA, runB);
-  return compareRuns(image, runA, runB, { seed: opts.seed, generateMs: t1 - t0, buildMs: t2 - t1 });
+export interface PreparedOracle {
+  image: OracleImage;
+  pool: Uint8Array;
+  seed: number;
+  generateMs: number;
+  buildMs: number;
 }
 
-export function compareRuns(image: OracleImage, runA: RawRun, runB: RawRun, meta: { seed: number; generateMs: number; buildMs: number }): OracleReport {
+/** Generates the cases and builds the image (nasm runs in a child process, so this overlaps a run). */
+export async function prepareOracle(opts: OracleOptions): Promise<PreparedOracle> {
+  const t0 = performance.now();
+  const gen = opts.only ? generateByIds(opts.seed, opts.only) : generateCases(opts);
+  const t1 = performance.now();
+  const image = await buildImage(gen.cases, gen.pool);
+  return { image, pool: gen.pool, seed: opts.seed, generateMs: t1 - t0, buildMs: performance.now() - t1 };
+}
+
+/** Runs a prepared image on both sides and compares. */
+export async function runPrepared(p: PreparedOracle, opts: Omit<OracleOptions, 'seed' | 'random'> = {}): Promise<OracleReport> {
+  const timeoutMs = opts.timeoutMs ?? 120_000;
+  const runA = await runImage(p.image, opts.accelA ?? 'kvm', { timeoutMs });
+  const runB = await runImage(p.image, opts.accelB ?? 'soft', { timeoutMs });
+  opts.tamper?.(runA, runB);
+  return compareRuns(p.image, runA, runB, { seed: p.seed, generateMs: p.generateMs, buildMs: p.buildMs, pool: p.pool });
+}
+
+export async function runOracle(opts: OracleOptions): Promise<OracleReport> {
+  return runPrepared(await prepareOracle(opts), opts);
+}
+
+export function compareRuns(image: OracleImage, runA: RawRun, runB: RawRun, meta: { seed: number; generateMs: number; buildMs: number; pool?: Uint8Array }): OracleReport {
   const mismatches: Mismatch[] = [];
   let compared = 0;
+  const bothDone = runA.outcome === 'done' && runB.outcome === 'done';
   for (let i = 0; i < image.cases.length; i++) {
     const a = decodeResult(runA, i);
     const b = decodeResult(runB, i);
     if (a.reached && b.reached) compared++;
-    if (!a.reached && !b.reached) continue; // reported once, as the run's failure
+    // A case one side never reached because its run stopped is part of that run's failure,
+    // reported once; between two finished runs it would be a harness bug, so it is reported.
+    if ((!a.reached || !b.reached) && !bothDone) continue;
     const m = compareCase(image, i, a, b);
     if (m) mismatches.push(m);
   }
@@ -286,6 +306,7 @@ export function compareRuns(image: OracleImage, runA: RawRun, runB: RawRun, meta
     compared,
     buildMs: meta.buildMs,
     generateMs: meta.generateMs,
+    pool: meta.pool,
     ok: a.outcome === 'done' && b.outcome === 'done' && mismatches.length === 0,
   };
 }
@@ -345,11 +366,53 @@ export function formatMismatch(m: Mismatch, img: OracleImage, names: [string, st
   return lines.join('\n');
 }
 
+/** What kind of mismatch this is: family + differing fields (RFLAGS by bit, memory as one). */
+export function signature(m: Mismatch): string {
+  const fields = new Set<string>();
+  for (const d of m.diffs) {
+    if (d.field.startsWith('mem ')) fields.add('memory');
+    else if (d.field === 'RFLAGS') fields.add(`RFLAGS.${(d.detail ?? '').replace(/^differ in /, '').split(':')[0].replace(/ /g, '.')}`);
+    else if ((L.REG64 as readonly string[]).includes(d.field)) fields.add('a register');
+    else fields.add(d.field);
+  }
+  return `${m.c.family}|${[...fields].join(',')}`;
+}
+
+/** The first mismatch of every signature, then the others, each list in order. */
+export function distinctFirst<T extends Mismatch>(ms: T[]): { firsts: T[]; rest: T[] } {
+  const seen = new Set<string>();
+  const firsts: T[] = [];
+  const rest: T[] = [];
+  for (const m of ms) {
+    const s = signature(m);
+    if (seen.has(s)) rest.push(m);
+    else { seen.add(s); firsts.push(m); }
+  }
+  return { firsts, rest };
+}
+
+/** Mismatch counts by family and by differing field (RFLAGS split by flag, memory as one). */
+export function tally(mismatches: Mismatch[]): { byFamily: Map<string, number>; byField: Map<string, number> } {
+  const byFamily = new Map<string, number>();
+  const byField = new Map<string, number>();
+  for (const m of mismatches) {
+    byFamily.set(m.c.family, (byFamily.get(m.c.family) ?? 0) + 1);
+    const fields = new Set<string>();
+    for (const d of m.diffs) {
+      if (d.field.startsWith('mem ')) fields.add('memory');
+      else if (d.field === 'RFLAGS') for (const f of (d.detail ?? '').replace(/^differ in /, '').split(':')[0].split(' ')) fields.add(`RFLAGS.${f}`);
+      else fields.add(d.field);
+    }
+    for (const f of fields) byField.set(f, (byField.get(f) ?? 0) + 1);
+  }
+  return { byFamily, byField };
+}
+
 export interface FormatOptions {
   /** Mismatches shown in full (the rest are counted). */
   limit?: number;
   /** How to re-run one case (printed with each mismatch). */
-  reproduce?: (index: number) => string;
+  reproduce?: (id: string) => string;
   pool?: Uint8Array;
 }
 
@@ -359,7 +422,7 @@ export function formatReport(r: OracleReport, opts: FormatOptions = {}): string 
   out.push(`differential CPU oracle: seed ${r.seed}, ${r.cases} cases, ${names[0]} vs ${names[1]}`);
   for (const [s, n] of [[r.a, names[0]], [r.b, names[1]]] as const) {
     const rate = s.wallMs > 0 ? ` (${Math.round((s.reached / s.wallMs) * 1000)} cases/s)` : '';
-    out.push(`  ${n}: ${s.outcome}: ${s.reached}/${r.cases} cases ran in ${s.wallMs.toFixed(0)} ms${rate}, ${s.faults} exceptions; ${s.message}`);
+    out.push(`  ${n}: ${s.outcome}: ${s.reached}/${r.cases} cases ran in ${s.wallMs.toFixed(0)} ms${rate}, ${s.faults} exceptions; ${s.message.split('\n')[0]}`);
   }
   for (const [s, n] of [[r.a, names[0]], [r.b, names[1]]] as const) {
     if (s.outcome === 'done') continue;
@@ -371,35 +434,27 @@ export function formatReport(r: OracleReport, opts: FormatOptions = {}): string 
       const c = r.image.cases[s.stuckCase];
       out.push(`   case in progress: ${c.id ?? s.stuckCase} [${c.family}] ${c.name}:`);
       for (const l of c.lines) out.push(`      ${l.text}`);
-      if (opts.reproduce) out.push(`   reproduce: ${opts.reproduce(c.id ?? s.stuckCase)}`);
+      if (opts.reproduce) out.push(`   reproduce: ${opts.reproduce(c.id ?? String(s.stuckCase))}`);
     }
   }
-  out.push(`  compared ${r.compared} cases: ${r.mismatches.length} mismatch${r.mismatches.length === 1 ? '' : 'es'}`);
+  const notRun = r.cases - r.compared;
+  out.push(`  compared ${r.compared} cases: ${r.mismatches.length} mismatch${r.mismatches.length === 1 ? '' : 'es'}${notRun ? `; ${notRun} cases did not run on both sides (see above)` : ''}`);
   if (r.mismatches.length) {
     // Where they are: by family and by field, so a systematic bug stands out.
-    const byFamily = new Map<string, number>();
-    const byField = new Map<string, number>();
-    for (const m of r.mismatches) {
-      byFamily.set(m.c.family, (byFamily.get(m.c.family) ?? 0) + 1);
-      for (const f of new Set(m.diffs.map((d) => (d.field.startsWith('mem ') ? 'memory' : d.field === 'RFLAGS' ? `RFLAGS ${d.detail?.split(':')[0].replace('differ in ', '')}` : d.field)))) {
-        byField.set(f, (byField.get(f) ?? 0) + 1);
-      }
-    }
+    const { byFamily, byField } = tally(r.mismatches);
     const total = new Map<string, number>();
     for (const c of r.image.cases) total.set(c.family, (total.get(c.family) ?? 0) + 1);
     out.push(`  by family: ${[...byFamily].sort((x, y) => y[1] - x[1]).map(([f, n]) => `${f} ${n}/${total.get(f)}`).join(', ')}`);
     out.push(`  by field:  ${[...byField].sort((x, y) => y[1] - x[1]).map(([f, n]) => `${f} ${n}`).join(', ')}`);
-    // Show the first mismatch of each family first, then the rest, up to the limit.
+    // Show one mismatch of each kind first (family + the set of differing fields), then the
+    // rest, up to the limit: a systematic bug then takes one slot, not all of them.
     const limit = opts.limit ?? 40;
-    const firsts: Mismatch[] = [];
-    const rest: Mismatch[] = [];
-    const seen = new Set<string>();
-    for (const m of r.mismatches) (seen.has(m.c.family) ? rest : (seen.add(m.c.family), firsts)).push(m);
+    const { firsts, rest } = distinctFirst(r.mismatches);
     const shown = [...firsts, ...rest].slice(0, limit);
     for (const m of shown) {
       out.push('');
-      out.push(formatMismatch(m, r.image, names, opts.pool));
-      if (opts.reproduce) out.push(`  reproduce: ${opts.reproduce(m.c.id ?? m.index)}`);
+      out.push(formatMismatch(m, r.image, names, opts.pool ?? r.pool));
+      if (opts.reproduce) out.push(`  reproduce: ${opts.reproduce(m.c.id ?? String(m.index))}`);
     }
     if (r.mismatches.length > shown.length) out.push(`\n  ... and ${r.mismatches.length - shown.length} more mismatches`);
   }

@@ -25,16 +25,10 @@ export interface RawRun {
   log: string[];
 }
 
-/**
- * TEMPORARY WORKAROUND, until `Vm` offers a read-only view of guest memory for tests (asked of the
- * lead: e.g. `vm.memoryForTests(): GuestMemory`, valid after `run()` resolved). Until then this
- * reaches into Vm's private `machine.mem`, which `run()` leaves in place when it returns.
- */
+/** The guest memory a finished Vm leaves behind (`Vm.guestMemory`, kept after `run()` resolves). */
 export function guestMemoryOf(vm: Vm): GuestMemory {
-  const accessor = (vm as unknown as { memoryForTests?: () => GuestMemory }).memoryForTests;
-  if (typeof accessor === 'function') return accessor.call(vm);
-  const mem = (vm as unknown as { machine?: { mem?: GuestMemory } }).machine?.mem;
-  if (!mem) throw new Error('cannot reach the guest memory of the Vm (Vm internals changed: add Vm.memoryForTests())');
+  const mem = vm.guestMemory;
+  if (!mem) throw new Error('the Vm has no guest memory (it never started)');
   return mem;
 }
 

@@ -68,6 +68,9 @@ test('edge entry delivers its vector to the destination APIC; masked edges are l
   assert.equal(apics[1].acknowledge(), 0x34);
   assert.equal(read(0x18) & 0x5000, 0, 'no delivery status, no remote IRR');
   eoi(apics[1]);
+  ioapic.setIrq(4, true);
+  assert.equal(apics[1].acknowledge(), 0x34);
+  eoi(apics[1]);
   ioapic.setIrq(4, true); // held high: no new edge
   assert.equal(apics[1].hasInterrupt(), false);
   ioapic.setIrq(4, false);
@@ -116,7 +119,7 @@ test('logical destination, lowest priority, NMI and INIT delivery modes', () => 
   route(6, 0x900 | 0x46, 0x05); // lowest priority among APICs 0 and 2
   ioapic.setIrq(6, true);
   assert.equal(apics[0].hasInterrupt(), true);
-  route(7, 0x400, 0x02); // NMI to APIC 1
+  route(7, 0x400, 1); // NMI to APIC 1 (physical)
   ioapic.setIrq(7, true);
   assert.equal(apics[1].takeNmi(), true);
   route(10, 0x500, 0xff); // INIT, broadcast

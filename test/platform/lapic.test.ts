@@ -242,8 +242,8 @@ test('IPIs between two local APICs: fixed, shorthands, logical flat and cluster'
   const { apics } = setup(3);
   const [a0, a1, a2] = apics;
   a0.mmioWrite(ICR_HI, 4, 1 << 24);
-  a0.mmioWrite(ICR_LO, 4, 0x4041);
-  assert.equal(a0.mmioRead(ICR_LO, 4) & 0x1000, 0, 'delivery status idle');
+  a0.mmioWrite(ICR_LO, 4, 0x7041);
+  assert.equal(a0.mmioRead(ICR_LO, 4), 0x4041, 'delivery status idle, reserved bit 13 clear');
   assert.equal(a1.acknowledge(), 0x41);
   assert.equal(a0.hasInterrupt(), false);
   assert.equal(a2.hasInterrupt(), false);
@@ -433,4 +433,29 @@ test('hostile MMIO and MSR accesses never throw and keep the timer bounded', () 
     assert.ok(ft.clock.pending <= 2, `${ft.clock.pending} timers pending`);
   }
   ft.advance(1e12);
+});
+
+test('TSC-deadline honours the vCPU TSC offset', () => {
+  const { ft, a } = setup();
+  a.mmioWrite(LVT_TIMER, 4, 0x40000 | 0xed);
+  a.tscOffset = 1_000_000n; // the guest's TSC runs 0.5 ms ahead of the platform's
+  a.msrWrite(0x6e0, 3_000_000n); // guest TSC 3M = platform TSC 2M = 1 ms
+  ft.runUntil(999_999);
+  assert.equal(a.hasInterrupt(), false);
+  ft.runUntil(1_000_000);
+  assert.equal(a.acknowledge(), 0xed);
+});
+
+test('changing the divider keeps the current count and goes on at the new rate', () => {
+  const { ft, a } = setup();
+  a.mmioWrite(TIMER_DIV, 4, 0x0b); // 1
+  a.mmioWrite(LVT_TIMER, 4, 0xec);
+  a.mmioWrite(TIMER_INIT, 4, 1000);
+  ft.runUntil(400);
+  a.mmioWrite(TIMER_DIV, 4, 0x00); // 2
+  assert.equal(a.mmioRead(TIMER_CUR, 4), 600);
+  ft.runUntil(400 + 1199);
+  assert.equal(a.hasInterrupt(), false);
+  ft.runUntil(400 + 1200);
+  assert.equal(a.acknowledge(), 0xec);
 });

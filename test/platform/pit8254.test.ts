@@ -59,6 +59,8 @@ test('mode 2 rate generator: one IRQ edge per period, count reloads', () => {
   const n = 11932; // ~10 ms, what Linux programs for HZ=100
   out(0x40, n & 0xff);
   out(0x40, n >> 8);
+  assert.deepEqual(sink.log, [{ gsi: 2, level: true }], 'OUT goes high when the mode is set (an edge)');
+  sink.log.length = 0;
   ft.runUntil(nsAt(n * 10) + 1);
   assert.equal(risingEdges(sink), 10);
   assert.equal(ft.clock.pending, 1);
@@ -72,6 +74,7 @@ test('mode 3 square wave: OUT high for half the period, low for the other half',
   out(0x43, 0x36);
   out(0x40, 0x00);
   out(0x40, 0x10); // 4096
+  sink.log.length = 0;
   ft.runUntil(nsAt(1000));
   assert.equal(pit.out(0), true);
   ft.runUntil(nsAt(3000));
@@ -85,6 +88,7 @@ test('a late host coalesces PIT periods but still delivers an edge', () => {
   out(0x43, 0x34);
   out(0x40, 100);
   out(0x40, 0);
+  sink.log.length = 0;
   ft.t = nsAt(100 * 1000 + 50); // a thousand periods late
   ft.clock.runDue(ft.t);
   assert.equal(risingEdges(sink), 1);
@@ -221,4 +225,59 @@ test('hostile port accesses never throw, never hang, keep at most one timer', ()
   pit.pioWrite(0, 1, 0);
   ft.t += 1e9;
   assert.ok(ft.clock.runDue(ft.t) <= 3);
+});
+
+test('modes 1 and 5 wait for a gate trigger; mode 4 strobes OUT low for one clock', () => {
+  const { ft, pit, out } = setup();
+  out(0x61, 0x00);
+  out(0x43, 0xb2); // counter 2, mode 1
+  out(0x42, 100);
+  out(0x42, 0);
+  ft.t = nsAt(500);
+  assert.equal(pit.out2(), true, 'no trigger yet: OUT high');
+  out(0x61, 0x01); // gate rises: one-shot starts, OUT low
+  const t0 = ft.t;
+  ft.t = t0 + nsAt(50);
+  assert.equal(pit.out2(), false);
+  ft.t = t0 + nsAt(101);
+  assert.equal(pit.out2(), true);
+  out(0x61, 0x00);
+  out(0x61, 0x01); // retrigger
+  assert.equal(pit.out2(), false);
+  out(0x43, 0xba); // counter 2, mode 5
+  out(0x42, 10);
+  out(0x42, 0);
+  out(0x61, 0x00);
+  out(0x61, 0x01);
+  const t1 = ft.t;
+  ft.t = t1 + nsAt(10) + 1;
+  assert.equal(pit.out2(), false, 'strobe');
+  ft.t = t1 + nsAt(12);
+  assert.equal(pit.out2(), true);
+  out(0x43, 0xb8); // counter 2, mode 4: starts on the count write
+  out(0x42, 10);
+  out(0x42, 0);
+  const t2 = ft.t;
+  assert.equal(pit.out2(), true);
+  ft.t = t2 + nsAt(10) + 1;
+  assert.equal(pit.out2(), false);
+  ft.t = t2 + nsAt(12);
+  assert.equal(pit.out2(), true);
+});
+
+test('mode 4 on counter 0 produces one IRQ edge; reset drops the timer', () => {
+  const { ft, sink, pit, out } = setup();
+  out(0x43, 0x38);
+  out(0x40, 50);
+  out(0x40, 0);
+  sink.log.length = 0;
+  ft.runUntil(nsAt(1000));
+  assert.deepEqual(sink.log, [{ gsi: 2, level: false }, { gsi: 2, level: true }]);
+  assert.equal(ft.clock.pending, 0);
+  out(0x43, 0x34);
+  out(0x40, 0);
+  out(0x40, 0);
+  assert.equal(ft.clock.pending, 1);
+  pit.reset();
+  assert.equal(ft.clock.pending, 0);
 });

@@ -61,6 +61,9 @@ export const ASM_GUESTS: Record<string, { stdout: string; end: GuestEnd }> = {
   smp: { stdout: 'smp ok 1 cpus\n', end: { kind: 'exit', status: 0x29 } }, // "smp ok N cpus" with --cpus N
   'power-button': { stdout: 'waiting for the power button\npower button pressed\n', end: { kind: 'until-signalled', sigtermStatus: 0 } },
   spin: { stdout: 'spinning\n', end: { kind: 'until-signalled', sigtermStatus: 143 } },
+  // Prints 0, 1, 2, ... one line every 20 ms (PIT interrupts, HLT between) until stopped; stdout
+  // here is how it starts (test/mgmt and test/api use it for the console and the API under load).
+  counter: { stdout: '0\n1\n2\n', end: { kind: 'until-signalled', sigtermStatus: 143 } },
   'reset-kbd': { stdout: 'resetting via i8042\n', end: { kind: 'reset' } },
   'reset-cf9': { stdout: 'resetting via 0xcf9\n', end: { kind: 'reset' } },
 };

@@ -1,10 +1,15 @@
 // The software CPU as an Accelerator. It runs in the device thread itself, so a device access is
-// a plain function call; it yields to the event loop after each slice of instructions so that
-// timers, the console and the API stay responsive.
+// a plain function call. Around it sits the platform KVM would otherwise provide in the kernel
+// (src/devices/platform: PIC, IOAPIC, local APIC, PIT, one clock); between short slices of guest
+// instructions the loop runs the timers that are due, and it yields to the event loop every few
+// milliseconds so host I/O, the console and the API stay responsive. HLT with interrupts enabled
+// sleeps the thread until the next timer deadline or a device interrupt: an idle guest costs
+// (almost) no host CPU.
 import type { Accelerator, AccelStats, GuestStop } from '../accelerator.js';
 import type { CpuState } from '../cpu-state.js';
 import type { Bus } from '../../devices/bus.js';
-import { NullIrqSink } from '../../devices/irq.js';
+import { PlatformClock } from '../../devices/platform/clock.js';
+import { createPlatformInterrupts, type PlatformInterrupts } from '../../devices/platform/platform.js';
 import type { GuestMemory } from '../../memory/guest-memory.js';
 import { SoftCpu } from './soft-cpu.js';
 
@@ -13,45 +18,92 @@ export interface SoftOptions {
   log: (line: string) => void;
 }
 
-/** Instructions per slice: long enough to amortise the yield, short enough to keep the loop lively. */
-const SLICE = 200_000;
+/** Guest instructions per slice: between slices due timers run and interrupts are checked (~0.5 ms). */
+const SLICE = 20_000;
+/** How long the CPU may run before yielding to the event loop. */
+const YIELD_MS = 4;
+/** The guest's TSC runs at 1 GHz: one tick per nanosecond of the platform clock. */
+const TSC_HZ = 1_000_000_000;
+const RFLAGS_IF = 0x200n;
 
 class SoftAccelerator implements Accelerator {
   readonly kind = 'soft' as const;
-  // The PIC/IOAPIC/LAPIC models that deliver interrupts to the software CPU come with the next
-  // milestone (docs/ARCHITECTURE.md); until then device interrupts are recorded and dropped.
-  readonly irq = new NullIrqSink();
-  readonly msi = { signalMsi: (_address: number, _data: number) => { this.droppedMsis++; } };
-  private droppedMsis = 0;
+  readonly platform: PlatformInterrupts;
+  readonly irq;
+  readonly msi;
   private stopRequested = false;
   private paused = false;
   private wake?: () => void;
-  private instructions = 0;
+  private cpu?: SoftCpu;
+  private counters = { slices: 0, halts: 0, interrupts: 0 };
 
   constructor(private readonly mem: GuestMemory, private readonly options: SoftOptions) {
     if (options.cpus !== 1) throw new Error('--accel soft runs one vCPU for now; use --cpus 1');
+    const clock = new PlatformClock({ tscHz: TSC_HZ });
+    this.platform = createPlatformInterrupts({ cpus: options.cpus, clock });
+    this.irq = this.platform.router;
+    this.msi = { signalMsi: (address: number, data: number) => this.platform.apicBus.deliverMsi(address, data) };
+    // A device or timer made an interrupt pending: end a HLT sleep now.
+    this.platform.onWake = () => this.wakeUp();
   }
 
-  private cpu?: SoftCpu;
+  private wakeUp(): void {
+    const w = this.wake;
+    this.wake = undefined;
+    w?.();
+  }
 
   async run(bus: Bus, boot: CpuState): Promise<GuestStop> {
-    const cpu = (this.cpu = new SoftCpu({ mem: this.mem, bus }));
+    const platform = this.platform;
+    const clock = platform.clock;
+    platform.attach(bus);
+    platform.currentCpu = 0;
+    const lapic = platform.lapics[0];
+    const cpu = (this.cpu = new SoftCpu({ mem: this.mem, bus, nowNs: () => clock.nowNs(), apic: true }));
+    cpu.interruptSource = {
+      pending: () => lapic.hasInterrupt(),
+      acknowledge: () => {
+        this.counters.interrupts++;
+        return lapic.acknowledge();
+      },
+    };
     cpu.setState(boot);
+    const stopped = (): GuestStop => ({ reason: 'requested', message: 'stopped by the VMM', vcpuId: 0 });
+    let sliceStart = performance.now();
     for (;;) {
-      if (this.stopRequested) return { reason: 'requested', message: 'stopped by the VMM', vcpuId: 0 };
+      if (this.stopRequested) return stopped();
       if (this.paused) {
         await new Promise<void>((r) => { this.wake = r; });
+        sliceStart = performance.now();
         continue;
       }
+      clock.runDue();
       const exit = cpu.run(SLICE);
-      if (this.stopRequested) return { reason: 'requested', message: 'stopped by the VMM', vcpuId: 0 };
+      this.counters.slices++;
+      if (this.stopRequested) return stopped();
       switch (exit.kind) {
         case 'budget':
-          this.instructions += SLICE;
-          await new Promise<void>((r) => setImmediate(r));
+          if (performance.now() - sliceStart >= YIELD_MS) {
+            await new Promise<void>((r) => setImmediate(r));
+            sliceStart = performance.now();
+          }
           break;
-        case 'hlt':
-          return { reason: 'hlt', message: 'the guest executed HLT and no interrupt can wake it', vcpuId: 0, state: cpu.getState() };
+        case 'hlt': {
+          clock.runDue();
+          if (lapic.hasInterrupt()) break; // the next run delivers it and leaves the halt
+          const ifSet = (cpu.getState().regs.rflags & RFLAGS_IF) !== 0n;
+          const deadline = clock.nextDeadlineNs();
+          if (!ifSet || deadline === Infinity) {
+            // Nothing can ever wake it (no timer armed, interrupts off): as KVM reports without an irqchip.
+            if (!ifSet) {
+              return { reason: 'hlt', message: 'the guest executed HLT with interrupts disabled; nothing can wake it', vcpuId: 0, state: cpu.getState() };
+            }
+          }
+          this.counters.halts++;
+          await this.sleepUntil(deadline, clock);
+          sliceStart = performance.now();
+          break;
+        }
         case 'shutdown':
           return { reason: 'shutdown', message: `the guest triple-faulted (${exit.reason})`, vcpuId: 0, state: cpu.getState() };
         case 'error':
@@ -60,10 +112,27 @@ class SoftAccelerator implements Accelerator {
     }
   }
 
+  /** Sleeps until the platform clock reaches `deadlineNs` (Infinity: until woken) or a wake-up. */
+  private sleepUntil(deadlineNs: number, clock: PlatformClock): Promise<void> {
+    return new Promise<void>((resolve) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const done = () => {
+        if (timer) clearTimeout(timer);
+        if (this.wake === done) this.wake = undefined;
+        resolve();
+      };
+      this.wake = done;
+      if (deadlineNs !== Infinity) {
+        const ms = Math.max(0, (deadlineNs - clock.nowNs()) / 1e6);
+        timer = setTimeout(done, ms);
+      }
+    });
+  }
+
   stop(): void {
     this.stopRequested = true;
     this.cpu?.requestExit();
-    this.wake?.();
+    this.wakeUp();
   }
 
   pause(): void {
@@ -73,15 +142,16 @@ class SoftAccelerator implements Accelerator {
 
   resume(): void {
     this.paused = false;
-    this.wake?.();
-    this.wake = undefined;
+    this.wakeUp();
   }
 
   stats(): AccelStats {
     return { exits: 0, ioExits: 0, mmioExits: 0, forwarded: 0 };
   }
 
-  close(): void {}
+  close(): void {
+    this.platform.reset();
+  }
 }
 
 export function createSoftAccelerator(mem: GuestMemory, options: SoftOptions): Accelerator {

@@ -13,6 +13,7 @@ import {
   EXIT_SHUTDOWN, GPR_ORDER, MAX_VCPUS, O, SEG_INDEX, STATE_AREA, STATE_SIZE,
 } from './layout.js';
 import { wasmMemoryOf, type WasmMemory } from './soft-memory.js';
+import { SoftJit, jitWanted, newFunctionTable } from './jit/jit.js';
 
 export type SoftExit =
   | { kind: 'budget' }
@@ -32,6 +33,10 @@ export interface SoftCpuOptions {
   mem: GuestMemory;
   bus: Bus;
   vcpuId?: number;
+  /** Host monotonic time in ns for the TSC (1 tick per ns); default performance.now(). The VMM passes the platform clock so the TSC, APIC timer and PIT agree. */
+  nowNs?: () => number;
+  /** The platform provides a local APIC for this CPU: CPUID says so. */
+  apic?: boolean;
 }
 
 interface CoreExports {
@@ -40,6 +45,7 @@ interface CoreExports {
   syncOut(): void;
   run(budget: number): number;
   requestExit(): void;
+  setApic(present: boolean): void;
   pendingVector(): number;
   pendingError(): number;
   unsupportedCode(): number;
@@ -79,6 +85,8 @@ export class SoftCpu {
   private readonly base: number;
   private readonly bus: Bus;
   private readonly mem: GuestMemory;
+  /** The block compiler (vCPU 0 only; TSVM_SOFT_JIT=0 turns it off). */
+  readonly jit?: SoftJit;
   /** The last exception delivered (for tests and diagnostics). */
   lastException?: { vector: number; errorCode?: number };
 
@@ -105,13 +113,17 @@ export class SoftCpu {
       pioWrite: (port: number, size: number, value: number) => { bus.pioWrite(port, size as 1 | 2 | 4, value); refresh(); },
       mmioRead: (addr: number, size: number) => bus.mmioRead(addr, size as 1 | 2 | 4),
       mmioWrite: (addr: number, size: number, value: number) => { bus.mmioWrite(addr, size as 1 | 2 | 4, value); refresh(); },
-      hostNanos: () => performance.now() * 1e6,
+      hostNanos: opts.nowNs ?? (() => performance.now() * 1e6),
       fmath: (op: number, a: number, b: number) => FMATH[op]?.(a, b) ?? NaN,
+      jitFlush: () => this.jit?.flush(),
     };
-    const inst = new wasm.Instance(coreModule(), { env: { memory }, host });
+    const table = newFunctionTable();
+    const inst = new wasm.Instance(coreModule(), { env: { memory, table }, host });
     this.core = inst.exports as CoreExports;
+    if (this.vcpuId === 0 && jitWanted()) this.jit = new SoftJit(memory, table, inst.exports as Record<string, unknown>);
     this.writeRegions();
     this.core.init(this.base, this.vcpuId);
+    if (opts.apic) this.core.setApic(true);
   }
 
   private writeRegions(): void {

@@ -85,8 +85,13 @@ export class Refcounts {
   private readonly dirty = new Set<number>();
   /** No cluster below this index is free (a search hint). */
   private freeHint = 0;
-  /** Called when a structure we are about to write over would overlap metadata (see image.ts). */
+  /** Told of each new refcount block / table placement (image.ts keeps a set of metadata clusters). */
   onNewMetadata?: (offset: number, length: number) => void;
+  /**
+   * Throws if clusters the refcounts call free are in fact known metadata (a corrupt image):
+   * every allocation passes through it before anything is written there.
+   */
+  guard?: (offset: number, length: number) => void;
 
   private constructor(private readonly file: ImageFile, layout: RefcountLayout, table: number[]) {
     this.clusterSize = 2 ** layout.clusterBits;
@@ -102,10 +107,16 @@ export class Refcounts {
     const cs = 2 ** layout.clusterBits;
     const bytes = await file.readNew(layout.refcountTableOffset, layout.refcountTableClusters * cs);
     const table = decodeOffsetTable(bytes);
+    const seen = new Set<number>();
     for (let i = 0; i < table.length; i++) {
+      const off = table[i];
+      if (off === 0) continue;
       // "Refcount table entry": bits 0-8 reserved; the block must be cluster aligned.
-      if (table[i] % cs !== 0) throw new CorruptImageError(`refcount table entry ${i} (${table[i]}) is not cluster aligned`, file.path);
-      if (table[i] >= MAX_OFFSET) throw new CorruptImageError(`refcount table entry ${i} is out of range`, file.path);
+      if (off % cs !== 0) throw new CorruptImageError(`refcount table entry ${i} (${off}) is not cluster aligned`, file.path);
+      if (off + cs > file.size) throw new CorruptImageError(`refcount block ${i} at ${off} lies past the end of the file`, file.path);
+      if (off < cs) throw new CorruptImageError(`refcount block ${i} overlaps the header`, file.path);
+      if (seen.has(off)) throw new CorruptImageError(`refcount blocks ${table.indexOf(off)} and ${i} are the same cluster`, file.path);
+      seen.add(off);
     }
     return new Refcounts(file, layout, table);
   }
@@ -161,61 +172,70 @@ export class Refcounts {
    * Free clusters inside the file are reused before the file grows.
    */
   async allocate(count: number): Promise<number> {
-    let start = this.freeHint;
+    for (;;) {
+      const start = await this.findFree(count, this.freeHint, () => true);
+      // Ranges without a refcount block get one first; that takes a cluster, so search again.
+      let created = false;
+      for (let bi = Math.floor(start / this.perBlock); bi <= Math.floor((start + count - 1) / this.perBlock); bi++) {
+        if (!(await this.block(bi))) {
+          await this.newBlock(bi);
+          created = true;
+        }
+      }
+      if (created) continue;
+      this.guard?.(start * this.clusterSize, count * this.clusterSize);
+      await this.update(start, count, +1);
+      return start * this.clusterSize;
+    }
+  }
+
+  /**
+   * The first run of `count` free clusters at or after `from` (a cluster index), considering only
+   * clusters for which `usable(blockIndex)` holds. Clusters without a refcount block are free.
+   */
+  private async findFree(count: number, from: number, usable: (bi: number, hasBlock: boolean) => boolean): Promise<number> {
     let run = 0;
-    for (let c = start; ; c++) {
+    let start = from;
+    for (let c = from; ; c++) {
       if ((c + 1) * this.clusterSize > MAX_OFFSET) throw new BlockError('image file would grow past 8 PiB', this.file.path);
-      // Clusters in ranges without a refcount block are free; skip to the block's end quickly.
       const bi = Math.floor(c / this.perBlock);
-      const b = await this.block(bi);
-      const free = !b || getRefcountEntry(b, this.order, c % this.perBlock) === 0;
+      const b = this.blocks.get(bi) ?? (await this.block(bi));
+      const free = usable(bi, b !== undefined) && (!b || getRefcountEntry(b, this.order, c % this.perBlock) === 0);
       if (!free) {
+        if (c === this.freeHint && b) this.freeHint = c + 1;
         run = 0;
         start = c + 1;
-        if (run === 0 && start - 1 === this.freeHint) this.freeHint = start;
         continue;
       }
-      run++;
-      if (run === count) break;
+      if (++run === count) return start;
     }
-    await this.update(start, count, +1);
-    return start * this.clusterSize;
   }
 
   /** Allocates refcount block `index` (covering clusters index*perBlock...) and writes it. */
   private async newBlock(index: number): Promise<Uint8Array> {
-    if (index >= this.table.length) await this.growTable(index + 1);
-    // The block is placed at the first free cluster; we write it, sync, then point the table at it.
+    if (index >= this.table.length) {
+      await this.growTable(index + 1);
+      // Growing may have created this very block (for the new table's own clusters).
+      const made = await this.block(index);
+      if (made) return made;
+    }
     const b = new Uint8Array(this.clusterSize);
     this.blocks.set(index, b);
-    // Pick its cluster with the table entry still 0 so that the search sees this range as free...
-    const at = await this.findFree(1);
+    // Its own cluster is either described by itself or by a block that exists already, so that
+    // accounting for it needs no further block.
+    const cluster = await this.findFree(1, Math.min(this.freeHint, index * this.perBlock), (bi, has) => bi === index || has);
+    const at = cluster * this.clusterSize;
+    this.guard?.(at, this.clusterSize);
     this.table[index] = at;
     this.onNewMetadata?.(at, this.clusterSize);
-    await this.update(at / this.clusterSize, 1, +1);
+    await this.update(cluster, 1, +1);
+    // The block (and any other changed block) must be on disk before the table points at it.
     await this.writeDirty();
     await this.file.datasync();
     const entry = new Uint8Array(8);
     encodeU64(entry, 0, at);
     await this.file.write(this.tableOffset + index * 8, entry);
     return b;
-  }
-
-  /** The first run of `count` free clusters (without marking them). */
-  private async findFree(count: number): Promise<number> {
-    let run = 0;
-    let start = this.freeHint;
-    for (let c = this.freeHint; ; c++) {
-      const bi = Math.floor(c / this.perBlock);
-      const b = this.blocks.get(bi) ?? (await this.block(bi));
-      const free = !b || getRefcountEntry(b, this.order, c % this.perBlock) === 0;
-      if (!free) {
-        run = 0;
-        start = c + 1;
-        continue;
-      }
-      if (++run === count) return start * this.clusterSize;
-    }
   }
 
   /**
@@ -261,11 +281,13 @@ export class Refcounts {
       throw new BlockError('refcount table growth did not converge', this.file.path);
     }
     const newOffset = start * cs;
+    this.guard?.(newOffset, (clusters + blocksNeeded.length) * cs);
     blocksNeeded.forEach((bi, k) => {
       table[bi] = (start + clusters + k) * cs;
       this.blocks.set(bi, new Uint8Array(cs));
     });
-    this.onNewMetadata?.(newOffset, (clusters + blocksNeeded.length) * cs);
+    // (The table itself is checked by its range; only the blocks join the metadata set.)
+    if (blocksNeeded.length > 0) this.onNewMetadata?.((start + clusters) * cs, blocksNeeded.length * cs);
     const oldOffset = this.tableOffset;
     const oldClusters = this.tableClusters;
     this.table = table;

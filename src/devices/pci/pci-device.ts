@@ -299,6 +299,12 @@ export class PciDevice {
     this.afterConfigWrite(offset, size);
   }
 
+  /**
+   * Called by the bus when BAR `index` starts or stops being decoded at `addr` (undefined:
+   * no longer mapped). Transports use it to move host-side fast paths (KVM ioeventfds).
+   */
+  barMapped(_index: number, _addr: number | undefined): void {}
+
   /** Hook for subclasses: registers with side effects (capabilities) react here. */
   protected afterConfigWrite(_offset: number, _size: number): void {}
 

@@ -111,6 +111,10 @@ const TIMER_TSC_DEADLINE = 2;
 const SVR_ENABLE = 1 << 8;
 const SVR_WRITABLE = 0x3ff; // vector, enable, focus checking (no EOI-broadcast suppression)
 
+/** ICR low bits software sets (SDM figure 10-12): vector, delivery mode, destination mode,
+ *  level, trigger mode, shorthand. Delivery status (bit 12) always reads 0 (idle). */
+const ICR_WRITABLE = 0x000ccfff;
+
 // ESR bits (SDM figure 10-9).
 const ESR_SEND_ILLEGAL_VECTOR = 1 << 5;
 const ESR_RECEIVE_ILLEGAL_VECTOR = 1 << 6;
@@ -157,8 +161,16 @@ function clearBit(bits: Uint32Array, v: number): void {
 
 export class LocalApic implements MmioDevice, ApicTarget {
   readonly name: string;
-  /** Called whenever something may have become deliverable (to wake a halted vCPU). */
+  /**
+   * Called whenever something may have become deliverable (to wake a halted vCPU). A hint only:
+   * it must not acknowledge or EOI synchronously (a level interrupt would re-enter).
+   */
   onInterrupt?: () => void;
+  /**
+   * This vCPU's guest TSC minus the platform clock's TSC (what IA32_TSC writes and
+   * IA32_TSC_ADJUST add); the CPU keeps it current so TSC deadlines convert correctly.
+   */
+  tscOffset = 0n;
 
   private readonly bus: ApicBus;
   private readonly clock: PlatformClock;
@@ -590,7 +602,9 @@ export class LocalApic implements MmioDevice, ApicTarget {
     this.stopTimer();
     this.tscDeadline = BigInt.asUintN(64, value);
     if (this.tscDeadline === 0n) return;
-    this.timerId = this.clock.schedule(this.clock.nsFromTsc(this.tscDeadline), () => this.timerExpired());
+    const platformTsc = this.tscDeadline - this.tscOffset;
+    const at = platformTsc <= 0n ? 0 : this.clock.nsFromTsc(platformTsc);
+    this.timerId = this.clock.schedule(at, () => this.timerExpired());
   }
 
   readTscDeadline(): bigint {
@@ -683,7 +697,7 @@ export class LocalApic implements MmioDevice, ApicTarget {
         this.esrPending = 0;
         return true;
       case REG_ICR_LO:
-        this.icrLow = value & 0x000cdfff; // delivery status (bit 12) reads idle
+        this.icrLow = value & ICR_WRITABLE;
         this.sendIpi();
         return true;
       case REG_ICR_HI:
@@ -781,12 +795,16 @@ export class LocalApic implements MmioDevice, ApicTarget {
     switch (reg) {
       case REG_ICR_LO:
         this.icrHigh = Number(value >> 32n);
-        this.icrLow = lo & 0x000cdfff;
+        this.icrLow = lo & ICR_WRITABLE;
         this.sendIpi();
         return true;
-      case REG_SELF_IPI:
-        this.acceptVector(lo & 0xff, false);
+      case REG_SELF_IPI: {
+        // A fixed, edge-triggered IPI to this APIC (SDM 10.12.11).
+        const vector = lo & 0xff;
+        if (vector < 16) this.signalError(ESR_SEND_ILLEGAL_VECTOR);
+        else this.accept({ vector, mode: DeliveryMode.Fixed, logical: false, dest: this.id, level: false, assert: true, shorthand: Shorthand.Self });
         return true;
+      }
       case REG_ID:
       case REG_VERSION:
       case REG_PPR:

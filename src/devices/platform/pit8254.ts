@@ -202,10 +202,7 @@ export class Pit8254 implements PioDevice {
   }
 
   reset(): void {
-    for (let i = 0; i < 3; i++) {
-      const c = new Counter(i !== 2 || this.counters[i].gate);
-      this.counters[i] = c;
-    }
+    for (let i = 0; i < 3; i++) this.counters[i] = new Counter(i !== 2);
     this.clock.cancel(this.timerId);
     this.timerId = undefined;
     this.setIrqLevel(false);

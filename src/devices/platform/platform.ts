@@ -18,7 +18,7 @@ import { ApicBus } from './apic-bus.js';
 import { PlatformClock } from './clock.js';
 import { InterruptRouter } from './interrupt-router.js';
 import { IoApic, IOAPIC_MMIO_SIZE } from './ioapic.js';
-import { LocalApic } from './lapic.js';
+import { APIC_BUS_HZ, LocalApic } from './lapic.js';
 import { PicPair } from './pic8259.js';
 import { Pit8254 } from './pit8254.js';
 import { SYSTEM_CONTROL_PORT_B, SystemControlPortB } from './system-control-port.js';
@@ -50,6 +50,13 @@ export class PlatformInterrupts {
   currentCpu = 0;
   /** The device for the bus at LAPIC_BASE: forwards to lapics[currentCpu]. */
   readonly lapicWindow: MmioDevice;
+  /**
+   * Called with a vCPU index when that vCPU may have an interrupt, NMI, INIT or SIPI to take
+   * (to wake it from HLT or wait-for-SIPI). A hint: check hasInterrupt() etc. before acting,
+   * and never acknowledge from inside the callback. Setting a LocalApic's own onInterrupt
+   * replaces this for that vCPU.
+   */
+  onWake?: (cpuIndex: number) => void;
 
   constructor(options: PlatformInterruptsOptions) {
     const n = options.cpus;
@@ -62,6 +69,9 @@ export class PlatformInterrupts {
       lapics.push(new LocalApic({ id: i, bus: this.apicBus, clock: this.clock, bsp: i === 0, extInt: this.pic }));
     }
     this.lapics = lapics;
+    lapics.forEach((l, i) => {
+      l.onInterrupt = () => this.onWake?.(i);
+    });
     this.router = new InterruptRouter(this.pic, this.ioapic);
     this.pit = new Pit8254({ clock: this.clock, irq: this.router, gsi: PIT_GSI });
     this.port61 = new SystemControlPortB(this.pit, this.clock);
@@ -100,10 +110,28 @@ export class PlatformInterrupts {
     this.ioapic.reset();
     for (const l of this.lapics) l.reset();
     this.pit.reset();
+    this.port61.reset();
   }
 }
 
 /** The brief's factory: build and (when `bus` is given) attach everything. */
 export function createPlatformInterrupts(options: PlatformInterruptsOptions): PlatformInterrupts {
   return new PlatformInterrupts(options);
+}
+
+/**
+ * What CPUID should say about these clocks (SDM vol. 2A, CPUID leaves 15H and 16H), so a guest
+ * can skip calibration: leaf 15H EAX/EBX is the TSC : crystal ratio and ECX the crystal
+ * frequency, which is also the local APIC timer's input (Linux takes lapic_timer_period from
+ * it); leaf 16H EAX/EBX are the base/max frequency in MHz, ECX the bus reference in MHz.
+ */
+export function tscCpuidLeaves(tscHz: number): { leaf15: [number, number, number]; leaf16: [number, number, number] } {
+  const g = (a: number, b: number): number => (b === 0 ? a : g(b, a % b));
+  const tsc = Math.round(tscHz);
+  const d = g(tsc, APIC_BUS_HZ);
+  const mhz = Math.round(tsc / 1e6);
+  return {
+    leaf15: [APIC_BUS_HZ / d, tsc / d, APIC_BUS_HZ],
+    leaf16: [mhz, mhz, Math.round(APIC_BUS_HZ / 1e6)],
+  };
 }

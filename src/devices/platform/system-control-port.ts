@@ -24,6 +24,11 @@ export class SystemControlPortB implements PioDevice {
 
   constructor(private readonly pit: Pit8254, private readonly clock: PlatformClock) {}
 
+  reset(): void {
+    this.bits = 0;
+    this.pit.setGate2(false);
+  }
+
   pioRead(offset: number, size: 1 | 2 | 4): number {
     let v = 0;
     const n = size === 2 || size === 4 ? size : 1;

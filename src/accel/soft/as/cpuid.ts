@@ -1,8 +1,9 @@
  
 // AssemblyScript. CPUID (SDM vol. 2A CPUID): reports exactly the features this core implements.
 // FPU (x87 computed in double precision, see fpu.ts), FXSR, SSE, SSE2 (without the forms that
-// take MMX registers); no MMX, no SSE3+; no APIC bit until the platform provides a local APIC
-// model; no MTRR bit (the MTRR MSRs read back but do nothing).
+// take MMX registers); no MMX, no SSE3+; the APIC bit only when the platform provides a local
+// APIC (xAPIC MMIO; no x2APIC, no TSC-deadline mode yet); no MTRR bit (the MTRR MSRs read back
+// but do nothing).
 
 import { MAXPHYADDR } from './mmu';
 
@@ -12,6 +13,9 @@ export let outC: u32 = 0;
 export let outD: u32 = 0;
 let apicId: u32 = 0;
 export function setApicId(v: u32): void { apicId = v; }
+/** Whether the platform gives this CPU a local APIC (the VMM's src/devices/platform model). */
+let apicPresent: bool = false;
+export function setApicPresent(v: bool): void { apicPresent = v; }
 
 function set(a: u32, b: u32, c: u32, d: u32): void { outA = a; outB = b; outC = c; outD = d; }
 
@@ -32,7 +36,7 @@ export function cpuid(leaf: u32, _sub: u32): void {
       // FPU(0) PSE(3) TSC(4) MSR(5) PAE(6) CX8(8) PGE(13) CMOV(15) PAT(16) PSE36(17) CLFSH(19)
       // FXSR(24) SSE(25) SSE2(26)
       const edx: u32 = 1 | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 8) | (1 << 13) | (1 << 15) | (1 << 16) | (1 << 17) | (1 << 19) |
-        (1 << 24) | (1 << 25) | (1 << 26);
+        (1 << 24) | (1 << 25) | (1 << 26) | (apicPresent ? 1 << 9 : 0); // APIC(9)
       set(eax, ebx, ecx, edx);
       return;
     }

@@ -12,3 +12,5 @@ export declare function mmioWrite(addr: f64, size: u32, value: u32): void;
 export declare function hostNanos(): f64;
 /** Math functions for the x87 transcendentals: 0 sin, 1 cos, 2 tan, 3 atan2(a, b), 4 2^a, 5 log2(a). */
 export declare function fmath(op: i32, a: f64, b: f64): f64;
+/** Compile the blocks queued by the JIT (jit.ts); the host writes the results into the block table. */
+export declare function jitFlush(): void;

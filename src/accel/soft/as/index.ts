@@ -14,8 +14,17 @@ import { step, stopRun, clearStop, inhibitNext, clearInhibit, requestStop } from
 import { fetch8Slow, setIp } from './decode';
 import { pendVector, pendErr, pendHasErr, unsupported, clearUnsupported, clearPending } from './fault';
 import { deliverPending as deliver, deliverExternal as external, lastVector, lastError } from './except';
-import { setApicId } from './cpuid';
+import { setApicId, setApicPresent } from './cpuid';
 import { fpuPowerOn } from './fpu';
+import { jitOn, jitTry, jitSide, jitFlushPending } from './jit';
+import { codeBits } from './state';
+
+// What compiled blocks (src/accel/soft/jit/) import from the core: the hot state that lives in
+// wasm globals, the lazy-flag helpers and the few operations they do not inline.
+export { rip, cpl } from './state';
+export { lfOp, lfSize, lfRes, lfA, lfB, lfCin, lfEager, flagsOther, cond, getCF } from './flags';
+export { shift, imulTrunc, bitScan } from './alu';
+export { jitEnable, jitMarkPage } from './jit';
 
 export const EXIT_BUDGET: i32 = 0;
 export const EXIT_HLT: i32 = 1;
@@ -65,18 +74,34 @@ export function run(budget: i32): i32 {
   clearStop();
   clearUnsupported();
   if (load<i32>(S + O_HALTED) != 0) return interruptible() ? EXIT_INTR : EXIT_HLT;
-  for (let n = 0; n < budget; n++) {
+  let side = false; // the last compiled block stopped before an instruction it cannot run
+  for (let n = 0; n < budget;) {
     if (inhibitNext) clearInhibit();
-    else if (interruptible()) return EXIT_INTR;
+    else if (interruptible()) { jitFlushPending(); return EXIT_INTR; }
+    if (jitOn && !side && codeBits == 64) {
+      const done = jitTry(budget - n);
+      if (done >= 0) {
+        icount += <u64>done;
+        n += done;
+        side = jitSide;
+        continue;
+      }
+    }
+    side = false;
     step();
     icount++;
-    if (stopRun) return EXIT_HLT;
+    n++;
+    if (stopRun) { jitFlushPending(); return EXIT_HLT; }
   }
+  jitFlushPending();
   return EXIT_BUDGET;
 }
 
 /** Make run() return at the next instruction boundary (callable from inside a host import). */
 export function requestExit(): void { requestStop(); }
+
+/** Report a local APIC in CPUID (the host wires one up). */
+export function setApic(present: bool): void { setApicPresent(present); }
 
 export function pendingVector(): i32 { return pendVector; }
 /** Error code of the pending exception, or -1 when it has none. */

@@ -20,6 +20,7 @@ import {
 import { fault, PF } from './fault';
 import { mmioRead, mmioWrite } from './host';
 import { invalidateWindow } from './decode';
+import { jitNoteWrite } from './jit';
 
 export const K_READ: i32 = 0;
 export const K_WRITE: i32 = 1;
@@ -72,6 +73,7 @@ export function physWrite(pa: u64, size: i32, v: u64): void {
   const h = physToHost(pa, <u32>size, true);
   if (h >= 0) {
     const p = <usize>h;
+    jitNoteWrite(<u32>p);
     if (size == 1) store<u8>(p, <u8>v);
     else if (size == 2) store<u16>(p, <u16>v);
     else if (size == 4) store<u32>(p, <u32>v);
@@ -287,6 +289,7 @@ export function translateSlow(lin: u64, kind: i32, user: bool): i64 {
     lastPhys = pa;
     return -1;
   }
+  if (kind == K_WRITE) jitNoteWrite(<u32>h); // compiled code on this page is now stale (jit.ts)
   const vpn = lin >> 12;
   const b = tlbBase(kind, user);
   const i = <u32>vpn & (TLB_N - 1);

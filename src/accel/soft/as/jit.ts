@@ -1,0 +1,174 @@
+// AssemblyScript. The core's half of the JIT (the compiler itself is TypeScript:
+// src/accel/soft/jit/). Hot 64-bit guest code is compiled to wasm functions that live in the
+// function table the core imports ("env.table"); this file finds them and calls them.
+//
+// Block cache: a direct-mapped table keyed by (RIP, host address of the code byte, CPL). The host
+// address is where the guest-physical code lives in this wasm memory, found through the fetch TLB,
+// so a block is reused only for the same linear address mapped to the same physical page.
+// An entry first counts executions (interpreted); at JIT_HOT it is queued, and the host compiles
+// the queue in one wasm module (jitFlush) and writes the table index back into the entry.
+//
+// Self-modifying code: each host page has a 16-bit generation. A page that holds compiled code has
+// an odd generation and no write-TLB entry (jitMarkPage drops them), so every write to it takes the
+// TLB fill path (mmu.translateSlow), which makes the generation even again: every block compiled
+// from the page is then stale (its entry remembers the generation it was compiled under). Compiled
+// code itself only writes through write-TLB hits, so it never writes a page with live code.
+//
+// Compiled blocks never fault: every memory access checks the TLB inline and, on a miss, a page
+// crossing or anything unusual, the block returns before that instruction has changed anything
+// (a "side exit"); the interpreter then executes that one instruction, faults and all.
+// A block returns n >= 0 (n instructions retired, RIP set to the next one) or -(n + 1) for a side
+// exit after n instructions (RIP set to the instruction the interpreter must execute).
+//
+// Memory used (only vCPU 0 runs the JIT; the area between the state blocks and GUEST_BASE):
+//   JIT_QUEUE  0x410000  u32 count, then u32 entry addresses waiting for the compiler
+//   JIT_TABLE  0x420000  JIT_N entries of 32 bytes (layout below)
+//   JIT_GEN    0x600000  u16 generation per 4 KiB host page (up to 4 GiB: 2 MiB, up to GUEST_BASE)
+
+import { S, rip, cpl, O_TLB } from './state';
+import { jitFlush } from './host';
+
+export const JIT_QUEUE: u32 = 0x410000;
+export const JIT_QUEUE_MAX: u32 = 128;
+export const JIT_TABLE: u32 = 0x420000;
+export const JIT_N: u32 = 1 << 15;
+export const JIT_GEN: u32 = 0x600000;
+/** Executions of a block start before it is queued for compilation. */
+const JIT_HOT: u32 = 40;
+/** Run slices a non-empty queue may wait before it is compiled though not full. */
+const JIT_WAIT: u32 = 16;
+let waited: u32 = 0;
+
+// entry layout (byte offsets)
+const E_RIP: u32 = 0; // u64
+const E_HOST: u32 = 8; // u32 host address of the first code byte
+const E_FN: u32 = 12; // i32: > 0 table index; 0 counting; -1 queued; -2 the compiler refused
+const E_GEN: u32 = 16; // u16 page generation the block was compiled under
+const E_CPL: u32 = 18; // u8
+const E_LEN: u32 = 19; // u8 instructions in the block (at most)
+const E_HOTN: u32 = 20; // u32 execution count while not compiled
+
+// TLB geometry (mirrors mmu.ts)
+const TLB_N: u32 = 4096;
+const TLB_BYTES: u32 = 0x11000;
+
+export let jitOn: bool = false;
+/** Set by jitTry when the block ended with a side exit (the interpreter takes the next instruction). */
+export let jitSide: bool = false;
+
+export function jitEnable(on: bool): void {
+  jitOn = on;
+  memory.fill(JIT_TABLE, 0, JIT_N * 32);
+  store<u32>(JIT_QUEUE, 0);
+}
+
+function slot(r: u64): u32 {
+  const x = <u32>r ^ <u32>(r >> 29);
+  return JIT_TABLE + (((x * 0x9e3779b1) >> 17) << 5);
+}
+
+function pageGen(host: u32): u32 { return <u32>load<u16>(JIT_GEN + ((host >> 12) << 1)); }
+
+/**
+ * Run the compiled block at RIP if there is one (64-bit mode; the caller checked). Returns the
+ * instructions retired, or -1 when nothing ran. `left` is the budget: a longer block is not run.
+ */
+export function jitTry(left: i32): i32 {
+  jitSide = false;
+  const r = rip;
+  const vpn = r >> 12;
+  const tb = S + O_TLB + (4 + (cpl == 3 ? 1 : 0)) * TLB_BYTES; // fetch TLB (K_FETCH = 2)
+  const i = (<u32>vpn & (TLB_N - 1)) << 3;
+  if (load<u64>(tb + i) != vpn) return -1;
+  const host = <u32>(r + load<u64>(tb + TLB_N * 8 + i));
+  const e = slot(r);
+  const fn = load<i32>(e, E_FN);
+  if (load<u64>(e, E_RIP) == r && load<u32>(e, E_HOST) == host && <i32>load<u8>(e, E_CPL) == cpl) {
+    if (fn > 0) {
+      if (<u32>load<u16>(e, E_GEN) == pageGen(host)) {
+        if (<i32>load<u8>(e, E_LEN) > left) return -1;
+        const n = call_indirect<i32>(<u32>fn);
+        if (n >= 0) return n;
+        jitSide = true;
+        return -n - 1;
+      }
+      // the page was written since: count again
+      store<i32>(e, 0, E_FN);
+      store<u32>(e, 1, E_HOTN);
+      return -1;
+    }
+    if (fn == 0) {
+      const h = load<u32>(e, E_HOTN) + 1;
+      store<u32>(e, h, E_HOTN);
+      if (h >= JIT_HOT) {
+        const q = load<u32>(JIT_QUEUE);
+        store<u32>(JIT_QUEUE + 4 + (q << 2), e);
+        store<u32>(JIT_QUEUE, q + 1);
+        store<i32>(e, -1, E_FN);
+        if (q + 1 >= JIT_QUEUE_MAX) jitFlush();
+      }
+    } else if (fn == -2 && <u32>load<u16>(e, E_GEN) != pageGen(host)) {
+      store<i32>(e, 0, E_FN); // refused before the page changed: try again
+      store<u32>(e, 1, E_HOTN);
+    }
+    return -1;
+  }
+  // a different start: take the slot unless it holds a live compiled block or a queued one
+  if (fn > 0) {
+    if (<u32>load<u16>(e, E_GEN) == pageGen(load<u32>(e, E_HOST))) return -1;
+  } else if (fn == -1) {
+    return -1;
+  }
+  store<u64>(e, r, E_RIP);
+  store<u32>(e, host, E_HOST);
+  store<i32>(e, 0, E_FN);
+  store<u8>(e, <u8>cpl, E_CPL);
+  store<u32>(e, 1, E_HOTN);
+  return -1;
+}
+
+/** Compile whatever is queued (end of a run slice). */
+export function jitFlushPending(): void {
+  const q = load<u32>(JIT_QUEUE);
+  if (q == 0) return;
+  if (q >= JIT_QUEUE_MAX / 2 || ++waited >= JIT_WAIT) {
+    waited = 0;
+    jitFlush();
+  }
+}
+
+/**
+ * The compiler is about to read code from the host page of `host`: make the page a code page
+ * (odd generation, no write-TLB entries) and return its generation.
+ */
+export function jitMarkPage(host: u32): u32 {
+  const p = JIT_GEN + ((host >> 12) << 1);
+  let g = <u32>load<u16>(p);
+  if ((g & 1) != 0) return g;
+  if (g >= 0xfffe) {
+    // generations wrap: forget every block first so that no old entry can match again
+    memory.fill(JIT_TABLE, 0, JIT_N * 32);
+    g = 0;
+  }
+  g++;
+  store<u16>(p, <u16>g);
+  // drop the write-TLB entries (supervisor and user) that point into this page
+  const page = host >> 12;
+  for (let t: u32 = 2; t < 4; t++) {
+    const b = S + O_TLB + t * TLB_BYTES;
+    for (let k: u32 = 0; k < TLB_N; k++) {
+      const tag = load<u64>(b + 8 * k);
+      if (tag == 0xffffffffffffffff) continue;
+      const h = <u32>((tag << 12) + load<u64>(b + TLB_N * 8 + 8 * k));
+      if ((h >> 12) == page) store<u64>(b + 8 * k, 0xffffffffffffffff);
+    }
+  }
+  return g;
+}
+
+/** A write is about to go to host page of `host` through a new write-TLB entry (or physWrite). */
+export function jitNoteWrite(host: u32): void {
+  const p = JIT_GEN + ((host >> 12) << 1);
+  const g = load<u16>(p);
+  if ((g & 1) != 0) store<u16>(p, g + 1);
+}

@@ -1,0 +1,889 @@
+// The JIT's block compiler: decodes a run of 64-bit guest instructions (SDM vol. 2, same rules as
+// the interpreter in src/accel/soft/as/interp.ts and decode.ts) and emits one wasm function that
+// performs them against the state in the shared memory: registers in the vCPU state block, guest
+// RAM through the software TLB, RIP and the lazy flags in the core's exported globals.
+//
+// Contract with the core (src/accel/soft/as/jit.ts): the function returns n >= 0 after n
+// instructions with RIP set to the next one, or -(n + 1) after n instructions with RIP set to an
+// instruction it did not execute ("side exit": TLB miss, page-crossing access, non-canonical
+// branch target): nothing of that instruction has been done, and the interpreter executes it.
+// So a compiled block never faults, and every instruction either completes or has no effect.
+// Compilation stops before the first instruction it does not know (the interpreter runs it),
+// after a branch, at the end of the code page and after MAX_INSNS instructions.
+
+import { Bytes, OP, T_I32, T_I64 } from './wasm.js';
+import { O, STATE_AREA } from '../layout.js';
+
+/** Instructions per block at most (E_LEN in as/jit.ts is a byte). */
+export const MAX_INSNS = 64;
+
+// where things are for vCPU 0 (the only one that runs the JIT)
+const S = STATE_AREA;
+const O_TLB = 4096;
+const TLB_BYTES = 0x11000;
+const TLB_N = 4096;
+const K_READ = 0;
+const K_WRITE = 1;
+
+// imported globals (index = import order, see jit.ts)
+export const G = { rip: 0, lfOp: 1, lfSize: 2, lfRes: 3, lfA: 4, lfB: 5, lfCin: 6, lfEager: 7, flagsOther: 8 } as const;
+// imported functions
+export const F = { cond: 0, getCF: 1, shift: 2, imulTrunc: 3, bitScan: 4 } as const;
+// lazy flag operations (as/flags.ts)
+const OP_ADD = 1, OP_ADC = 2, OP_SUB = 3, OP_SBB = 4, OP_LOGIC = 5, OP_INC = 6, OP_DEC = 7;
+
+// locals of a block function
+const L = 0, V = 1, A = 2, B = 3, R = 4, T = 5; // i64
+const I = 6, H = 7, C = 8; // i32
+export const BLOCK_LOCALS: [number, number][] = [[6, T_I64], [3, T_I32]];
+
+class Bail extends Error {}
+const bail = (): never => { throw new Bail(); };
+
+interface Mem { base: number; index: number; scale: number; disp: bigint; ripRel: boolean }
+interface ModRM { mod: number; reg: number; rm: number; mem?: Mem }
+
+const MASK = (size: number): bigint => (size === 8 ? 0xffffffffffffffffn : (1n << BigInt(size * 8)) - 1n);
+const canonical = (a: bigint): boolean => BigInt.asIntN(48, a) === BigInt.asIntN(64, a);
+
+/** Code emitter for one instruction (discarded when the instruction turns out unsupported). */
+class Code extends Bytes {
+  i32c(v: number): this { return this.byte(OP.i32Const).s32(v); }
+  i64c(v: bigint): this { return this.byte(OP.i64Const).s64(v); }
+  get(i: number): this { return this.byte(OP.localGet).u32(i); }
+  set(i: number): this { return this.byte(OP.localSet).u32(i); }
+  tee(i: number): this { return this.byte(OP.localTee).u32(i); }
+  gget(i: number): this { return this.byte(OP.globalGet).u32(i); }
+  gset(i: number): this { return this.byte(OP.globalSet).u32(i); }
+  call(f: number): this { return this.byte(OP.call).u32(f); }
+  op(o: number): this { return this.byte(o); }
+  mem(o: number, align: number, offset: number): this { return this.byte(o).u32(align).u32(offset); }
+
+  /** Mask the i64 on the stack to `size` bytes. */
+  mask(size: number): this {
+    if (size === 8) return this;
+    return this.i64c(MASK(size)).op(OP.i64And);
+  }
+
+  /** Sign-extend the (masked) i64 on the stack from `size` bytes. */
+  sext(size: number): this {
+    if (size === 1) return this.op(OP.i64Extend8S);
+    if (size === 2) return this.op(OP.i64Extend16S);
+    if (size === 4) return this.op(OP.i64Extend32S);
+    return this;
+  }
+
+  /** Load host memory at the i32 address on the stack, zero-extended to i64. */
+  load(size: number, offset = 0): this {
+    switch (size) {
+      case 1: return this.mem(OP.i64Load8U, 0, offset);
+      case 2: return this.mem(OP.i64Load16U, 1, offset);
+      case 4: return this.mem(OP.i64Load32U, 2, offset);
+      default: return this.mem(OP.i64Load, 3, offset);
+    }
+  }
+
+  /** Store the i64 on the stack (low `size` bytes) at the i32 address below it. */
+  store(size: number, offset = 0): this {
+    switch (size) {
+      case 1: return this.mem(OP.i64Store8, 0, offset);
+      case 2: return this.mem(OP.i64Store16, 1, offset);
+      case 4: return this.mem(OP.i64Store32, 2, offset);
+      default: return this.mem(OP.i64Store, 3, offset);
+    }
+  }
+
+  /** Push a 64-bit register. */
+  reg64(r: number): this { return this.i32c(0).mem(OP.i64Load, 3, S + O.GPR + r * 8); }
+}
+
+/** Reads guest code bytes from the host memory, within one page. */
+class Cursor {
+  pos: number;
+  constructor(private readonly mem: Uint8Array, start: number, private readonly end: number, readonly first: number) {
+    this.pos = start;
+  }
+  u8(): number {
+    if (this.pos >= this.end || this.pos - this.first >= 15) bail();
+    return this.mem[this.pos++]!;
+  }
+  s8(): bigint { return BigInt((this.u8() << 24) >> 24); }
+  u16(): number { const lo = this.u8(); return lo | (this.u8() << 8); }
+  s32(): bigint { const lo = this.u16(); return BigInt(((this.u16() << 16) | lo) | 0); }
+  u64(): bigint { const lo = BigInt(this.s32()) & 0xffffffffn; return lo | ((BigInt(this.s32()) & 0xffffffffn) << 32n); }
+}
+
+/** Compiles blocks for one CPL (which selects the user or supervisor TLBs). */
+export class BlockCompiler {
+  private code = new Code();
+  private cur!: Cursor;
+  private start = 0n; // RIP of the instruction being compiled
+  private next = 0n; // RIP after it
+  private k = 0; // instructions already in the block
+  private user = false;
+  /** Set by a direct JMP/CALL whose target is on the block's page: compilation continues there. */
+  private follow: bigint | null = null;
+  private blockPage = 0n;
+  /** What the lazy flags hold at this point of the block, when a compiled instruction set them. */
+  private fk: { op: number; size: number } | null = null;
+  // prefixes of the current instruction
+  private rex = 0;
+  private os = 4;
+  private h66 = false;
+  private lock = false;
+  private rep = 0;
+  private seg = -1;
+
+  constructor(private readonly mem: Uint8Array) {}
+
+  /**
+   * Compile the block at `rip` whose first byte is at host address `host`. Returns the function
+   * body (locals + code + end) and the number of instructions, or null when the first
+   * instruction cannot be compiled.
+   */
+  compile(rip: bigint, host: number, cpl: number): { body: Bytes; count: number } | null {
+    this.user = cpl === 3;
+    this.fk = null;
+    this.blockPage = rip >> 12n;
+    const pageBase = host & ~0xfff;
+    const pageEnd = pageBase + 0x1000;
+    const out = new Bytes();
+    let pc = rip;
+    let count = 0;
+    let ended = false;
+    while (count < MAX_INSNS) {
+      if (pc >> 12n !== this.blockPage) break;
+      const at = pageBase + Number(pc & 0xfffn);
+      this.cur = new Cursor(this.mem, at, pageEnd, at);
+      this.code.length = 0;
+      this.start = pc;
+      this.k = count;
+      const savedFk = this.fk;
+      this.follow = null;
+      let r: boolean;
+      try {
+        r = this.one();
+      } catch (e) {
+        if (!(e instanceof Bail)) throw e;
+        this.fk = savedFk;
+        break;
+      }
+      out.append(this.code);
+      count++;
+      pc = this.follow ?? this.next;
+      if (r) { ended = true; break; }
+    }
+    if (count === 0) return null;
+    const body = new Bytes();
+    body.u32(BLOCK_LOCALS.length);
+    for (const [n, t] of BLOCK_LOCALS) body.u32(n).byte(t);
+    body.append(out);
+    if (!ended) {
+      const c = new Code();
+      c.i64c(pc).gset(G.rip).i32c(count);
+      body.append(c);
+    }
+    body.byte(OP.end);
+    return { body, count };
+  }
+
+  // ---------------------------------------------------------------- decoding helpers
+
+  private modrm(): ModRM {
+    const m = this.cur.u8();
+    const mod = m >> 6;
+    const reg = ((m >> 3) & 7) | ((this.rex & 4) << 1);
+    let rm = m & 7;
+    if (mod === 3) return { mod, reg, rm: rm | ((this.rex & 1) << 3) };
+    const mem: Mem = { base: -1, index: -1, scale: 0, disp: 0n, ripRel: false };
+    if (rm === 4) {
+      const sib = this.cur.u8();
+      mem.scale = sib >> 6;
+      const idx = ((sib >> 3) & 7) | ((this.rex & 2) << 2);
+      const base = sib & 7;
+      if (base === 5 && mod === 0) mem.disp = this.cur.s32();
+      else mem.base = base | ((this.rex & 1) << 3);
+      if (idx !== 4) mem.index = idx;
+    } else if (rm === 5 && mod === 0) {
+      mem.disp = this.cur.s32();
+      mem.ripRel = true;
+    } else {
+      rm |= (this.rex & 1) << 3;
+      mem.base = rm;
+    }
+    if (mod === 1) mem.disp += this.cur.s8();
+    else if (mod === 2) mem.disp += this.cur.s32();
+    return { mod, reg, rm: -1, mem };
+  }
+
+  /** Decoding is complete: the instruction ends here. */
+  private done(): void { this.next = this.start + BigInt(this.cur.pos - this.cur.first); }
+
+  private immZ(size: number): bigint {
+    if (size === 1) return BigInt(this.cur.u8());
+    if (size === 2) return BigInt(this.cur.u16());
+    const v = this.cur.s32();
+    return size === 4 ? v & 0xffffffffn : BigInt.asUintN(64, v);
+  }
+
+  // ---------------------------------------------------------------- emission helpers
+
+  private sideExit(): void {
+    this.code.i64c(this.start).gset(G.rip).i32c(-(this.k + 1)).op(OP.return);
+  }
+
+  /** Effective (linear) address of a memory operand into local L. */
+  private ea(m: Mem, withSeg = true): void {
+    const c = this.code;
+    if (m.ripRel) {
+      c.i64c(BigInt.asUintN(64, this.next + m.disp));
+    } else {
+      let have = false;
+      if (m.base >= 0) { c.reg64(m.base); have = true; }
+      if (m.index >= 0) {
+        c.reg64(m.index);
+        if (m.scale) c.i64c(BigInt(m.scale)).op(OP.i64Shl);
+        if (have) c.op(OP.i64Add);
+        have = true;
+      }
+      if (!have) c.i64c(BigInt.asUintN(64, m.disp));
+      else if (m.disp !== 0n) c.i64c(m.disp).op(OP.i64Add);
+    }
+    if (withSeg && this.seg >= 4) c.i32c(0).mem(OP.i64Load, 3, S + O.SEG + this.seg * 32 + 16).op(OP.i64Add);
+    c.set(L);
+  }
+
+  /** Translate local L through the TLB of `kind` into host address local `h`; side exit on a miss. */
+  private tlb(kind: number, size: number, h: number): void {
+    const c = this.code;
+    const tb = S + O_TLB + (kind * 2 + (this.user ? 1 : 0)) * TLB_BYTES;
+    c.get(L).i64c(12n).op(OP.i64ShrU).tee(V).op(OP.i32WrapI64).i32c(TLB_N - 1).op(OP.i32And).i32c(3).op(OP.i32Shl).tee(I);
+    c.mem(OP.i64Load, 3, tb).get(V).op(OP.i64Ne);
+    if (size > 1) {
+      c.get(L).op(OP.i32WrapI64).i32c(0xfff).op(OP.i32And).i32c(0x1000 - size).op(OP.i32GtU).op(OP.i32Or);
+    }
+    c.op(OP.if).byte(0x40);
+    this.sideExit();
+    c.op(OP.end);
+    c.get(I).mem(OP.i64Load, 3, tb + TLB_N * 8).get(L).op(OP.i64Add).op(OP.i32WrapI64).set(h);
+  }
+
+  /** Push a register operand of `size` (byte registers without REX: AH..BH for 4..7). */
+  private getReg(size: number, r: number): void {
+    if (size === 1 && this.rex === 0 && r >= 4 && r < 8) this.code.i32c(0).load(1, S + (r - 4) * 8 + 1);
+    else this.code.i32c(0).load(size, S + r * 8);
+  }
+
+  /** Write local `src` to a register with the merge/zero-extension rules of the size. */
+  private setReg(size: number, r: number, src: number): void {
+    const c = this.code;
+    if (size === 1 && this.rex === 0 && r >= 4 && r < 8) { c.i32c(0).get(src).store(1, S + (r - 4) * 8 + 1); return; }
+    c.i32c(0).get(src);
+    if (size === 4) c.i64c(0xffffffffn).op(OP.i64And);
+    c.store(size === 4 ? 8 : size, S + r * 8);
+  }
+
+  /**
+   * Read an r/m operand into local `dst`. For read-modify-write (`rmw`) the memory is translated
+   * through the write TLB, and the host address stays in local H for writeRm.
+   */
+  private readRm(m: ModRM, size: number, dst: number, rmw: boolean): void {
+    if (!m.mem) { this.getReg(size, m.rm); this.code.set(dst); return; }
+    this.ea(m.mem);
+    this.tlb(rmw ? K_WRITE : K_READ, size, H);
+    this.code.get(H).load(size).set(dst);
+  }
+
+  /** Write local `src` to the r/m operand (memory: through host address H from readRm/prepWrite). */
+  private writeRm(m: ModRM, size: number, src: number): void {
+    if (!m.mem) { this.setReg(size, m.rm, src); return; }
+    this.code.get(H).get(src).store(size);
+  }
+
+  /** Translate a memory destination for writing (before anything is changed). */
+  private prepWrite(m: ModRM, size: number): void {
+    if (!m.mem) return;
+    this.ea(m.mem);
+    this.tlb(K_WRITE, size, H);
+  }
+
+  private setLazy(op: number, size: number): void {
+    const c = this.code;
+    c.i32c(op).gset(G.lfOp).i32c(size).gset(G.lfSize).get(A).gset(G.lfA).get(B).gset(G.lfB).get(R).gset(G.lfRes);
+    this.fk = { op, size };
+  }
+
+  /** R = A op B (operands already masked), with the lazy flags of alu() in as/alu.ts. */
+  private alu(op: number, size: number): void {
+    const c = this.code;
+    switch (op) {
+      case 0: c.get(A).get(B).op(OP.i64Add).mask(size).set(R); this.setLazy(OP_ADD, size); return;
+      case 1: c.get(A).get(B).op(OP.i64Or).set(R); this.setLazy(OP_LOGIC, size); return;
+      case 4: c.get(A).get(B).op(OP.i64And).set(R); this.setLazy(OP_LOGIC, size); return;
+      case 6: c.get(A).get(B).op(OP.i64Xor).set(R); this.setLazy(OP_LOGIC, size); return;
+      case 5: case 7: c.get(A).get(B).op(OP.i64Sub).mask(size).set(R); this.setLazy(OP_SUB, size); return;
+      case 2: case 3: {
+        this.carry();
+        c.set(C);
+        c.get(A).get(B).op(op === 2 ? OP.i64Add : OP.i64Sub).get(C).op(OP.i64ExtendI32U).op(op === 2 ? OP.i64Add : OP.i64Sub).mask(size).set(R);
+        c.i32c(op === 2 ? OP_ADC : OP_SBB).i32c(op === 2 ? OP_ADD : OP_SUB).get(C).op(OP.select).gset(G.lfOp);
+        c.i32c(size).gset(G.lfSize).get(A).gset(G.lfA).get(B).gset(G.lfB).get(R).gset(G.lfRes);
+        this.fk = null;
+        return;
+      }
+      default: bail();
+    }
+  }
+
+  /** Push CF (i32 0/1) as getCF() in as/flags.ts computes it. */
+  private carry(): void {
+    const c = this.code;
+    const fk = this.fk;
+    if (fk?.op === OP_SUB) { c.gget(G.lfA).gget(G.lfB).op(OP.i64LtU); return; }
+    if (fk?.op === OP_LOGIC) { c.i32c(0); return; }
+    if (fk?.op === OP_ADD) { c.gget(G.lfRes).gget(G.lfA).op(OP.i64LtU); return; }
+    c.call(F.getCF);
+  }
+
+  /** Push the condition `cc` (i32 0/1), inline when the block knows what set the flags. */
+  private cond(cc: number): void {
+    const c = this.code;
+    const fk = this.fk;
+    const base = cc >> 1;
+    const signBit = (size: number) => c.i64c(1n << BigInt(size * 8 - 1)).op(OP.i64And).i64c(0n).op(OP.i64Ne);
+    let done = false;
+    if (fk && fk.op !== OP_ADC && fk.op !== OP_SBB) {
+      const { op, size } = fk;
+      done = true;
+      if (base === 2) { // Z
+        c.gget(G.lfRes).op(OP.i64Eqz);
+      } else if (base === 4) { // S
+        c.gget(G.lfRes); signBit(size);
+      } else if (op === OP_SUB && base === 1) {
+        c.gget(G.lfA).gget(G.lfB).op(OP.i64LtU);
+      } else if (op === OP_SUB && base === 3) {
+        c.gget(G.lfA).gget(G.lfB).op(OP.i64LeU);
+      } else if (op === OP_SUB && base === 6) {
+        c.gget(G.lfA).sext(size).gget(G.lfB).sext(size).op(OP.i64LtS);
+      } else if (op === OP_SUB && base === 7) {
+        c.gget(G.lfA).sext(size).gget(G.lfB).sext(size).op(OP.i64LeS);
+      } else if (op === OP_LOGIC && (base === 0 || base === 1)) {
+        c.i32c(0);
+      } else if (op === OP_LOGIC && base === 3) {
+        c.gget(G.lfRes).op(OP.i64Eqz);
+      } else if (op === OP_LOGIC && base === 6) {
+        c.gget(G.lfRes); signBit(size);
+      } else if (op === OP_LOGIC && base === 7) {
+        c.gget(G.lfRes).op(OP.i64Eqz).gget(G.lfRes); signBit(size); c.op(OP.i32Or);
+      } else if (op === OP_ADD && base === 1) {
+        c.gget(G.lfRes).gget(G.lfA).op(OP.i64LtU);
+      } else {
+        done = false;
+      }
+      if (done && (cc & 1)) c.op(OP.i32Eqz);
+    }
+    if (!done) c.i32c(cc).call(F.cond);
+  }
+
+  /** A near branch to a constant target: end the block there (non-canonical: leave it to the interpreter). */
+  private jumpTo(target: bigint): boolean {
+    if (!canonical(target)) bail();
+    if (target >> 12n === this.blockPage) { this.follow = target; return false; }
+    this.code.i64c(target).gset(G.rip).i32c(this.k + 1).op(OP.return);
+    return true;
+  }
+
+  /** Stack push of 8 bytes of local `src` (rSP - 8 translated first). */
+  private push(src: number): void {
+    const c = this.code;
+    c.reg64(4).i64c(8n).op(OP.i64Sub).set(L);
+    this.tlb(K_WRITE, 8, H);
+    c.get(H).get(src).store(8);
+    c.i32c(0).get(L).store(8, S + 4 * 8);
+  }
+
+  // ---------------------------------------------------------------- one instruction
+
+  /** Decode and emit one instruction. Returns true when it ends the block. */
+  private one(): boolean {
+    const cur = this.cur;
+    let b = cur.u8();
+    let rex = 0;
+    let h66 = false;
+    let lock = false;
+    let rep = 0;
+    let seg = -1;
+    for (;;) {
+      if ((b & 0xf0) === 0x40) { rex = b; b = cur.u8(); if ((b & 0xf0) === 0x40 || isLegacy(b)) { rex = 0; continue; } break; }
+      if (!isLegacy(b)) break;
+      rex = 0;
+      switch (b) {
+        case 0x66: h66 = true; break;
+        case 0x67: bail(); break;
+        case 0x64: seg = 4; break;
+        case 0x65: seg = 5; break;
+        case 0x26: case 0x2e: case 0x36: case 0x3e: seg = -1; break;
+        case 0xf0: lock = true; break;
+        default: rep = b;
+      }
+      b = cur.u8();
+    }
+    this.rex = rex;
+    this.h66 = h66;
+    this.lock = lock;
+    this.rep = rep;
+    this.seg = seg;
+    this.os = (rex & 8) !== 0 ? 8 : h66 ? 2 : 4;
+    if (b === 0x0f) return this.two(cur.u8());
+    if (rep !== 0 && b !== 0x90 && b !== 0xc3) bail();
+    return this.one1(b);
+  }
+
+  private one1(b: number): boolean {
+    const c = this.code;
+    const os = this.os;
+    const lk = this.lock;
+    if (b < 0x40 && (b & 7) < 6) {
+      const op = b >> 3;
+      const form = b & 7;
+      const size = (form & 1) === 0 ? 1 : os;
+      if (form < 2) { // op r/m, r
+        const m = this.modrm();
+        this.done();
+        if (lk && (!m.mem || op === 7)) bail();
+        this.getReg(size, m.reg); c.set(B);
+        this.readRm(m, size, A, op !== 7);
+        this.alu(op, size);
+        if (op !== 7) this.writeRm(m, size, R);
+        return false;
+      }
+      if (lk) bail();
+      if (form < 4) { // op r, r/m
+        const m = this.modrm();
+        this.done();
+        this.readRm(m, size, B, false);
+        this.getReg(size, m.reg); c.set(A);
+        this.alu(op, size);
+        if (op !== 7) this.setReg(size, m.reg, R);
+        return false;
+      }
+      // op AL/eAX, imm
+      const imm = this.immZ(size) & MASK(size);
+      this.done();
+      this.getReg(size, 0); c.set(A);
+      c.i64c(imm).set(B);
+      this.alu(op, size);
+      if (op !== 7) this.setReg(size, 0, R);
+      return false;
+    }
+    if (lk && !(b >= 0x80 && b <= 0x83) && b !== 0x86 && b !== 0x87 && b !== 0xf6 && b !== 0xf7 && b !== 0xfe && b !== 0xff) bail();
+    switch (b) {
+      case 0x50: case 0x51: case 0x52: case 0x53: case 0x54: case 0x55: case 0x56: case 0x57: {
+        if (this.h66) bail();
+        this.done();
+        c.reg64((b & 7) | ((this.rex & 1) << 3)).set(A);
+        this.push(A);
+        return false;
+      }
+      case 0x58: case 0x59: case 0x5a: case 0x5b: case 0x5c: case 0x5d: case 0x5e: case 0x5f: {
+        if (this.h66) bail();
+        this.done();
+        c.reg64(4).set(L);
+        this.tlb(K_READ, 8, H);
+        c.get(H).load(8).set(A);
+        c.i32c(0).get(L).i64c(8n).op(OP.i64Add).store(8, S + 4 * 8);
+        c.i32c(0).get(A).store(8, S + ((b & 7) | ((this.rex & 1) << 3)) * 8);
+        return false;
+      }
+      case 0x63: { // MOVSXD
+        const m = this.modrm();
+        this.done();
+        if (os === 8) { this.readRm(m, 4, A, false); c.get(A).sext(4).set(A); this.setReg(8, m.reg, A); } else { this.readRm(m, os, A, false); this.setReg(os, m.reg, A); }
+        return false;
+      }
+      case 0x68: case 0x6a: {
+        if (this.h66) bail();
+        const v = b === 0x68 ? BigInt.asUintN(64, this.cur.s32()) : BigInt.asUintN(64, this.cur.s8());
+        this.done();
+        c.i64c(v).set(A);
+        this.push(A);
+        return false;
+      }
+      case 0x69: case 0x6b: {
+        const m = this.modrm();
+        const imm = b === 0x69 ? this.immZ(os) : BigInt.asUintN(64, this.cur.s8());
+        this.done();
+        this.readRm(m, os, A, false);
+        c.i32c(os).get(A).i64c(imm).call(F.imulTrunc).set(R);
+        this.fk = null;
+        this.setReg(os, m.reg, R);
+        return false;
+      }
+      case 0x70: case 0x71: case 0x72: case 0x73: case 0x74: case 0x75: case 0x76: case 0x77:
+      case 0x78: case 0x79: case 0x7a: case 0x7b: case 0x7c: case 0x7d: case 0x7e: case 0x7f: {
+        const d = this.cur.s8();
+        this.done();
+        return this.jcc(b & 15, BigInt.asUintN(64, this.next + d));
+      }
+      case 0x80: case 0x81: case 0x83: {
+        const m = this.modrm();
+        const size = b === 0x80 ? 1 : os;
+        const imm = (b === 0x83 ? BigInt.asUintN(64, this.cur.s8()) : this.immZ(size)) & MASK(size);
+        this.done();
+        const op = m.reg & 7;
+        if (lk && (!m.mem || op === 7)) bail();
+        this.readRm(m, size, A, op !== 7);
+        c.i64c(imm).set(B);
+        this.alu(op, size);
+        if (op !== 7) this.writeRm(m, size, R);
+        return false;
+      }
+      case 0x84: case 0x85: {
+        const size = b === 0x84 ? 1 : os;
+        const m = this.modrm();
+        this.done();
+        this.readRm(m, size, A, false);
+        this.getReg(size, m.reg); c.set(B);
+        c.get(A).get(B).op(OP.i64And).set(R);
+        this.setLazy(OP_LOGIC, size);
+        return false;
+      }
+      case 0x86: case 0x87: {
+        const size = b === 0x86 ? 1 : os;
+        const m = this.modrm();
+        this.done();
+        if (lk && !m.mem) bail();
+        this.readRm(m, size, A, true);
+        this.getReg(size, m.reg); c.set(B);
+        this.writeRm(m, size, B);
+        this.setReg(size, m.reg, A);
+        return false;
+      }
+      case 0x88: case 0x89: {
+        const size = b === 0x88 ? 1 : os;
+        const m = this.modrm();
+        this.done();
+        this.getReg(size, m.reg); c.set(A);
+        this.prepWrite(m, size);
+        this.writeRm(m, size, A);
+        return false;
+      }
+      case 0x8a: case 0x8b: {
+        const size = b === 0x8a ? 1 : os;
+        const m = this.modrm();
+        this.done();
+        this.readRm(m, size, A, false);
+        this.setReg(size, m.reg, A);
+        return false;
+      }
+      case 0x8d: {
+        const m = this.modrm();
+        this.done();
+        if (!m.mem) bail();
+        this.ea(m.mem!, false);
+        this.setReg(os, m.reg, L);
+        return false;
+      }
+      case 0x90:
+        this.done();
+        if ((this.rex & 1) !== 0) { this.xchgAcc(8); return false; }
+        return false;
+      case 0x91: case 0x92: case 0x93: case 0x94: case 0x95: case 0x96: case 0x97:
+        this.done();
+        this.xchgAcc((b & 7) | ((this.rex & 1) << 3));
+        return false;
+      case 0x98: // CBW / CWDE / CDQE
+        this.done();
+        this.getReg(os >> 1, 0); c.sext(os >> 1).set(A);
+        this.setReg(os, 0, A);
+        return false;
+      case 0x99: // CWD / CDQ / CQO
+        this.done();
+        this.getReg(os, 0); c.i64c(1n << BigInt(os * 8 - 1)).op(OP.i64And).op(OP.i64Eqz);
+        c.op(OP.if).byte(T_I64).i64c(0n).op(OP.else).i64c(-1n).op(OP.end).set(A);
+        this.setReg(os, 2, A);
+        return false;
+      case 0xa8: case 0xa9: {
+        const size = b === 0xa8 ? 1 : os;
+        const imm = this.immZ(size) & MASK(size);
+        this.done();
+        this.getReg(size, 0); c.set(A);
+        c.i64c(imm).set(B);
+        c.get(A).get(B).op(OP.i64And).set(R);
+        this.setLazy(OP_LOGIC, size);
+        return false;
+      }
+      case 0xb0: case 0xb1: case 0xb2: case 0xb3: case 0xb4: case 0xb5: case 0xb6: case 0xb7: {
+        const v = BigInt(this.cur.u8());
+        this.done();
+        c.i64c(v).set(A);
+        this.setReg(1, (b & 7) | ((this.rex & 1) << 3), A);
+        return false;
+      }
+      case 0xb8: case 0xb9: case 0xba: case 0xbb: case 0xbc: case 0xbd: case 0xbe: case 0xbf: {
+        const v = os === 8 ? this.cur.u64() : this.immZ(os);
+        this.done();
+        c.i64c(v).set(A);
+        this.setReg(os, (b & 7) | ((this.rex & 1) << 3), A);
+        return false;
+      }
+      case 0xc0: case 0xc1: case 0xd0: case 0xd1: case 0xd2: case 0xd3: {
+        const size = (b & 1) === 0 ? 1 : os;
+        const m = this.modrm();
+        let cnt = -1;
+        if (b <= 0xc1) cnt = this.cur.u8();
+        else if (b <= 0xd1) cnt = 1;
+        this.done();
+        const cmask = size === 8 ? 0x3f : 0x1f;
+        this.readRm(m, size, A, true);
+        c.i32c(m.reg & 7).i32c(size).get(A);
+        if (cnt >= 0) c.i32c(cnt & cmask);
+        else c.i32c(0).load(1, S + 8).op(OP.i32WrapI64).i32c(cmask).op(OP.i32And);
+        c.call(F.shift).set(R);
+        this.fk = null;
+        this.writeRm(m, size, R);
+        return false;
+      }
+      case 0xc3: case 0xc2: { // RET near
+        if (this.h66) bail();
+        const imm = b === 0xc2 ? BigInt(this.cur.u16()) : 0n;
+        this.done();
+        c.reg64(4).set(L);
+        this.tlb(K_READ, 8, H);
+        c.get(H).load(8).set(A);
+        // non-canonical return address: the interpreter raises #GP
+        c.get(A).i64c(16n).op(OP.i64Shl).i64c(16n).op(OP.i64ShrS).get(A).op(OP.i64Ne).op(OP.if).byte(0x40);
+        this.sideExit();
+        c.op(OP.end);
+        c.i32c(0).get(L).i64c(8n + imm).op(OP.i64Add).store(8, S + 4 * 8);
+        c.get(A).gset(G.rip).i32c(this.k + 1).op(OP.return);
+        return true;
+      }
+      case 0xc6: case 0xc7: {
+        const size = b === 0xc6 ? 1 : os;
+        const m = this.modrm();
+        if ((m.reg & 7) !== 0) bail();
+        const imm = this.immZ(size) & MASK(size);
+        this.done();
+        c.i64c(imm).set(A);
+        this.prepWrite(m, size);
+        this.writeRm(m, size, A);
+        return false;
+      }
+      case 0xe8: { // CALL rel32
+        if (this.h66) bail();
+        const d = this.cur.s32();
+        this.done();
+        const t = BigInt.asUintN(64, this.next + d);
+        if (!canonical(t)) bail();
+        c.i64c(this.next).set(A);
+        this.push(A);
+        return this.jumpTo(t);
+      }
+      case 0xe9: case 0xeb: {
+        if (this.h66) bail();
+        const d = b === 0xe9 ? this.cur.s32() : this.cur.s8();
+        this.done();
+        return this.jumpTo(BigInt.asUintN(64, this.next + d));
+      }
+      case 0xf6: case 0xf7: return this.group3(b === 0xf6 ? 1 : os);
+      case 0xfe: case 0xff: return this.group5(b === 0xfe ? 1 : os, b === 0xfe);
+      default: bail();
+    }
+    return false;
+  }
+
+  private xchgAcc(r: number): void {
+    const os = this.os;
+    this.getReg(os, 0); this.code.set(A);
+    this.getReg(os, r); this.code.set(B);
+    this.setReg(os, 0, B);
+    this.setReg(os, r, A);
+  }
+
+  private jcc(cc: number, target: bigint): boolean {
+    if (!canonical(target)) bail();
+    const c = this.code;
+    this.cond(cc);
+    if (this.k + 1 >= MAX_INSNS) {
+      c.op(OP.if).byte(T_I64).i64c(target).op(OP.else).i64c(this.next).op(OP.end).gset(G.rip);
+      c.i32c(this.k + 1).op(OP.return);
+      return true;
+    }
+    // taken: leave the block; not taken: go on with the next instruction
+    c.op(OP.if).byte(0x40).i64c(target).gset(G.rip).i32c(this.k + 1).op(OP.return).op(OP.end);
+    return false;
+  }
+
+  private group3(size: number): boolean {
+    const c = this.code;
+    const m = this.modrm();
+    const op = m.reg & 7;
+    if (op === 0 || op === 1) {
+      const imm = this.immZ(size) & MASK(size);
+      this.done();
+      if (this.lock) bail();
+      this.readRm(m, size, A, false);
+      c.i64c(imm).set(B);
+      c.get(A).get(B).op(OP.i64And).set(R);
+      this.setLazy(OP_LOGIC, size);
+      return false;
+    }
+    this.done();
+    if (op > 3 || (this.lock && !m.mem)) bail();
+    this.readRm(m, size, A, true);
+    if (op === 2) { // NOT
+      c.get(A).i64c(-1n).op(OP.i64Xor).mask(size).set(R);
+    } else { // NEG
+      c.i64c(0n).get(A).op(OP.i64Sub).mask(size).set(R);
+      c.get(A).set(B).i64c(0n).set(A);
+    }
+    this.writeRm(m, size, R);
+    if (op === 3) this.setLazy(OP_SUB, size);
+    return false;
+  }
+
+  private group5(size: number, fe: boolean): boolean {
+    const c = this.code;
+    const m = this.modrm();
+    const op = m.reg & 7;
+    this.done();
+    if (op <= 1) { // INC / DEC
+      if (this.lock && !m.mem) bail();
+      this.readRm(m, size, A, true);
+      c.get(A).i64c(1n).op(op === 0 ? OP.i64Add : OP.i64Sub).mask(size).set(R);
+      this.writeRm(m, size, R);
+      this.carry();
+      c.gset(G.lfCin);
+      c.i32c(op === 0 ? OP_INC : OP_DEC).gset(G.lfOp).i32c(size).gset(G.lfSize).get(A).gset(G.lfA).i64c(1n).gset(G.lfB).get(R).gset(G.lfRes);
+      this.fk = { op: op === 0 ? OP_INC : OP_DEC, size };
+      return false;
+    }
+    if (fe || this.lock || this.h66) bail();
+    if (op === 2 || op === 4) { // CALL / JMP near indirect
+      this.readRm(m, 8, T, false);
+      c.get(T).i64c(16n).op(OP.i64Shl).i64c(16n).op(OP.i64ShrS).get(T).op(OP.i64Ne).op(OP.if).byte(0x40);
+      this.sideExit();
+      c.op(OP.end);
+      if (op === 2) { c.i64c(this.next).set(A); this.push(A); }
+      c.get(T).gset(G.rip).i32c(this.k + 1).op(OP.return);
+      return true;
+    }
+    if (op === 6) { // PUSH r/m
+      this.readRm(m, 8, A, false);
+      this.push(A);
+      return false;
+    }
+    bail();
+    return false;
+  }
+
+  // ---------------------------------------------------------------- two-byte opcodes
+
+  private two(b: number): boolean {
+    const c = this.code;
+    const os = this.os;
+    if (this.rep !== 0) bail();
+    if (this.lock && b !== 0xb0 && b !== 0xb1 && b !== 0xc0 && b !== 0xc1) bail();
+    if (b >= 0x80 && b <= 0x8f) {
+      const d = this.cur.s32();
+      this.done();
+      return this.jcc(b & 15, BigInt.asUintN(64, this.next + d));
+    }
+    if (b >= 0x40 && b <= 0x4f) { // CMOVcc: the source is read even when the condition is false
+      const m = this.modrm();
+      this.done();
+      this.readRm(m, os, A, false);
+      this.getReg(os, m.reg); c.set(B);
+      c.get(A).get(B);
+      this.cond(b & 15);
+      c.op(OP.select).set(R);
+      this.setReg(os, m.reg, R);
+      return false;
+    }
+    if (b >= 0x90 && b <= 0x9f) { // SETcc
+      const m = this.modrm();
+      this.done();
+      this.prepWrite(m, 1);
+      this.cond(b & 15);
+      c.op(OP.i64ExtendI32U).set(A);
+      this.writeRm(m, 1, A);
+      return false;
+    }
+    switch (b) {
+      case 0x1f: { // NOP r/m
+        this.modrm();
+        this.done();
+        return false;
+      }
+      case 0xaf: {
+        const m = this.modrm();
+        this.done();
+        this.readRm(m, os, B, false);
+        c.i32c(os);
+        this.getReg(os, m.reg);
+        c.get(B).call(F.imulTrunc).set(R);
+        this.fk = null;
+        this.setReg(os, m.reg, R);
+        return false;
+      }
+      case 0xb0: case 0xb1: { // CMPXCHG
+        const size = b === 0xb0 ? 1 : os;
+        const m = this.modrm();
+        this.done();
+        if (this.lock && !m.mem) bail();
+        this.getReg(size, m.reg); c.set(T);
+        this.readRm(m, size, B, true); // dst
+        this.getReg(size, 0); c.set(A); // acc
+        c.get(A).get(B).op(OP.i64Sub).mask(size).set(R);
+        this.setLazy(OP_SUB, size);
+        c.get(A).get(B).op(OP.i64Eq).op(OP.if).byte(0x40);
+        this.writeRm(m, size, T);
+        c.op(OP.else);
+        this.writeRm(m, size, B);
+        this.setReg(size, 0, B);
+        c.op(OP.end);
+        return false;
+      }
+      case 0xb6: case 0xb7: case 0xbe: case 0xbf: {
+        const src = (b & 1) === 0 ? 1 : 2;
+        const m = this.modrm();
+        this.done();
+        this.readRm(m, src, A, false);
+        if (b >= 0xbe) c.get(A).sext(src).mask(os).set(A);
+        this.setReg(os, m.reg, A);
+        return false;
+      }
+      case 0xbc: case 0xbd: {
+        const m = this.modrm();
+        this.done();
+        this.readRm(m, os, B, false);
+        c.i32c(b === 0xbd ? 1 : 0).i32c(os).get(B);
+        this.getReg(os, m.reg);
+        c.call(F.bitScan).set(R);
+        this.fk = null;
+        this.setReg(os, m.reg, R);
+        return false;
+      }
+      case 0xc0: case 0xc1: { // XADD
+        const size = b === 0xc0 ? 1 : os;
+        const m = this.modrm();
+        this.done();
+        if (this.lock && !m.mem) bail();
+        this.getReg(size, m.reg); c.set(B);
+        this.readRm(m, size, A, true);
+        this.alu(0, size);
+        this.setReg(size, m.reg, A);
+        this.writeRm(m, size, R);
+        return false;
+      }
+      default: bail();
+    }
+    return false;
+  }
+}
+
+function isLegacy(b: number): boolean {
+  return b === 0x66 || b === 0x67 || b === 0x26 || b === 0x2e || b === 0x36 || b === 0x3e || b === 0x64 || b === 0x65 ||
+    b === 0xf0 || b === 0xf2 || b === 0xf3;
+}

@@ -1,0 +1,174 @@
+// The JIT's host side: when the core's queue of hot blocks fills (or a run slice ends), the core
+// calls host.jitFlush(); this compiles every queued block (compiler.ts) into one wasm module,
+// instantiates it against the same shared memory and the core's exported globals and helpers,
+// puts the functions into the function table the core calls through, and writes the table
+// indices back into the core's block table (layout in src/accel/soft/as/jit.ts).
+
+import { BlockCompiler } from './compiler.js';
+import { Bytes, section, T_I32, T_I64 } from './wasm.js';
+
+/** Whether the JIT runs (TSVM_SOFT_JIT=0 turns it off, for comparison and bisection). */
+export function jitWanted(): boolean {
+  const v = process.env.TSVM_SOFT_JIT;
+  return v === undefined || v === '' || v === '1' || v === 'on';
+}
+
+// the core's block table (as/jit.ts)
+const JIT_QUEUE = 0x410000;
+const E_RIP = 0, E_HOST = 8, E_FN = 12, E_GEN = 16, E_CPL = 18, E_LEN = 19;
+/** Table slots in use before everything compiled so far is dropped and recompiled on demand. */
+const MAX_SLOTS = 1 << 18;
+
+const GLOBAL_NAMES = ['rip', 'lfOp', 'lfSize', 'lfRes', 'lfA', 'lfB', 'lfCin', 'lfEager', 'flagsOther'] as const;
+const GLOBAL_TYPES = [T_I64, T_I32, T_I32, T_I64, T_I64, T_I64, T_I32, T_I32, T_I32];
+// imported helpers: name, params, results (type index = position + 1; type 0 is a block)
+const FUNCS: [string, number[], number[]][] = [
+  ['cond', [T_I32], [T_I32]],
+  ['getCF', [], [T_I32]],
+  ['shift', [T_I32, T_I32, T_I64, T_I32], [T_I64]],
+  ['imulTrunc', [T_I32, T_I64, T_I64], [T_I64]],
+  ['bitScan', [T_I32, T_I32, T_I64, T_I64], [T_I64]],
+];
+
+interface WasmTable {
+  length: number;
+  grow(n: number): number;
+  set(i: number, f: unknown): void;
+}
+interface WasmApi {
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (m: object, imports: object) => { exports: Record<string, unknown> };
+  Table: new (d: { element: string; initial: number }) => WasmTable;
+}
+const wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+
+export function newFunctionTable(): WasmTable {
+  return new wasm.Table({ element: 'anyfunc', initial: 1024 });
+}
+
+export interface JitStats {
+  blocks: number;
+  refused: number;
+  instructions: number;
+  modules: number;
+  compileMs: number;
+  wasmMs: number;
+  wasmBytes: number;
+}
+
+export class SoftJit {
+  readonly stats: JitStats = { blocks: 0, refused: 0, instructions: 0, modules: 0, compileMs: 0, wasmMs: 0, wasmBytes: 0 };
+  private readonly view: DataView;
+  private readonly compiler: BlockCompiler;
+  private readonly imports: object;
+  private next = 1;
+  private readonly markPage: (host: number) => number;
+  private readonly enable: (on: number) => void;
+
+  constructor(memory: { buffer: ArrayBufferLike }, private readonly table: WasmTable, core: Record<string, unknown>) {
+    const buf = memory.buffer as SharedArrayBuffer;
+    this.view = new DataView(buf);
+    this.compiler = new BlockCompiler(new Uint8Array(buf));
+    const c: Record<string, unknown> = { m: memory };
+    GLOBAL_NAMES.forEach((n, i) => { c[`g${i}`] = core[n]; });
+    FUNCS.forEach(([n], i) => { c[`f${i}`] = core[n]; });
+    this.imports = { c };
+    this.markPage = core.jitMarkPage as (host: number) => number;
+    this.enable = core.jitEnable as (on: number) => void;
+    this.enable(1);
+    if (process.env.TSVM_SOFT_JIT_STATS) {
+      process.once('exit', () => {
+        const s = this.stats;
+        process.stderr.write(`tsvm: soft JIT: ${s.blocks} blocks (${s.instructions} instructions, ${s.refused} refused) in ${s.modules} modules (${(s.wasmBytes / 1048576).toFixed(1)} MiB), ${s.compileMs.toFixed(0)} ms compiling (${s.wasmMs.toFixed(0)} ms in WebAssembly.Module/Instance)\n`);
+      });
+    }
+  }
+
+  /** Compile everything the core queued. Called by the core (host.jitFlush). */
+  flush(): void {
+    const v = this.view;
+    const n = v.getUint32(JIT_QUEUE, true);
+    if (n === 0) return;
+    const t0 = performance.now();
+    if (this.next + n > MAX_SLOTS) {
+      // start over: the core forgets every block (and the queue); the table slots are reused
+      this.enable(1);
+      this.next = 1;
+      return;
+    }
+    const bodies: Bytes[] = [];
+    const done: { e: number; gen: number; count: number }[] = [];
+    for (let i = 0; i < n; i++) {
+      const e = v.getUint32(JIT_QUEUE + 4 + i * 4, true);
+      if (v.getInt32(e + E_FN, true) !== -1) continue;
+      const rip = v.getBigUint64(e + E_RIP, true);
+      const host = v.getUint32(e + E_HOST, true);
+      const cpl = v.getUint8(e + E_CPL);
+      const gen = this.markPage(host) >>> 0; // before reading the code: later writes make it stale
+      const r = this.compiler.compile(rip, host, cpl);
+      if (!r) {
+        v.setInt32(e + E_FN, -2, true);
+        v.setUint16(e + E_GEN, gen, true);
+        this.stats.refused++;
+        continue;
+      }
+      bodies.push(r.body);
+      done.push({ e, gen, count: r.count });
+      this.stats.instructions += r.count;
+    }
+    v.setUint32(JIT_QUEUE, 0, true);
+    if (bodies.length > 0) {
+      const bytes = buildModule(bodies);
+      const t1 = performance.now();
+      const mod = new wasm.Module(bytes);
+      const inst = new wasm.Instance(mod, this.imports);
+      this.stats.wasmMs += performance.now() - t1;
+      this.stats.wasmBytes += bytes.length;
+      const need = this.next + bodies.length;
+      if (need > this.table.length) this.table.grow(Math.max(need - this.table.length, this.table.length));
+      done.forEach(({ e, gen, count }, i) => {
+        const slot = this.next++;
+        this.table.set(slot, inst.exports[`f${i}`]);
+        v.setUint16(e + E_GEN, gen, true);
+        v.setUint8(e + E_LEN, count);
+        v.setInt32(e + E_FN, slot, true);
+      });
+      this.stats.blocks += bodies.length;
+      this.stats.modules++;
+    }
+    this.stats.compileMs += performance.now() - t0;
+  }
+}
+
+function buildModule(bodies: Bytes[]): Uint8Array {
+  const out = new Bytes();
+  out.bytes([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
+  // types: 0 = block () -> i32, then one per helper
+  const types = new Bytes();
+  types.u32(1 + FUNCS.length);
+  types.byte(0x60).u32(0).u32(1).byte(T_I32);
+  for (const [, params, results] of FUNCS) {
+    types.byte(0x60).u32(params.length).bytes(params).u32(results.length).bytes(results);
+  }
+  section(out, 1, types);
+  // imports: the shared memory, the core's globals, the core's helpers
+  const imp = new Bytes();
+  imp.u32(1 + GLOBAL_NAMES.length + FUNCS.length);
+  imp.name('c').name('m').byte(0x02).byte(0x03).u32(1).u32(65536);
+  GLOBAL_TYPES.forEach((t, i) => { imp.name('c').name(`g${i}`).byte(0x03).byte(t).byte(1); });
+  FUNCS.forEach((_, i) => { imp.name('c').name(`f${i}`).byte(0x00).u32(i + 1); });
+  section(out, 2, imp);
+  const funcs = new Bytes();
+  funcs.u32(bodies.length);
+  for (let i = 0; i < bodies.length; i++) funcs.u32(0);
+  section(out, 3, funcs);
+  const exp = new Bytes();
+  exp.u32(bodies.length);
+  for (let i = 0; i < bodies.length; i++) exp.name(`f${i}`).byte(0x00).u32(FUNCS.length + i);
+  section(out, 7, exp);
+  const code = new Bytes();
+  code.u32(bodies.length);
+  for (const b of bodies) code.u32(b.length).append(b);
+  section(out, 10, code);
+  return out.view();
+}

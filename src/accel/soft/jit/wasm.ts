@@ -1,0 +1,102 @@
+// A minimal WebAssembly binary writer for the JIT: just the opcodes and sections the block
+// compiler emits (WebAssembly core spec 1.0, chapter 5 "Binary format", plus the sign-extension
+// and threads proposals' shared memory limits).
+
+export const T_I32 = 0x7f;
+export const T_I64 = 0x7e;
+
+/** Opcodes used by the compiler. */
+export const OP = {
+  unreachable: 0x00, block: 0x02, loop: 0x03, if: 0x04, else: 0x05, end: 0x0b, br: 0x0c, brIf: 0x0d, return: 0x0f,
+  call: 0x10, drop: 0x1a, select: 0x1b,
+  localGet: 0x20, localSet: 0x21, localTee: 0x22, globalGet: 0x23, globalSet: 0x24,
+  i32Load: 0x28, i64Load: 0x29, i32Load8U: 0x2d, i32Load16U: 0x2f,
+  i64Load8U: 0x31, i64Load16U: 0x33, i64Load32U: 0x35,
+  i32Store: 0x36, i64Store: 0x37, i32Store8: 0x3a, i32Store16: 0x3b, i64Store8: 0x3c, i64Store16: 0x3d, i64Store32: 0x3e,
+  i32Const: 0x41, i64Const: 0x42,
+  i32Eqz: 0x45, i32Eq: 0x46, i32Ne: 0x47, i32LtU: 0x49, i32GtU: 0x4b, i32LeU: 0x4d,
+  i64Eqz: 0x50, i64Eq: 0x51, i64Ne: 0x52, i64LtS: 0x53, i64LtU: 0x54, i64GtS: 0x55, i64GtU: 0x56, i64LeS: 0x57, i64LeU: 0x58,
+  i32Add: 0x6a, i32Sub: 0x6b, i32And: 0x71, i32Or: 0x72, i32Xor: 0x73, i32Shl: 0x74, i32ShrU: 0x76,
+  i64Clz: 0x79, i64Ctz: 0x7a, i64Add: 0x7c, i64Sub: 0x7d, i64Mul: 0x7e, i64And: 0x83, i64Or: 0x84, i64Xor: 0x85,
+  i64Shl: 0x86, i64ShrS: 0x87, i64ShrU: 0x88,
+  i32WrapI64: 0xa7, i64ExtendI32S: 0xac, i64ExtendI32U: 0xad,
+  i64Extend8S: 0xc2, i64Extend16S: 0xc3, i64Extend32S: 0xc4,
+} as const;
+
+/** A growable byte buffer with LEB128 helpers. */
+export class Bytes {
+  private buf = new Uint8Array(256);
+  length = 0;
+
+  private room(n: number): void {
+    if (this.length + n <= this.buf.length) return;
+    const g = new Uint8Array(Math.max(this.buf.length * 2, this.length + n));
+    g.set(this.buf.subarray(0, this.length));
+    this.buf = g;
+  }
+
+  byte(b: number): this {
+    if (this.length === this.buf.length) this.room(1);
+    this.buf[this.length++] = b;
+    return this;
+  }
+
+  bytes(bs: ArrayLike<number>): this {
+    this.room(bs.length);
+    for (let i = 0; i < bs.length; i++) this.buf[this.length++] = bs[i]!;
+    return this;
+  }
+
+  append(o: Bytes): this {
+    const v = o.view();
+    this.room(v.length);
+    this.buf.set(v, this.length);
+    this.length += v.length;
+    return this;
+  }
+
+  u32(v: number): this {
+    let x = v >>> 0;
+    do {
+      let b = x & 0x7f;
+      x >>>= 7;
+      if (x !== 0) b |= 0x80;
+      this.byte(b);
+    } while (x !== 0);
+    return this;
+  }
+
+  s32(v: number): this {
+    let x = v | 0;
+    for (;;) {
+      const b = x & 0x7f;
+      x >>= 7;
+      if ((x === 0 && (b & 0x40) === 0) || (x === -1 && (b & 0x40) !== 0)) { this.byte(b); return this; }
+      this.byte(b | 0x80);
+    }
+  }
+
+  s64(v: bigint): this {
+    if (v >= -0x8000000n && v < 0x8000000n) return this.s32(Number(v));
+    let x = BigInt.asIntN(64, v);
+    for (;;) {
+      const b = Number(x & 0x7fn);
+      x >>= 7n;
+      if ((x === 0n && (b & 0x40) === 0) || (x === -1n && (b & 0x40) !== 0)) { this.byte(b); return this; }
+      this.byte(b | 0x80);
+    }
+  }
+
+  name(s: string): this {
+    const e = new TextEncoder().encode(s);
+    this.u32(e.length);
+    return this.bytes(e);
+  }
+
+  view(): Uint8Array { return this.buf.subarray(0, this.length); }
+}
+
+/** A section: id, then its size-prefixed contents. */
+export function section(out: Bytes, id: number, body: Bytes): void {
+  out.byte(id).u32(body.length).append(body);
+}
