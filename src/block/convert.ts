@@ -6,6 +6,9 @@ import type { DiskFormat } from './backend.js';
 import { ImageFile } from './image-file.js';
 import { openDisk } from './open.js';
 import { createQcow2 } from './qcow2/create.js';
+import { Qcow2Image } from './qcow2/image.js';
+import { BlockError } from './errors.js';
+import type { BlockBackend } from './backend.js';
 
 export interface ConvertOptions {
   sourceFormat?: DiskFormat;
@@ -14,6 +17,8 @@ export interface ConvertOptions {
   clusterBits?: number;
   /** qcow2 output version (default 3). */
   version?: 2 | 3;
+  /** qcow2 output: store clusters compressed (deflate), as `qemu-img convert -c`. */
+  compress?: boolean;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -45,6 +50,11 @@ export async function convertImage(src: string, dst: string, opts: ConvertOption
     // qcow2 rounds the virtual size up to 512 bytes; the tail past the source reads as zeros.
     const target = await openDisk(dst, { format: opts.targetFormat });
     try {
+      if (opts.compress) {
+        if (!(target instanceof Qcow2Image)) throw new BlockError('compression (-c) needs qcow2 output', dst);
+        await copyCompressed(source, target, size, opts.onProgress);
+        return;
+      }
       const buf = new Uint8Array(CHUNK);
       for (let off = 0; off < size; off += CHUNK) {
         const n = Math.min(CHUNK, size - off);
@@ -66,4 +76,17 @@ export async function convertImage(src: string, dst: string, opts: ConvertOption
   } finally {
     await source.close();
   }
+}
+
+async function copyCompressed(source: BlockBackend, target: Qcow2Image, size: number, onProgress?: (d: number, t: number) => void): Promise<void> {
+  const cs = target.clusterSize;
+  const buf = new Uint8Array(cs);
+  for (let off = 0; off < size; off += cs) {
+    const n = Math.min(cs, size - off);
+    buf.fill(0);
+    await source.read(off, buf.subarray(0, n));
+    if (!allZero(buf)) await target.writeCompressed(off / cs, buf);
+    onProgress?.(off + n, size);
+  }
+  await target.flush();
 }

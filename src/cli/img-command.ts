@@ -23,8 +23,9 @@ Commands:
   check [-f FMT] PATH
       Check qcow2 metadata: refcounts, leaks, offsets past the end of the file.
       Exit status 0: no errors, 2: corruptions, 3: leaked clusters only, 63: raw.
-  convert [-f FMT] -O raw|qcow2 SRC DST
+  convert [-f FMT] -O raw|qcow2 [-c] [-o cluster_size=BYTES] SRC DST
       Copy SRC (through its backing chain) into a new image DST; zero areas stay sparse.
+      -c stores qcow2 clusters compressed (deflate).
 
 Formats are probed when -f is not given.
 `;
@@ -202,6 +203,7 @@ async function convert(argv: string[]): Promise<number> {
     'output-format': { type: 'string', short: 'O' },
     options: { type: 'string', short: 'o' },
     progress: { type: 'boolean', short: 'p' },
+    compress: { type: 'boolean', short: 'c' },
   });
   if (positionals.length !== 2) throw new UsageError('img convert: give SRC and DST');
   const target = fmtOpt((values['output-format'] as string | undefined) ?? 'raw', '-O')!;
@@ -218,6 +220,7 @@ async function convert(argv: string[]): Promise<number> {
     sourceFormat: fmtOpt(values.format as string | undefined, '-f'),
     targetFormat: target,
     clusterBits,
+    compress: values.compress === true,
     onProgress: values.progress ? (d, t) => process.stderr.write(`\r    (${((100 * d) / Math.max(1, t)).toFixed(2)}/100%)`) : undefined,
   });
   if (values.progress) process.stderr.write('\n');

@@ -54,7 +54,7 @@ async function psRow(e: RuntimeEntry, withMetrics: boolean): Promise<PsRow> {
     row.vcpus = info.vcpu_count ?? null;
     row.memory_mib = info.mem_size_mib ?? null;
     row.accel = info.accel ?? null;
-    row.uptime_s = info.uptime_ms !== undefined ? Math.floor(info.uptime_ms / 1000) : null;
+    row.uptime_s = info.uptime_ms !== undefined && row.state !== 'created' ? Math.floor(info.uptime_ms / 1000) : null;
     if (withMetrics) row.metrics = (await apiRequest(e.info.apiSocket, 'GET', '/metrics', undefined, 2000)).body;
   } catch {
     row.state = 'unresponsive';

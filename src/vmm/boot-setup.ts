@@ -47,12 +47,18 @@ export async function loadBootFiles(c: VmConfig): Promise<BootFiles> {
   return files;
 }
 
-export function prepareBoot(c: VmConfig, files: BootFiles, mem: GuestMemory): BootPlan {
+/** ACPI additions from devices (PCI: the MCFG table and \_SB.PCI0 in the DSDT). */
+export interface AcpiExtras {
+  extraTables?: Uint8Array[];
+  extraDsdtAml?: Uint8Array[];
+}
+
+export function prepareBoot(c: VmConfig, files: BootFiles, mem: GuestMemory, acpiExtras: AcpiExtras = {}): BootPlan {
   if (files.firmware) return loadFirmware(mem, { firmware: files.firmware, path: c.firmware! });
   const kernel = files.kernel!;
   // ACPI tables for every kernel boot: Linux finds the IOAPIC and the other CPUs only there, and
   // kvm-unit-tests scan 0xE0000-0xFFFFF for the RSDP too.
-  const acpi = buildAcpiTables(mem, { cpus: c.cpus });
+  const acpi = buildAcpiTables(mem, { cpus: c.cpus, ...acpiExtras });
   if (isMultiboot(kernel)) {
     const modules = files.initrd ? [{ data: files.initrd, cmdline: c.initrd! }] : [];
     return loadMultiboot(mem, { kernel, kernelPath: c.kernel!, cmdline: c.append, modules });

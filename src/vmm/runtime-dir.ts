@@ -186,6 +186,11 @@ export function listRuntime(root = runtimeRoot()): RuntimeEntry[] {
       if ((m && !isAlive({ pid: owner, procStart: '' })) || (!m && old)) rmSync(dir, { recursive: true, force: true });
       continue;
     }
+    try {
+      if (!statSync(dir).isDirectory()) continue; // not ours (e.g. an --api-sock placed here)
+    } catch {
+      continue;
+    }
     const info = readInfo(dir);
     if (info && isAlive(info)) {
       out.push({ name, dir, info, status: 'live' });

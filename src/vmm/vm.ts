@@ -17,6 +17,10 @@ import type { GuestMemory } from '../memory/guest-memory.js';
 import { MMIO_HOLE_START } from '../memory/guest-memory.js';
 import { createAccelerator, type AcceleratorChoice } from './accel-select.js';
 import { KvmAccelerator } from '../accel/kvm/kvm-accelerator.js';
+import { KvmIoEventFds } from '../accel/kvm/kvm-eventfd.js';
+import { attachPciDevices, type PciMachine } from '../devices/pci/machine-pci.js';
+import { openDisk, type OpenedDisk } from '../block/open.js';
+import { TapBackend } from '../net/tap.js';
 import { loadBootFiles, prepareBoot, type BootFiles } from './boot-setup.js';
 import type { Logger } from './log.js';
 import { stderrLogger } from './log.js';
@@ -64,10 +68,19 @@ interface Machine {
   rtc: CmosRtc;
   acpiPm: AcpiPm;
   boot: BootPlan;
+  pci: PciMachine;
+  ioEventFds?: KvmIoEventFds;
+}
+
+/** Host-side device backends: opened once per VM, kept across guest resets, closed at the end. */
+interface DeviceBackends {
+  disks: { id: string; backend: OpenedDisk }[];
+  nets: { id: string; backend: TapBackend; mac?: string }[];
 }
 
 export class Vm {
   private machine?: Machine;
+  private backends?: DeviceBackends;
   private stopRequest?: StopRequest;
   private hardStopReason?: string;
   private readonly log: Logger;
@@ -167,23 +180,35 @@ export class Vm {
       bus.addPio(layout.CMOS_PORT, 2, rtc);
       const acpiPm = new AcpiPm({ sci: new IrqLine(irq, layout.ACPI_SCI_IRQ), control: this.control, log: this.log });
       bus.addPio(layout.ACPI_PM_BASE, layout.ACPI_PM_LENGTH, acpiPm);
-      bus.addPio(layout.RESET_CONTROL_PORT, 1, new ResetControl(this.control));
       bus.addPio(layout.DEBUG_EXIT_PORT, DEBUG_EXIT_LENGTH, new DebugExit(this.control));
       bus.addPio(layout.POST_PORT, 1, new PostPort());
       if (c.testdev) new PcTestdev(irq).attach(bus);
-      const boot = prepareBoot(c, this.files, mem);
+      // PCI: the host bridge (which also owns 0xCF9, the reset control register, inside the
+      // CONFIG_ADDRESS dword) and the virtio devices over the backends opened once per VM.
+      const backends = this.backends!;
+      const pci = attachPciDevices({
+        bus, mem, irq, msi: accel.msi, log: this.log,
+        resetControl: new ResetControl(this.control),
+        disks: backends.disks.map((d) => ({ backend: d.backend, id: d.id })),
+        nets: backends.nets.map((n) => ({ backend: n.backend, mac: n.mac })),
+        rng: true,
+      });
+      let ioEventFds: KvmIoEventFds | undefined;
+      if (accel instanceof KvmAccelerator && c.irqchip) {
+        // Queue notifications signal an eventfd in the kernel: the vCPU does not wait for the device thread.
+        ioEventFds = new KvmIoEventFds(accel.vmFd, this.log);
+        for (const dev of pci.devices) ioEventFds.bindVirtio(dev);
+      }
+      const boot = prepareBoot(c, this.files, mem, { extraTables: pci.acpiTables, extraDsdtAml: pci.dsdtAml });
       if (!this.booted) {
         // Said once: a reset rebuilds the machine but the user has heard it already.
         this.log(boot.summary);
         if (accel instanceof KvmAccelerator && accel.system.isPvm && c.kernel && !/(^|\s)noxsave(\s|$)/.test(c.append)) {
           this.log('kvm: PVM host: its instruction emulator cannot run XRSTOR, which Linux uses for XSAVE: add "noxsave" to --append for Linux guests');
         }
-        // Configured but not built yet: say so, never pretend (the virtio devices are on their way).
-        for (const d of c.disks ?? []) this.log(`drive "${d.id}" (${d.path}): not attached: tsvm has no virtio-blk device yet, the guest will not see it`);
-        for (const n of c.nets ?? []) this.log(`network interface "${n.id}" (${n.hostDevName}): not attached: tsvm has no virtio-net device yet, the guest will not see it`);
       }
       this.booted = true;
-      return { mem, accel, bus, uart, rtc, acpiPm, boot };
+      return { mem, accel, bus, uart, rtc, acpiPm, boot, pci, ioEventFds };
     } catch (e) {
       accel.close();
       throw e;
@@ -245,7 +270,41 @@ export class Vm {
     return p;
   }
 
+  /** Opens the disk images and TAP devices; one-line errors name the device and the problem. */
+  private async openBackends(): Promise<DeviceBackends> {
+    const b: DeviceBackends = { disks: [], nets: [] };
+    try {
+      for (const d of this.config.disks ?? []) {
+        const backend = await openDisk(d.path, { format: d.format, readonly: d.readonly, serial: d.id, onWarning: (m) => this.log(`disk "${d.id}": ${m}`) });
+        b.disks.push({ id: d.id, backend });
+      }
+      for (const n of this.config.nets ?? []) {
+        b.nets.push({ id: n.id, backend: TapBackend.open({ ifname: n.hostDevName }), mac: n.mac });
+      }
+      return b;
+    } catch (e) {
+      await closeBackends(b);
+      throw e;
+    }
+  }
+
   private async runLoop(): Promise<VmExit> {
+    try {
+      this.backends = await this.openBackends();
+    } catch (e) {
+      this.state = 'stopped';
+      return { code: EXIT_VMM_ERROR, reason: 'error', message: (e as Error).message };
+    }
+    try {
+      return await this.runMachines();
+    } finally {
+      // Completes in-flight disk requests (their promises) and closes images and TAP fds.
+      await this.machine?.pci.close();
+      await closeBackends(this.backends);
+    }
+  }
+
+  private async runMachines(): Promise<VmExit> {
     for (;;) {
       this.stopRequest = undefined;
       let m: Machine;
@@ -258,6 +317,7 @@ export class Vm {
       this.state = 'running';
       const stop = await m.accel.run(m.bus, m.boot.cpu);
       this.retire(m);
+      await m.ioEventFds?.close();
       m.accel.close();
       m.rtc.close();
       this.flushOutput();
@@ -381,4 +441,9 @@ export class Vm {
       resets: this.resets,
     };
   }
+}
+
+async function closeBackends(b: DeviceBackends | undefined): Promise<void> {
+  if (!b) return;
+  await Promise.allSettled([...b.disks.map((d) => d.backend.close()), ...b.nets.map((n) => n.backend.close())]);
 }

@@ -114,6 +114,18 @@ test('img convert: qcow2 → raw → qcow2 keeps the bytes and stays sparse', as
   await e.close();
   assert.ok(Buffer.from(b).equals(bytes));
   assert.equal(tsvmImg(['check', back]).status, 0);
+
+  const packed = join(dir, 'conv-c.qcow2');
+  r = tsvmImg(['convert', '-c', '-O', 'qcow2', src, packed]);
+  assert.equal(r.status, 0, r.stderr);
+  const pc = tsvmImg(['check', packed]);
+  assert.equal(pc.status, 0, pc.stdout);
+  assert.match(pc.stdout, /[1-9][0-9.]*% compressed clusters/);
+  const f = await openDisk(packed, { readonly: true });
+  const c = new Uint8Array(8 << 20);
+  await f.read(0, c);
+  await f.close();
+  assert.ok(Buffer.from(c).equals(bytes), 'compressed copy reads back');
 });
 
 test('img: mistakes are one clear line and exit 1', () => {

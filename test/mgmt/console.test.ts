@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { assembleGuest } from '../support/guests.js';
 import { kvmUnavailableReason } from '../support/tsvm-process.js';
-import { counterNumbers, gapIn, ps, sleep, start, tempRoot, tsvm } from './mgmt-support.js';
+import { counterNumbers, gapIn, killAll, ps, sleep, start, tempRoot, tsvm } from './mgmt-support.js';
 
 const noKvm = kvmUnavailableReason();
 
@@ -43,6 +43,6 @@ test('mgmt: the console attaches and detaches twice without losing or repeating 
     const rows = await ps(root);
     assert.equal(rows[0].metrics!.serial.rx_bytes, 3, 'the three typed bytes reached the UART');
   } finally {
-    await tsvm(root, 'kill', 'talker');
+    killAll(root);
   }
 });

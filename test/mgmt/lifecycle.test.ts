@@ -8,7 +8,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { assembleGuest } from '../support/guests.js';
 import { kvmUnavailableReason } from '../support/tsvm-process.js';
-import { dirNames, ps, running, sleep, start, tempRoot, tsvm, type PsRow } from './mgmt-support.js';
+import { dirNames, killAll, ps, running, sleep, start, tempRoot, tsvm, type PsRow } from './mgmt-support.js';
 
 const noKvm = kvmUnavailableReason();
 
@@ -35,6 +35,14 @@ test('mgmt: start three VMs, list, pause/resume, stop gracefully, kill, SIGKILL;
   const counter = await assembleGuest('counter');
   const button = await assembleGuest('power-button');
   const common = ['--accel', 'kvm', '--memory', '16M'];
+  try {
+    await lifecycle(root, counter, button, common);
+  } finally {
+    killAll(root);
+  }
+});
+
+async function lifecycle(root: string, counter: string, button: string, common: string[]): Promise<void> {
 
   // Three VMs in the background: `run --detach` prints the name once the VM runs.
   const started = await Promise.all([
@@ -106,7 +114,7 @@ test('mgmt: start three VMs, list, pause/resume, stop gracefully, kill, SIGKILL;
   const missing = await tsvm(root, 'pause', 'alpha');
   assert.equal(missing.status, 1);
   assert.match(missing.stderr, /no VM named "alpha"/);
-});
+}
 
 test('mgmt: a stale directory never blocks its name, and is never mistaken for a live VM', { skip: noKvm }, async () => {
   const root = tempRoot('stale');
@@ -118,11 +126,15 @@ test('mgmt: a stale directory never blocks its name, and is never mistaken for a
   // Our own pid with another start time: a reused pid is not the VM either.
   mkdirSync(join(root, 'eps'));
   writeFileSync(join(root, 'eps', 'info.json'), JSON.stringify({ name: 'eps', pid: process.pid, procStart: '1', startedAt: '', apiSocket: '', consoleSocket: '' }));
-  const r = await tsvm(root, 'run', '-d', '--name', 'delta', '--firmware', counter, '--accel', 'kvm', '--memory', '16M');
-  assert.equal(r.status, 0, r.stderr);
-  const rows = await ps(root);
-  assert.deepEqual(rows.map((x) => [x.name, x.state]), [['delta', 'running'], ['eps', 'gone']]);
-  assert.deepEqual(dirNames(root), ['delta']);
-  assert.equal((await tsvm(root, 'stop', 'delta')).status, 0);
-  assert.deepEqual(dirNames(root), []);
+  try {
+    const r = await tsvm(root, 'run', '-d', '--name', 'delta', '--firmware', counter, '--accel', 'kvm', '--memory', '16M');
+    assert.equal(r.status, 0, r.stderr);
+    const rows = await ps(root);
+    assert.deepEqual(rows.map((x) => [x.name, x.state]), [['delta', 'running'], ['eps', 'gone']]);
+    assert.deepEqual(dirNames(root), ['delta']);
+    assert.equal((await tsvm(root, 'stop', 'delta')).status, 0);
+    assert.deepEqual(dirNames(root), []);
+  } finally {
+    killAll(root);
+  }
 });

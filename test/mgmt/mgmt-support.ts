@@ -133,3 +133,15 @@ export function running(pid: number): boolean {
     return false;
   }
 }
+
+/** Test cleanup: SIGKILL every VM process still registered under `root`. */
+export function killAll(root: string): void {
+  for (const name of dirNames(root)) {
+    try {
+      const info = JSON.parse(readFileSync(join(root, name, 'info.json'), 'utf8')) as { pid: number };
+      if (running(info.pid)) process.kill(info.pid, 'SIGKILL');
+    } catch {
+      // gone meanwhile
+    }
+  }
+}

@@ -7,23 +7,26 @@
 // entry, freeing, flushing) runs under one mutex, and re-checks the mapping once it holds it.
 //
 // Crash consistency. The on-disk image only ever changes in this order:
-//   1. guest data goes to clusters that are free on disk or already owned by that guest cluster;
-//   2. at a flush: dirty refcount blocks are written (increments), then fdatasync;
-//   3. dirty L2 tables are written; if L1 entries changed, fdatasync and write them;
-//      fdatasync;
-//   4. clusters whose pointers were removed in 3 get their refcounts decremented, written and
-//      synced.
+//   1. guest data goes to clusters that are free on disk or already owned by that guest cluster
+//      (new L2 entries, L1 entries and refcount increments stay in memory, where reads see them);
+//   2. at a flush: dirty refcount blocks are written, then fdatasync (data + refcounts durable);
+//   3. dirty L2 tables are written; if L1 entries changed, fdatasync, then they are written;
+//      fdatasync (this is where the flush completes for the guest);
+//   4. clusters whose pointers were removed in 3 (overwritten compressed clusters, discards)
+//      get their refcounts decremented once the I/O that may still use them has finished;
+//      written and synced.
 // So a pointer on disk never precedes the data it points at nor the refcount that accounts for
 // it, and a cluster is never reused while a pointer to it may remain: a crash at any point leaves
-// at worst leaked clusters (what `qemu-img check` calls leaks, not corruption). Between flushes
-// the new L2 entries live in memory, which is also what makes them visible to reads.
+// at worst leaked clusters (what `qemu-img check` calls leaks, not corruption). New refcount
+// blocks and a grown refcount table are written and synced before anything points at them
+// (refcount.ts). The L2 cache writes back dirty tables by the same steps 2-3 when it fills up.
 import type { BlockBackend } from '../backend.js';
 import { BlockError, CorruptImageError, ReadOnlyError, UnsupportedImageError } from '../errors.js';
 import { ImageFile } from '../image-file.js';
 import { InFlight, Mutex } from '../mutex.js';
 import { compressedClusters, compressedRange, decodeL1Entry, decodeL2Entry, encodeL2Normal, encodeL2Zero, type ClusterMapping } from './mapping.js';
-import { decompressCluster } from './compressed.js';
-import { H, HI_COPIED } from './format.js';
+import { compressCluster, decompressCluster } from './compressed.js';
+import { H, HI_COPIED, SECTOR } from './format.js';
 import { headerClusterSize, l2Entries, parseHeader, type Qcow2Header } from './header.js';
 import { L2Cache, type L2Table } from './l2-cache.js';
 import { Refcounts } from './refcount.js';
@@ -49,6 +52,16 @@ export interface Qcow2Options {
 interface PendingFree {
   cluster: number;
   count: number;
+}
+
+/** The most clusters one allocating write takes at once. */
+const MAX_RUN = 256;
+
+/** Whether writing to a cluster mapped like this needs a new host cluster. */
+function needsNewCluster(m: ClusterMapping): boolean {
+  if (m.kind === 'normal') return !m.copied;
+  if (m.kind === 'zero') return m.hostOffset === 0 || !m.copied;
+  return true;
 }
 
 export class Qcow2Image implements BlockBackend {
@@ -319,45 +332,75 @@ export class Qcow2Image implements BlockBackend {
       const g = Math.floor(guest / cs);
       const inCluster = guest % cs;
       const n = Math.min(cs - inCluster, src.length - pos);
-      const part = src.subarray(pos, pos + n);
       const m = await this.lookup(g);
       if (m.kind === 'normal' && m.copied) {
         this.checkDataWrite(m.hostOffset);
-        await this.file.write(m.hostOffset + inCluster, part);
-      } else {
-        await this.meta.run(() => this.allocatingWrite(g, inCluster, part));
+        await this.file.write(m.hostOffset + inCluster, src.subarray(pos, pos + n));
+        pos += n;
+        continue;
       }
-      pos += n;
+      // A run of clusters that all need new host clusters is allocated contiguously and
+      // written with one request.
+      let count = 1;
+      let bytes = n;
+      while (pos + bytes < src.length && count < MAX_RUN && needsNewCluster(await this.lookup(g + count))) {
+        bytes += Math.min(cs, src.length - pos - bytes);
+        count++;
+      }
+      const part = src.subarray(pos, pos + bytes);
+      await this.meta.run(() => this.allocatingWrite(g, count, inCluster, part));
+      pos += bytes;
     }
   }
 
-  /** Under the metadata mutex: writes into guest cluster `g`, allocating/copying as needed. */
-  private async allocatingWrite(g: number, inCluster: number, part: Uint8Array): Promise<void> {
+  /**
+   * Under the metadata mutex: writes `part` at `inCluster` of guest cluster `g` onwards (it
+   * spans `count` clusters), allocating and copying on write as needed.
+   */
+  private async allocatingWrite(g: number, count: number, inCluster: number, part: Uint8Array): Promise<void> {
     const cs = this.clusterSize;
-    const m = await this.lookup(g);
-    if (m.kind === 'normal' && m.copied) {
+    const maps: ClusterMapping[] = [];
+    for (let i = 0; i < count; i++) maps.push(await this.lookup(g + i));
+    if (count > 1 && !maps.every(needsNewCluster)) {
+      // Something changed while we waited for the mutex: one cluster at a time then.
+      let p = 0;
+      for (let i = 0; i < count; i++) {
+        const n = Math.min(cs - (i === 0 ? inCluster : 0), part.length - p);
+        await this.allocatingWrite(g + i, 1, i === 0 ? inCluster : 0, part.subarray(p, p + n));
+        p += n;
+      }
+      return;
+    }
+    const m = maps[0];
+    if (count === 1 && m.kind === 'normal' && m.copied) {
       this.checkDataWrite(m.hostOffset);
       await this.file.write(m.hostOffset + inCluster, part);
       return;
     }
+    // The new contents of the whole clusters: copy-on-write for the partly written ends.
     let data: Uint8Array;
-    if (inCluster === 0 && part.length === cs) data = part;
+    if (inCluster === 0 && part.length === count * cs) data = part;
     else {
-      data = await this.clusterContents(g, m);
+      data = new Uint8Array(count * cs);
+      if (inCluster !== 0 || part.length < cs) data.set(await this.clusterContents(g, m), 0);
+      const endInLast = (inCluster + part.length) % cs;
+      if (count > 1 && endInLast !== 0) data.set(await this.clusterContents(g + count - 1, maps[count - 1]), (count - 1) * cs);
       data.set(part, inCluster);
     }
-    const t = await this.l2TableForWrite(g);
     let host: number;
-    if (m.kind === 'zero' && m.hostOffset !== 0 && m.copied) {
+    if (count === 1 && m.kind === 'zero' && m.hostOffset !== 0 && m.copied) {
       // A preallocated zero cluster that is ours alone: fill it in place.
       host = m.hostOffset;
       this.checkDataWrite(host);
     } else {
-      host = await this.refs!.allocate(1);
-      this.queueFreeOf(m);
+      host = await this.refs!.allocate(count);
+      for (const old of maps) this.queueFreeOf(old);
     }
     await this.file.write(host, data);
-    this.setL2(t, g, encodeL2Normal(host));
+    for (let i = 0; i < count; i++) {
+      const t = await this.l2TableForWrite(g + i);
+      this.setL2(t, g + i, encodeL2Normal(host + i * cs));
+    }
     await this.maybeFlushCache();
   }
 
@@ -404,6 +447,48 @@ export class Qcow2Image implements BlockBackend {
   private async maybeFlushCache(): Promise<void> {
     // Writes the tables back; the clusters to free wait for the next flush().
     if (this.l2.dirtyCount > this.l2.capacity) await this.flushLocked();
+  }
+
+  /** Where the next compressed cluster goes: the unused tail of the last host cluster they filled. */
+  private compressedTail = { offset: 0, end: 0 };
+
+  /**
+   * Stores guest cluster `g` compressed ("Compressed Clusters Descriptor"), for `convert -c`.
+   * The cluster must be unallocated (a fresh image). Compressed clusters are packed back to back;
+   * each host cluster holds one reference per compressed cluster that touches it. Data that does
+   * not compress by at least a sector is written as a normal cluster.
+   */
+  async writeCompressed(g: number, data: Uint8Array): Promise<void> {
+    if (this.readonly) throw new ReadOnlyError(this.path);
+    const cs = this.clusterSize;
+    if (data.length !== cs) throw new BlockError(`writeCompressed takes a whole cluster (${cs} bytes)`, this.path);
+    this.checkRange(g * cs, Math.min(cs, this.header.size - g * cs), 'compressed write');
+    const z = compressCluster(data);
+    if (!z) return this.write(g * cs, data.subarray(0, Math.min(cs, this.header.size - g * cs)));
+    await this.meta.run(async () => {
+      const m = await this.lookup(g);
+      if (m.kind !== 'unallocated') throw new BlockError(`guest cluster ${g} is already allocated; compressed writes go to fresh images`, this.path);
+      const t = await this.l2TableForWrite(g);
+      const refs = this.refs!;
+      let at: number;
+      const tail = this.compressedTail;
+      if (tail.offset > 0 && tail.end - tail.offset >= z.length) {
+        at = tail.offset;
+        await refs.update(Math.floor(at / cs), 1, +1);
+      } else {
+        const n = Math.ceil(z.length / cs);
+        at = await refs.allocate(n);
+        tail.end = at + n * cs;
+      }
+      tail.offset = at + z.length;
+      await this.file.write(at, z);
+      // x = 62 - (cluster_bits - 8): offset in bits 0..x-1, additional sectors in x..61.
+      const x = BigInt(62 - (this.header.clusterBits - 8));
+      const sectors = BigInt(Math.ceil(((at % SECTOR) + z.length) / SECTOR) - 1);
+      const d = (1n << 62n) | (sectors << x) | BigInt(at);
+      this.setL2(t, g, { hi: Number(d >> 32n), lo: Number(d & 0xffffffffn) });
+      await this.maybeFlushCache();
+    });
   }
 
   // ---- discard / write zeroes ---------------------------------------------------------------

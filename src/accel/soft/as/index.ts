@@ -24,7 +24,7 @@ import { codeBits } from './state';
 export { rip, cpl } from './state';
 export { lfOp, lfSize, lfRes, lfA, lfB, lfCin, lfEager, flagsOther, cond, getCF } from './flags';
 export { shift, imulTrunc, bitScan } from './alu';
-export { jitEnable, jitMarkPage } from './jit';
+export { jitEnable, jitMarkPage, jitTune } from './jit';
 
 export const EXIT_BUDGET: i32 = 0;
 export const EXIT_HLT: i32 = 1;

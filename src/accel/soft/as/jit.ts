@@ -34,9 +34,15 @@ export const JIT_TABLE: u32 = 0x420000;
 export const JIT_N: u32 = 1 << 15;
 export const JIT_GEN: u32 = 0x600000;
 /** Executions of a block start before it is queued for compilation. */
-const JIT_HOT: u32 = 40;
-/** Run slices a non-empty queue may wait before it is compiled though not full. */
-const JIT_WAIT: u32 = 16;
+let JIT_HOT: u32 = 40;
+/** Run slices a non-empty queue may wait before it is compiled though not full (0: compile at once). */
+let JIT_WAIT: u32 = 16;
+
+/** Tuning (tests compile everything at once: hot 1, wait 0). */
+export function jitTune(hot: u32, wait: u32): void {
+  JIT_HOT = hot < 1 ? 1 : hot;
+  JIT_WAIT = wait;
+}
 let waited: u32 = 0;
 
 // entry layout (byte offsets)
@@ -100,13 +106,7 @@ export function jitTry(left: i32): i32 {
     if (fn == 0) {
       const h = load<u32>(e, E_HOTN) + 1;
       store<u32>(e, h, E_HOTN);
-      if (h >= JIT_HOT) {
-        const q = load<u32>(JIT_QUEUE);
-        store<u32>(JIT_QUEUE + 4 + (q << 2), e);
-        store<u32>(JIT_QUEUE, q + 1);
-        store<i32>(e, -1, E_FN);
-        if (q + 1 >= JIT_QUEUE_MAX) jitFlush();
-      }
+      if (h >= JIT_HOT && enqueue(e)) return runEntry(e, host, left);
     } else if (fn == -2 && <u32>load<u16>(e, E_GEN) != pageGen(host)) {
       store<i32>(e, 0, E_FN); // refused before the page changed: try again
       store<u32>(e, 1, E_HOTN);
@@ -124,7 +124,31 @@ export function jitTry(left: i32): i32 {
   store<i32>(e, 0, E_FN);
   store<u8>(e, <u8>cpl, E_CPL);
   store<u32>(e, 1, E_HOTN);
+  if (JIT_HOT <= 1 && enqueue(e)) return runEntry(e, host, left);
   return -1;
+}
+
+/** Queue entry `e` for compilation; true when it was compiled right away (JIT_WAIT 0). */
+function enqueue(e: u32): bool {
+  const q = load<u32>(JIT_QUEUE);
+  store<u32>(JIT_QUEUE + 4 + (q << 2), e);
+  store<u32>(JIT_QUEUE, q + 1);
+  store<i32>(e, -1, E_FN);
+  if (q + 1 >= JIT_QUEUE_MAX || JIT_WAIT == 0) {
+    jitFlush();
+    return true;
+  }
+  return false;
+}
+
+/** Run the block of entry `e` if it is compiled and current (after an immediate compile). */
+function runEntry(e: u32, host: u32, left: i32): i32 {
+  const fn = load<i32>(e, E_FN);
+  if (fn <= 0 || <u32>load<u16>(e, E_GEN) != pageGen(host) || <i32>load<u8>(e, E_LEN) > left) return -1;
+  const n = call_indirect<i32>(<u32>fn);
+  if (n >= 0) return n;
+  jitSide = true;
+  return -n - 1;
 }
 
 /** Compile whatever is queued (end of a run slice). */

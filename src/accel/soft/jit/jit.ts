@@ -76,6 +76,9 @@ export class SoftJit {
     this.markPage = core.jitMarkPage as (host: number) => number;
     this.enable = core.jitEnable as (on: number) => void;
     this.enable(1);
+    this.tuneCore = core.jitTune as (hot: number, wait: number) => void;
+    const hot = Number(process.env.TSVM_SOFT_JIT_HOT ?? '');
+    if (hot > 0) this.tune(hot, hot <= 2 ? 0 : 16);
     if (process.env.TSVM_SOFT_JIT_STATS) {
       process.once('exit', () => {
         const s = this.stats;
@@ -83,6 +86,14 @@ export class SoftJit {
       });
     }
   }
+
+  private readonly tuneCore: (hot: number, wait: number) => void;
+
+  /**
+   * Executions before a block is compiled, and run slices the queue may wait (0: compile as soon
+   * as a block is hot). TSVM_SOFT_JIT_HOT=N sets `hot` (N <= 2 also compiles at once).
+   */
+  tune(hot: number, wait: number): void { this.tuneCore(hot, wait); }
 
   /** Compile everything the core queued. Called by the core (host.jitFlush). */
   flush(): void {
