@@ -2,10 +2,11 @@
 // CPU: the interpreter alone (TSVM_SOFT_JIT=0), the interpreter with the JIT, and QEMU TCG on the
 // same kernel and initrd when /usr/bin/qemu-system-x86_64 exists. Wall time from process start to
 // that console line; the process is then stopped. Prints the times and the ratios.
-// Usage: node dist/bench/soft-boot.js [--runs N] [--only interp,jit,qemu] [--timeout S]
+// Usage: node dist/bench/soft-boot.js [--runs N] [--only interp,jit,qemu] [--timeout S] [--initrd FILE]
+// (default initrd: the newest ~/.cache/tsvm/guests/default/initrd-*.cpio.gz)
 
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,13 +21,32 @@ function findOne(dir: string, test: (name: string) => boolean): string | undefin
   return hit ? join(dir, hit) : undefined;
 }
 
+function newest(dir: string, test: (name: string) => boolean): string | undefined {
+  if (!existsSync(dir)) return undefined;
+  const files = readdirSync(dir).filter(test).map((n) => join(dir, n));
+  files.sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
+  return files[0];
+}
+
 function kernelPath(): string | undefined {
   const debs = join(cache, 'debs');
   const pkg = findOne(debs, (n) => /^linux-image-.*-cloud-amd64_/.test(n) && !n.endsWith('.deb'));
   return pkg ? findOne(join(pkg, 'boot'), (n) => n.startsWith('vmlinuz-')) : undefined;
 }
 
-interface Result { name: string; seconds: number | null; note: string }
+interface Result { name: string; seconds: number | null; cpu: number | null; note: string }
+
+/** CPU seconds (user + system, all threads) a process has used so far, from /proc (Linux). */
+function cpuSeconds(pid: number | undefined): number | null {
+  if (pid === undefined) return null;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+  } catch {
+    return null;
+  }
+}
 
 function timeToMark(name: string, cmd: string, args: string[], env: NodeJS.ProcessEnv, timeoutS: number): Promise<Result> {
   return new Promise((resolve) => {
@@ -36,6 +56,7 @@ function timeToMark(name: string, cmd: string, args: string[], env: NodeJS.Proce
     let settled = false;
     const finish = (seconds: number | null, note: string) => {
       if (settled) return;
+      const cpu = seconds === null ? null : cpuSeconds(child.pid);
       settled = true;
       clearTimeout(timer);
       // SIGTERM first so that tsvm can report (TSVM_SOFT_JIT_STATS=1 prints the JIT's counters)
@@ -44,7 +65,7 @@ function timeToMark(name: string, cmd: string, args: string[], env: NodeJS.Proce
       child.once('exit', () => {
         clearTimeout(hard);
         const stats = /tsvm: soft JIT: .*/.exec(out);
-        resolve({ name, seconds, note: stats ? stats[0] : note });
+        resolve({ name, seconds, cpu, note: stats ? stats[0] : note });
       });
     };
     const timer = setTimeout(() => finish(null, `no "${MARK}" within ${timeoutS} s`), timeoutS * 1000);
@@ -55,7 +76,7 @@ function timeToMark(name: string, cmd: string, args: string[], env: NodeJS.Proce
     };
     child.stdout.on('data', onData);
     child.stderr.on('data', onData);
-    child.on('exit', (code) => { if (!settled) { settled = true; clearTimeout(timer); resolve({ name, seconds: null, note: `exited (${code}) before the line; last output: ${out.slice(-300)}` }); } });
+    child.on('exit', (code) => { if (!settled) { settled = true; clearTimeout(timer); resolve({ name, seconds: null, cpu: null, note: `exited (${code}) before the line; last output: ${out.slice(-300)}` }); } });
   });
 }
 
@@ -66,7 +87,7 @@ async function main(): Promise<void> {
   const only = new Set(opt('--only', 'interp,jit,qemu').split(','));
   const timeoutS = Number(opt('--timeout', '180'));
   const kernel = kernelPath();
-  const initrd = findOne(join(cache, 'guests', 'default'), (n) => n.startsWith('initrd-') && n.endsWith('.cpio.gz'));
+  const initrd = opt('--initrd', '') || newest(join(cache, 'guests', 'default'), (n) => n.startsWith('initrd-') && n.endsWith('.cpio.gz'));
   if (!kernel || !initrd) {
     process.stderr.write('the Debian cloud kernel or the default initrd is not cached yet (~/.cache/tsvm); run the default guest once first\n');
     process.exit(1);
@@ -90,7 +111,8 @@ async function main(): Promise<void> {
   for (let r = 0; r < runs; r++) {
     for (const c of configs) {
       const res = await timeToMark(c.name, c.cmd, c.args, c.env, timeoutS);
-      const line = res.seconds === null ? `failed: ${res.note}` : `${res.seconds.toFixed(2)} s${res.note ? `  ${res.note}` : ''}`;
+      const cpu = res.cpu === null ? '' : ` (CPU ${res.cpu.toFixed(2)} s)`;
+      const line = res.seconds === null ? `failed: ${res.note}` : `${res.seconds.toFixed(2)} s${cpu}${res.note ? `  ${res.note}` : ''}`;
       process.stdout.write(`${c.name.padEnd(20)} run ${r + 1}: ${line}\n`);
       if (res.seconds !== null) best.set(c.name, Math.min(best.get(c.name) ?? Infinity, res.seconds));
     }

@@ -10,5 +10,7 @@ export { defaultConfig, validateConfig, parseMemorySize, ConfigError, type VmCon
 export type { VmMetrics } from './vmm/runtime-metrics.js';
 export { loadConfigFile, documentFromConfig, type VmConfigDocument } from './vmm/config-file.js';
 export { apiRequest, type ApiResponse } from './api/client.js';
+// A managed VM as `tsvm run` hosts it: runtime directory, API socket, console socket.
+export { VmInstance, type VmInstanceOptions } from './vmm/runtime-instance.js';
 export { BootError } from './boot/boot-plan.js';
 export { KvmUnavailableError } from './accel/kvm/kvm-system.js';

@@ -6,13 +6,20 @@
 // be handed out twice); stored > counted is a leak (space lost, data safe). Offsets that are
 // unaligned or lie past the end of the file, and L1/L2 "refcount is one" flags (bit 63) that
 // disagree with the refcount, are corruptions too.
+//
+// Repair (`check -r`): "leaks" lowers leaked refcounts in place; "all" rebuilds the whole
+// refcount structure from the references found (a new table and blocks at the end of the file,
+// synced before the header points at them, so a crash midway leaves the old, still usable,
+// structure) and then sets the bit-63 flags of the active L1/L2 tables to agree. The dirty bit
+// is cleared when the refcounts are right, and after "all" the corrupt bit too if nothing is left. References to clusters past the end of the file are not repaired.
 import type { DiskFormat } from './backend.js';
 import { ImageFile } from './image-file.js';
-import { probeFormat } from './open.js';
-import { EXT_BITMAPS, HI_COPIED } from './qcow2/format.js';
+import { probeFormat } from './probe.js';
+import { BlockError } from './errors.js';
+import { EXT_BITMAPS, H, HI_COPIED, INCOMPAT_CORRUPT, INCOMPAT_DIRTY } from './qcow2/format.js';
 import { headerClusterSize, parseHeader, type Qcow2Header } from './qcow2/header.js';
 import { compressedClusters, decodeL2Entry, entryOffset } from './qcow2/mapping.js';
-import { decodeOffsetTable, getRefcountEntry } from './qcow2/refcount.js';
+import { decodeOffsetTable, encodeU64, getRefcountEntry, setRefcountEntry } from './qcow2/refcount.js';
 
 export interface CheckResult {
   format: DiskFormat;
@@ -28,7 +35,11 @@ export interface CheckResult {
   compressedClusters: number;
   /** End of the last cluster in use. */
   imageEndOffset: number;
+  /** With repair: what was found and fixed before the final check (whose counts are above). */
+  repaired?: { leaks: number; corruptions: number };
 }
+
+export type RepairMode = 'leaks' | 'all';
 
 const MAX_MESSAGES = 200;
 
@@ -40,18 +51,62 @@ export function checkExitCode(r: CheckResult): number {
   return 0;
 }
 
-export async function checkImage(path: string, format?: DiskFormat): Promise<CheckResult> {
+export async function checkImage(path: string, format?: DiskFormat, repair?: RepairMode): Promise<CheckResult> {
   const fmt = format ?? (await probeFormat(path));
-  const result: CheckResult = {
-    format: fmt, supported: fmt === 'qcow2', corruptions: 0, leaks: 0, messages: [],
+  if (fmt !== 'qcow2') return emptyResult(fmt);
+  if (repair) {
+    const before = await repairImage(path, repair);
+    const after = await runCheck(path);
+    after.repaired = { leaks: before.leaks - after.leaks, corruptions: before.corruptions - after.corruptions };
+    return after;
+  }
+  return runCheck(path);
+}
+
+function emptyResult(format: DiskFormat): CheckResult {
+  return {
+    format, supported: format === 'qcow2', corruptions: 0, leaks: 0, messages: [],
     allocatedClusters: 0, totalClusters: 0, compressedClusters: 0, imageEndOffset: 0,
   };
-  if (fmt !== 'qcow2') return result;
+}
+
+async function openHeader(file: ImageFile, path: string): Promise<Qcow2Header> {
+  const first = await file.readNew(0, Math.min(file.size, 4096));
+  return parseHeader(await file.readNew(0, Math.min(file.size, headerClusterSize(first))), file.size, path);
+}
+
+async function runCheck(path: string): Promise<CheckResult> {
+  const result = emptyResult('qcow2');
   const file = await ImageFile.open(path, true);
   try {
-    const first = await file.readNew(0, Math.min(file.size, 4096));
-    const h = parseHeader(await file.readNew(0, Math.min(file.size, headerClusterSize(first))), file.size, path);
-    await new Checker(file, h, result).run();
+    await new Checker(file, await openHeader(file, path), result).run();
+  } finally {
+    await file.close();
+  }
+  return result;
+}
+
+/** Repairs a qcow2 image in place (see the top of this file); returns the check from before. */
+export async function repairImage(path: string, mode: RepairMode): Promise<CheckResult> {
+  const result = emptyResult('qcow2');
+  const file = await ImageFile.open(path, false);
+  try {
+    const h = await openHeader(file, path);
+    const checker = new Checker(file, h, result);
+    await checker.run();
+    if (mode === 'leaks') await checker.fixLeaks();
+    else await checker.rebuild();
+    // The dirty bit goes once refcounts are right; the corrupt bit once nothing is left to fix.
+    const clean = mode === 'all' ? (await runCheck(path)).corruptions === 0 : result.corruptions === 0;
+    let bits = h.incompatibleFeatures;
+    if (clean) bits &= ~(1n << BigInt(INCOMPAT_DIRTY));
+    if (clean && mode === 'all') bits &= ~(1n << BigInt(INCOMPAT_CORRUPT));
+    if (h.version >= 3 && bits !== h.incompatibleFeatures) {
+      const b = new Uint8Array(8);
+      new DataView(b.buffer).setBigUint64(0, bits);
+      await file.write(H.incompatibleFeatures, b);
+      await file.datasync();
+    }
   } finally {
     await file.close();
   }
@@ -60,6 +115,11 @@ export async function checkImage(path: string, format?: DiskFormat): Promise<Che
 
 class Checker {
   private readonly cs: number;
+  private table: number[] = [];
+  private readonly blocks = new Map<number, Uint8Array>();
+  private perBlock = 0;
+  /** Leaked clusters and the count they should have. */
+  private readonly leaked: { cluster: number; want: number }[] = [];
   /** Reference counts found by walking, per host cluster index. */
   private readonly refs = new Map<number, number>();
   private readonly fileClusters: number;
@@ -94,7 +154,8 @@ class Checker {
 
     // Stored refcounts: the table and its blocks.
     const table = decodeOffsetTable(await this.file.readNew(h.refcountTableOffset, h.refcountTableClusters * cs));
-    const blocks = new Map<number, Uint8Array>();
+    this.table = table;
+    const blocks = this.blocks;
     const blockAt = new Map<number, number>();
     for (let i = 0; i < table.length; i++) {
       const off = table[i];
@@ -113,6 +174,7 @@ class Checker {
       blocks.set(i, await this.file.readNew(off, cs));
     }
     const perBlock = (cs * 8) >> h.refcountOrder;
+    this.perBlock = perBlock;
     const stored = (c: number): number => {
       const b = blocks.get(Math.floor(c / perBlock));
       return b ? getRefcountEntry(b, h.refcountOrder, c % perBlock) : 0;
@@ -133,6 +195,7 @@ class Checker {
       if (st < want) this.corrupt(`cluster ${c} refcount=${st} reference=${want}`);
       else {
         this.r.leaks++;
+        this.leaked.push({ cluster: c, want });
         if (this.r.messages.length < MAX_MESSAGES) this.r.messages.push(`Leaked cluster ${c} refcount=${st} reference=${want}`);
       }
     };
@@ -142,6 +205,115 @@ class Checker {
     }
     this.r.imageEndOffset = end * cs;
     this.r.totalClusters = Math.ceil(h.size / cs);
+  }
+
+  /** "-r leaks": lower each leaked refcount to the references found, in the existing blocks. */
+  async fixLeaks(): Promise<void> {
+    const changed = new Set<number>();
+    for (const { cluster, want } of this.leaked) {
+      const bi = Math.floor(cluster / this.perBlock);
+      const b = this.blocks.get(bi);
+      if (!b) continue;
+      setRefcountEntry(b, this.h.refcountOrder, cluster % this.perBlock, want);
+      changed.add(bi);
+    }
+    for (const bi of changed) await this.file.write(this.table[bi], this.blocks.get(bi)!);
+    await this.file.datasync();
+  }
+
+  /** "-r all": a new refcount table and blocks holding exactly the references found. */
+  async rebuild(): Promise<void> {
+    const { cs, h } = this;
+    const order = h.refcountOrder;
+    const max = order === 6 ? 2 ** 53 : 2 ** (1 << order) - 1;
+    // The old structure is not referenced by the new one.
+    const counts = new Map(this.refs);
+    const drop = (off: number, len: number) => {
+      for (let c = Math.floor(off / cs); c < Math.ceil((off + len) / cs); c++) {
+        const v = (counts.get(c) ?? 0) - 1;
+        if (v > 0) counts.set(c, v);
+        else counts.delete(c);
+      }
+    };
+    drop(h.refcountTableOffset, h.refcountTableClusters * cs);
+    for (const bi of this.blocks.keys()) drop(this.table[bi], cs);
+    // Place it at the end of the file: table, then blocks; size it to cover itself (fixed point).
+    const start = this.fileClusters;
+    let rt = 1;
+    let rb = 1;
+    for (;;) {
+      const end = start + rt + rb;
+      const rb2 = Math.ceil(end / this.perBlock);
+      const rt2 = Math.ceil((rb2 * 8) / cs);
+      if (rb2 === rb && rt2 === rt) break;
+      rb = rb2;
+      rt = rt2;
+    }
+    for (let c = start; c < start + rt + rb; c++) counts.set(c, 1);
+    const blocks = new Uint8Array(rb * cs);
+    for (const [c, v] of counts) {
+      if (v > max) throw new BlockError(`cluster ${c} has ${v} references, more than ${(1 << order)}-bit refcounts hold`, this.file.path);
+      const bi = Math.floor(c / this.perBlock);
+      if (bi >= rb) continue;
+      setRefcountEntry(blocks.subarray(bi * cs, (bi + 1) * cs), order, c % this.perBlock, v);
+    }
+    const table = new Uint8Array(rt * cs);
+    for (let i = 0; i < rb; i++) encodeU64(table, i * 8, (start + rt + i) * cs);
+    await this.file.write(start * cs, table);
+    await this.file.write((start + rt) * cs, blocks);
+    await this.file.datasync();
+    const hdr = new Uint8Array(12);
+    encodeU64(hdr, 0, start * cs);
+    new DataView(hdr.buffer).setUint32(8, rt);
+    await this.file.write(H.refcountTableOffset, hdr);
+    await this.file.datasync();
+    await this.fixCopiedFlags(counts);
+  }
+
+  /** Bit 63 of active L1 and L2 entries: set exactly when the refcount is one. */
+  private async fixCopiedFlags(counts: Map<number, number>): Promise<void> {
+    const { cs, h } = this;
+    if (h.l1Size === 0) return;
+    const l1 = await this.file.readNew(h.l1TableOffset, h.l1Size * 8);
+    const dv = new DataView(l1.buffer);
+    let l1Changed = false;
+    for (let i = 0; i < h.l1Size; i++) {
+      const hi = dv.getUint32(i * 8);
+      const lo = dv.getUint32(i * 8 + 4);
+      const off = entryOffset(hi, lo);
+      if (off === 0 || off % cs !== 0 || off + cs > this.file.size) continue;
+      const want = counts.get(off / cs) === 1 ? (hi | HI_COPIED) >>> 0 : (hi & ~HI_COPIED) >>> 0;
+      if (want !== hi) {
+        dv.setUint32(i * 8, want);
+        l1Changed = true;
+      }
+      const l2 = await this.file.readNew(off, cs);
+      const l2v = new DataView(l2.buffer);
+      let changed = false;
+      for (let j = 0; j < cs / 8; j++) {
+        const ehi = l2v.getUint32(j * 8);
+        const elo = l2v.getUint32(j * 8 + 4);
+        if (ehi === 0 && elo === 0) continue;
+        let m;
+        try {
+          m = decodeL2Entry(ehi, elo, h.clusterBits, h.version, this.file.path);
+        } catch {
+          continue;
+        }
+        let wantHi = ehi;
+        if (m.kind === 'compressed') wantHi = (ehi & ~HI_COPIED) >>> 0;
+        else if ((m.kind === 'normal' || m.kind === 'zero') && m.hostOffset !== 0) {
+          wantHi = counts.get(m.hostOffset / cs) === 1 ? (ehi | HI_COPIED) >>> 0 : (ehi & ~HI_COPIED) >>> 0;
+        }
+        if (wantHi !== ehi) {
+          l2v.setUint32(j * 8, wantHi);
+          changed = true;
+        }
+      }
+      if (changed) await this.file.write(off, l2);
+    }
+    if (l1Changed) await this.file.write(h.l1TableOffset, l1);
+    await this.file.datasync();
   }
 
   private async walkL1(l1Offset: number, l1Size: number, which: string, stored: ((c: number) => number) | null): Promise<void> {

@@ -9,13 +9,14 @@
 // read-only; their format comes from the overlay's backing format extension, else from probing.
 //
 // Chains are followed with loop detection (by real path) and a depth limit.
-import { open as fsOpen, realpath } from 'node:fs/promises';
+import { realpath } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import type { BlockBackend, DiskFormat } from './backend.js';
 import { BlockError, fsError, UnsupportedImageError } from './errors.js';
 import { RawBackend } from './raw.js';
 import { Qcow2Image, type BackingRequest } from './qcow2/image.js';
-import { hasQcow2Magic } from './qcow2/header.js';
+import { probeFormat } from './probe.js';
+import { repairImage } from './check.js';
 
 export interface OpenDiskOptions {
   /** Skip probing. */
@@ -38,24 +39,7 @@ export function parseFormat(s: string, what = 'format'): DiskFormat {
   throw new UnsupportedImageError(`${what} "${s}" (tsvm knows raw and qcow2)`);
 }
 
-/** 'qcow2' when the file starts with the qcow2 magic, else 'raw'. */
-export async function probeFormat(path: string): Promise<DiskFormat> {
-  let fh;
-  try {
-    fh = await fsOpen(path, 'r');
-  } catch (e) {
-    throw fsError(e, path, 'cannot open');
-  }
-  try {
-    const b = new Uint8Array(4);
-    const { bytesRead } = await fh.read(b, 0, 4, 0);
-    return bytesRead === 4 && hasQcow2Magic(b) ? 'qcow2' : 'raw';
-  } catch (e) {
-    throw fsError(e, path, 'cannot read');
-  } finally {
-    await fh.close();
-  }
-}
+export { probeFormat };
 
 /** Where an overlay's backing file name points (relative names: against the overlay's directory). */
 export function resolveBackingPath(overlayPath: string, name: string): string {
@@ -92,6 +76,12 @@ async function openChain(path: string, opts: OpenDiskOptions, chain: string[], d
   return Qcow2Image.open(path, {
     readonly,
     serial: opts.serial,
+    // A dirty image (lazy refcounts, not closed cleanly) gets its refcounts rebuilt first, as
+    // QEMU does when it opens one for writing.
+    repairDirty: async (p) => {
+      opts.onWarning?.(`${p}: the image is marked dirty; rebuilding its refcounts before writing`);
+      await repairImage(p, 'all');
+    },
     openBacking: (req: BackingRequest) => {
       if (/^[a-z][a-z0-9+.-]*:/i.test(req.name) && !req.name.startsWith('file:')) {
         throw new UnsupportedImageError(`backing file "${req.name}" is not a local file`, path);

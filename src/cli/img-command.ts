@@ -20,9 +20,11 @@ Commands:
       compat=0.10|1.1 (qcow2 version 2 or 3).
   info [--json] [-f FMT] PATH
       Format, virtual size, disk size, cluster size and the backing chain.
-  check [-f FMT] PATH
+  check [-f FMT] [-r leaks|all] PATH
       Check qcow2 metadata: refcounts, leaks, offsets past the end of the file.
-      Exit status 0: no errors, 2: corruptions, 3: leaked clusters only, 63: raw.
+      -r leaks frees leaked clusters; -r all also rebuilds the refcounts (and clears
+      the dirty bit). Exit status (after any repair) 0: no errors, 2: corruptions,
+      3: leaked clusters only, 63: raw.
   convert [-f FMT] -O raw|qcow2 [-c] [-o cluster_size=BYTES] SRC DST
       Copy SRC (through its backing chain) into a new image DST; zero areas stay sparse.
       -c stores qcow2 clusters compressed (deflate).
@@ -175,14 +177,21 @@ async function info(argv: string[]): Promise<number> {
 }
 
 async function check(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(argv, { format: { type: 'string', short: 'f' } });
+  const { values, positionals } = parse(argv, { format: { type: 'string', short: 'f' }, repair: { type: 'string', short: 'r' } });
   if (positionals.length !== 1) throw new UsageError('img check: give exactly one PATH');
-  const r = await checkImage(positionals[0], fmtOpt(values.format as string | undefined, '-f'));
+  const repair = values.repair as string | undefined;
+  if (repair !== undefined && repair !== 'leaks' && repair !== 'all') throw new UsageError(`-r ${repair}: use -r leaks or -r all`);
+  const r = await checkImage(positionals[0], fmtOpt(values.format as string | undefined, '-f'), repair);
   if (!r.supported) {
     process.stderr.write(`tsvm img: ${positionals[0]}: the ${r.format} format has no metadata to check\n`);
     return checkExitCode(r);
   }
-  const out: string[] = [...r.messages];
+  const out: string[] = [];
+  if (r.repaired) {
+    out.push('The following inconsistencies were found and repaired:', '', `    ${r.repaired.leaks} leaked clusters`,
+      `    ${r.repaired.corruptions} corruptions`, '', 'Double checking the fixed image now...');
+  }
+  out.push(...r.messages);
   if (r.corruptions === 0 && r.leaks === 0) out.push('No errors were found on the image.');
   if (r.corruptions > 0) {
     out.push(`\n${r.corruptions} errors were found on the image.`, 'Data may be corrupted, or further writes to the image may corrupt it.');

@@ -24,6 +24,9 @@ export const RUN_OPTIONS = {
   net: { type: 'string', multiple: true },
   config: { type: 'string' },
   'api-sock': { type: 'string' },
+  // Firecracker's spellings, for scripts written for it.
+  'config-file': { type: 'string' },
+  id: { type: 'string' },
   detach: { type: 'boolean', short: 'd' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -92,7 +95,10 @@ export function parseNet(text: string, index: number): NetConfig {
 export function parseRunArgs(argv: string[]): RunArgs {
   const { values: v } = withArgErrors('run', () => parseArgs({ args: argv, options: RUN_OPTIONS, strict: true, allowPositionals: false }));
   if (v.help) return { help: true };
-  const c = v.config !== undefined ? loadConfigFile(v.config) : defaultConfig();
+  if (v.config !== undefined && v['config-file'] !== undefined) throw new ConfigError('--config and --config-file are the same option: give one');
+  if (v.name !== undefined && v.id !== undefined) throw new ConfigError('--name and --id are the same option: give one');
+  const configFile = v.config ?? v['config-file'];
+  const c = configFile !== undefined ? loadConfigFile(configFile) : defaultConfig();
   if (v.kernel !== undefined || v.firmware !== undefined) {
     // A boot source on the command line replaces the file's.
     delete c.kernel;
@@ -109,6 +115,7 @@ export function parseRunArgs(argv: string[]): RunArgs {
   if (v.cpus !== undefined) c.cpus = integer('--cpus', v.cpus);
   if (v.accel !== undefined) c.accel = v.accel as VmConfig['accel'];
   if (v.name !== undefined) c.name = v.name;
+  if (v.id !== undefined) c.name = v.id;
   if (v['boot-mode'] !== undefined) c.bootMode = v['boot-mode'] as VmConfig['bootMode'];
   if (v['no-reboot']) c.noReboot = true;
   if (v['no-irqchip']) c.irqchip = false;

@@ -104,9 +104,9 @@ export async function runCommand(argv: string[]): Promise<number> {
 
   let exit: VmExit;
   try {
-    if (vm) inst.boot(vm);
-    else log(`no guest yet: waiting for its configuration and InstanceStart on the API socket ${inst.apiSocket}`);
-    if (detached && (!vm || vm.status !== 'stopped')) {
+    const running = vm ? await inst.boot(vm) : true;
+    if (!vm) log(`no guest yet: waiting for its configuration and InstanceStart on the API socket ${inst.apiSocket}`);
+    if (detached && running) {
       process.send!({ ready: true, name: inst.name }, () => {
         stderrOpen = false;
         process.disconnect?.();
@@ -142,7 +142,7 @@ async function detach(argv: string[], name: string): Promise<number> {
   const { tokens } = parseArgs({ args: argv, options: RUN_OPTIONS, strict: true, allowPositionals: false, tokens: true });
   const drop = new Set(tokens.filter((t) => t.kind === 'option' && t.name === 'detach').map((t) => t.index));
   const childArgv = argv.filter((_a, i) => !drop.has(i));
-  if (!tokens.some((t) => t.kind === 'option' && t.name === 'name')) childArgv.push('--name', name);
+  if (!tokens.some((t) => t.kind === 'option' && (t.name === 'name' || t.name === 'id'))) childArgv.push('--name', name);
   const bin = fileURLToPath(new URL('../../../bin/tsvm', import.meta.url));
   const child = spawn(process.execPath, [bin, 'run', ...childArgv], {
     detached: true,

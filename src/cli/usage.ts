@@ -39,23 +39,26 @@ Options:
   --testdev            add kvm-unit-tests' pc-testdev (scratch ports 0xe0-0xe8, MMIO 0xff000000)
   --grace SECONDS      after SIGTERM, how long the guest may take to power off (default 10)
   --disk PATH[,ro][,root][,id=ID][,format=raw|qcow2]
-                       a block device (repeatable; not attached to the guest yet: tsvm
-                       has no virtio-blk device so far, and says so when it boots)
+                       a virtio-blk disk (repeatable: vda, vdb, ... in this order);
+                       root adds root=/dev/vdX to a kernel's command line
   --net TAP[,mac=MAC][,id=ID]
-                       a network interface (repeatable; not attached yet, as --disk)
+                       a virtio-net interface over the host TAP device (repeatable)
   --config FILE        read the configuration from a JSON file (the API's schema, see
                        docs/API.md); flags given as well override it
   --api-sock PATH      serve the HTTP API on this Unix socket (default: api.sock in the
                        VM's runtime directory); with no --kernel/--firmware, wait for the
                        configuration and InstanceStart on it, as Firecracker does
   -d, --detach         run in the background; print the VM's name once it runs
+  --id NAME, --config-file FILE
+                       Firecracker's spellings of --name and --config
   -h, --help           show this text
 
 Console: on a terminal, Ctrl-A x quits, Ctrl-A h shows the keys. Other terminals can
 attach with tsvm console NAME.
 
 Exit status:
-  0                    the guest powered off (or rebooted with --no-reboot)
+  0                    the guest powered off (or rebooted with --no-reboot), or was
+                       stopped through the API (tsvm stop, PUT /actions Stop)
   (v << 1) | 1         the guest wrote v to isa-debug-exit (port 0xf4)
   1                    tsvm error (bad option or file, KVM unavailable, ...), one line on stderr
   2                    the guest crashed: triple fault with --no-reboot, halted with nothing

@@ -93,10 +93,10 @@ export class VmInstance implements VmmController {
   }
 
   /**
-   * Runs `vm` (made from this instance's config). Returns false, with `exited` resolved, if the
-   * machine could not be built.
+   * Runs `vm` (made from this instance's config) and resolves once it runs: true; or false, with
+   * `exited` resolved, if it could not start (a disk or TAP device that cannot be opened, KVM...).
    */
-  boot(vm: Vm): boolean {
+  async boot(vm: Vm): Promise<boolean> {
     this.vm = vm;
     this.draft = vm.config;
     vm.onConsoleOutput((b) => {
@@ -106,7 +106,7 @@ export class VmInstance implements VmmController {
     this.runtime?.writeConfig(documentFromConfig(vm.config));
     const p = vm.run();
     void p.then((exit) => this.finish(exit));
-    return vm.status !== 'stopped';
+    return (await vm.whenRunning()) === undefined;
   }
 
   /** Ends the instance without a guest (a signal before InstanceStart). */
@@ -174,7 +174,11 @@ export class VmInstance implements VmmController {
     try {
       const config = validateConfig({ ...this.draft, name: this.name });
       const vm = await Vm.create(config, { log: this.log });
-      if (!this.boot(vm)) {
+      this.ended = true; // a start that fails is reported here, not as the instance's end
+      const ok = await this.boot(vm);
+      this.ended = false;
+      if (ok && vm.status === 'stopped') this.finish(await vm.wait()); // ran, and ended already
+      if (!ok) {
         const exit = await vm.wait();
         this.vm = undefined;
         this.ended = false;
@@ -231,6 +235,7 @@ export class VmInstance implements VmmController {
       bus: { unclaimed: 0 },
       interrupts: { total: 0, by_gsi: {} },
       serial: { tx_bytes: 0, rx_bytes: 0 },
+      virtio: {},
       resets: 0,
     };
   }

@@ -36,8 +36,28 @@ export interface VmMetrics {
   bus: { unclaimed: number };
   interrupts: InterruptCounters;
   serial: { tx_bytes: number; rx_bytes: number };
+  /** Per virtio device of the current machine: its transport's counters (queue notifications,
+   *  interrupts) and the device's own (requests, packets, errors), by device name. */
+  virtio: Record<string, Record<string, number>>;
   /** Guest resets survived (the counters above cover all of them). */
   resets: number;
+}
+
+interface HasStats { readonly stats?: object }
+
+/** The numeric counters of virtio devices (transport and model), keyed by device name. */
+export function virtioCounters(devices: readonly (HasStats & { readonly device: HasStats & { readonly name: string } })[]): Record<string, Record<string, number>> {
+  const out: Record<string, Record<string, number>> = {};
+  for (const d of devices) {
+    const c: Record<string, number> = {};
+    for (const src of [d.stats, d.device.stats]) {
+      for (const [k, v] of Object.entries(src ?? {})) if (typeof v === 'number') c[k] = v;
+    }
+    let key = d.device.name;
+    for (let i = 2; key in out; i++) key = `${d.device.name}#${i}`;
+    out[key] = c;
+  }
+  return out;
 }
 
 function counters(): DeviceCounters {

@@ -27,7 +27,7 @@ import { stderrLogger } from './log.js';
 import type { MachineControl, StopRequest } from './machine-control.js';
 import * as layout from './platform-layout.js';
 import { defaultConfig, validateConfig, type VmConfig } from './vm-config.js';
-import { addDeviceCounters, CountingIrqSink, MeteredBus, type DeviceCounters, type InterruptCounters, type VmMetrics } from './runtime-metrics.js';
+import { addDeviceCounters, CountingIrqSink, MeteredBus, virtioCounters, type DeviceCounters, type InterruptCounters, type VmMetrics } from './runtime-metrics.js';
 
 /** How the VM ended, and the process exit status that stands for it (see `tsvm run --help`). */
 export interface VmExit {
@@ -92,6 +92,7 @@ export class Vm {
   private tail: Buffer[] = [];
   private tailBytes = 0;
   private runPromise?: Promise<VmExit>;
+  private readonly runningWaiters: ((exit?: VmExit) => void)[] = [];
   private graceTimer?: NodeJS.Timeout;
   // Counters that outlive a machine (a guest reset builds a new one).
   private readonly interruptCounts: InterruptCounters = { total: 0, by_gsi: {} };
@@ -199,7 +200,7 @@ export class Vm {
         ioEventFds = new KvmIoEventFds(accel.vmFd, this.log);
         for (const dev of pci.devices) ioEventFds.bindVirtio(dev);
       }
-      const boot = prepareBoot(c, this.files, mem, { extraTables: pci.acpiTables, extraDsdtAml: pci.dsdtAml });
+      const boot = prepareBoot({ ...c, append: kernelCommandLine(c) }, this.files, mem, { extraTables: pci.acpiTables, extraDsdtAml: pci.dsdtAml });
       if (!this.booted) {
         // Said once: a reset rebuilds the machine but the user has heard it already.
         this.log(boot.summary);
@@ -249,12 +250,23 @@ export class Vm {
    */
   async start(): Promise<void> {
     if (this.state !== 'created' || this.runPromise) throw new Error('this VM has already been started');
-    // run() builds the machine before its first await, so a failure shows in the state at once.
-    const p = this.run();
-    if ((this.state as VmState) === 'stopped') {
-      const exit = await p;
-      throw new Error(exit.message);
-    }
+    void this.run();
+    const failed = await this.whenRunning();
+    if (failed) throw new Error(failed.message);
+  }
+
+  /**
+   * Resolves with undefined once the guest runs (its machine built, vCPUs started), or with how
+   * it ended if it stopped before that (device backends or the machine could not be set up).
+   */
+  whenRunning(): Promise<VmExit | undefined> {
+    if (this.state === 'running' || this.state === 'paused') return Promise.resolve(undefined);
+    if (this.state === 'stopped') return this.wait();
+    return new Promise((resolve) => this.runningWaiters.push(resolve));
+  }
+
+  private notifyRunning(exit?: VmExit): void {
+    for (const w of this.runningWaiters.splice(0)) w(exit);
   }
 
   /** How the guest ended, once it has (a VM never started ends when `stop` is called). */
@@ -265,7 +277,10 @@ export class Vm {
   /** Runs the guest until it powers off, crashes or is stopped; resets restart it in place. */
   run(): Promise<VmExit> {
     if (this.state !== 'created' || this.runPromise) throw new Error('this VM has already run');
-    const p = this.runLoop().finally(() => clearTimeout(this.graceTimer));
+    const p = this.runLoop().finally(() => clearTimeout(this.graceTimer)).then((exit) => {
+      this.notifyRunning(exit);
+      return exit;
+    });
     this.runPromise = p;
     return p;
   }
@@ -307,6 +322,11 @@ export class Vm {
   private async runMachines(): Promise<VmExit> {
     for (;;) {
       this.stopRequest = undefined;
+      if (this.hardStopReason) {
+        // Stopped while the backends were being opened: never start the guest.
+        this.state = 'stopped';
+        return { code: EXIT_VMM_ERROR, reason: 'stopped', message: this.hardStopReason };
+      }
       let m: Machine;
       try {
         m = this.machine = this.build();
@@ -315,6 +335,7 @@ export class Vm {
         return { code: EXIT_VMM_ERROR, reason: 'error', message: (e as Error).message };
       }
       this.state = 'running';
+      this.notifyRunning();
       const stop = await m.accel.run(m.bus, m.boot.cpu);
       this.retire(m);
       await m.ioEventFds?.close();
@@ -438,6 +459,7 @@ export class Vm {
       bus: { unclaimed: this.pastBus.unclaimed + (live && m ? m.bus.stats.unclaimed : 0) },
       interrupts: { total: this.interruptCounts.total, by_gsi: { ...this.interruptCounts.by_gsi } },
       serial: { tx_bytes: this.serialTx, rx_bytes: this.serialRx },
+      virtio: live && m ? virtioCounters(m.pci.devices) : {},
       resets: this.resets,
     };
   }
@@ -446,4 +468,16 @@ export class Vm {
 async function closeBackends(b: DeviceBackends | undefined): Promise<void> {
   if (!b) return;
   await Promise.allSettled([...b.disks.map((d) => d.backend.close()), ...b.nets.map((n) => n.backend.close())]);
+}
+
+/**
+ * The kernel command line: `append`, plus `root=/dev/vdX rw|ro` for a disk marked as the root
+ * device (Firecracker's is_root_device) unless the line names a root already. Disks take PCI
+ * slots in configuration order, so the Nth disk is the guest's Nth virtio disk, vda first.
+ */
+export function kernelCommandLine(c: VmConfig): string {
+  const i = (c.disks ?? []).findIndex((d) => d.root);
+  if (i < 0 || !c.kernel || /(^|\s)root=/.test(c.append) || i >= 26) return c.append;
+  const root = `root=/dev/vd${String.fromCharCode(0x61 + i)} ${c.disks[i].readonly ? 'ro' : 'rw'}`;
+  return c.append ? `${c.append} ${root}` : root;
 }

@@ -129,3 +129,49 @@ test('api: bad requests get 400 (or 404/405/413) with a fault message that names
     assert.equal(m.api.errors, cases.length);
   });
 });
+
+test('api: docs/openapi.json is consistent: references resolve, path parameters are declared, errors documented', async () => {
+  const { openApi } = await import('./openapi-check.js');
+  const refs: string[] = [];
+  const walk = (v: unknown): void => {
+    if (Array.isArray(v)) v.forEach(walk);
+    else if (v && typeof v === 'object') {
+      for (const [k, x] of Object.entries(v)) {
+        if (k === '$ref' && typeof x === 'string') refs.push(x);
+        else walk(x);
+      }
+    }
+  };
+  walk(openApi);
+  for (const r of refs) {
+    const m = /^#\/components\/schemas\/(.+)$/.exec(r);
+    assert.ok(m && openApi.components.schemas[m[1]], `unresolved $ref ${r}`);
+  }
+  for (const [path, ops] of Object.entries(openApi.paths)) {
+    const params = [...path.matchAll(/\{([^}]+)\}/g)].map((m) => m[1]);
+    for (const [method, op] of Object.entries(ops)) {
+      assert.ok(op.responses.default, `${method} ${path}: no default (error) response`);
+      const declared = ((op as { parameters?: { name: string; in: string }[] }).parameters ?? []).filter((p) => p.in === 'path').map((p) => p.name);
+      assert.deepEqual(declared, params, `${method} ${path}: path parameters`);
+      if (method === 'put' || method === 'patch') assert.ok(op.requestBody && op.responses['204'] && op.responses['400'], `${method} ${path}: body, 204 and 400`);
+    }
+  }
+});
+
+test('api: an InstanceStart that fails (a drive image that cannot be opened) is a 400; the VM can still be fixed and started later', async () => {
+  await withInstance(async (call, inst, dir) => {
+    const fw = join(dir, 'fw.bin');
+    writeFileSync(fw, Buffer.alloc(64 * 1024));
+    const disk = join(dir, 'not-qcow2.img');
+    writeFileSync(disk, Buffer.alloc(64 * 1024));
+    assert.equal((await call('PUT', '/boot-source', { firmware_path: fw })).status, 204);
+    assert.equal((await call('PUT', '/drives/d0', { drive_id: 'd0', path_on_host: disk, is_root_device: false, format: 'qcow2' })).status, 204);
+    const r = await call('PUT', '/actions', { action_type: 'InstanceStart' });
+    assert.equal(r.status, 400);
+    assert.match(fault(r), /^InstanceStart: the VM could not start: .*not-qcow2\.img/);
+    assert.equal(((await call('GET', '/')).body as { state: string }).state, 'Not started');
+    // Still configurable: the drive can be corrected.
+    assert.equal((await call('PUT', '/drives/d0', { drive_id: 'd0', path_on_host: disk, is_root_device: false, format: 'raw' })).status, 204);
+    assert.equal(inst.instanceState(), 'Not started');
+  });
+});

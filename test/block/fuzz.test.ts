@@ -82,19 +82,21 @@ function mutate(src: Uint8Array, r: (n: number) => number): Uint8Array {
   for (let k = 0; k < n; k++) {
     switch (r(7)) {
       case 0: // a random byte of the header cluster
-        b[r(Math.min(b.length, 512))] = r(256);
+        if (b.length > 0) b[r(Math.min(b.length, 512))] = r(256);
         break;
       case 1: { // a 32-bit header field set to an interesting value
         const fields = [H.version, H.backingFileSize, H.clusterBits, H.cryptMethod, H.l1Size, H.refcountTableClusters,
           H.nbSnapshots, H.refcountOrder, H.headerLength, H.size + 4, H.l1TableOffset + 4, H.refcountTableOffset + 4,
           H.backingFileOffset + 4, H.incompatibleFeatures + 4, H.autoclearFeatures + 4];
-        dv().setUint32(fields[r(fields.length)], INTERESTING[r(INTERESTING.length)]);
+        const f = fields[r(fields.length)];
+        if (f + 4 <= b.length) dv().setUint32(f, INTERESTING[r(INTERESTING.length)]);
         break;
       }
       case 2: { // a 64-bit offset field to something in, near or past the file
         const fields = [H.l1TableOffset, H.refcountTableOffset, H.snapshotsOffset, H.backingFileOffset, H.size];
         const v = [0, 512, 4096, b.length, b.length - 512, 2 ** 40, r(b.length)][r(7)];
-        dv().setBigUint64(fields[r(fields.length)], BigInt(v));
+        const f = fields[r(fields.length)];
+        if (f + 8 <= b.length) dv().setBigUint64(f, BigInt(v));
         break;
       }
       case 3: { // an 8-byte table entry somewhere after the header: L1, L2, refcount table/blocks
@@ -106,7 +108,7 @@ function mutate(src: Uint8Array, r: (n: number) => number): Uint8Array {
         break;
       }
       case 4: { // random bytes anywhere
-        for (let i = 0; i < 8; i++) b[r(b.length)] = r(256);
+        for (let i = 0; i < 8 && b.length > 0; i++) b[r(b.length)] = r(256);
         break;
       }
       case 5: // truncation

@@ -84,6 +84,19 @@ test('img check: exit 0 clean, 3 for leaks, 2 for corruption, 63 for raw', async
   assert.match(r.stdout, /ERROR cluster \d+ refcount=0 reference=1/);
   assert.match(r.stdout, /errors were found on the image/);
 
+  // Repair: -r leaks does not fix the corruption, -r all fixes everything.
+  r = tsvmImg(['check', '-r', 'leaks', q]);
+  assert.equal(r.status, 2, r.stdout + r.stderr);
+  r = tsvmImg(['check', '-r', 'all', q]);
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /found and repaired/);
+  assert.match(r.stdout, /No errors were found/);
+  const e = await openDisk(q, { readonly: true });
+  const back = new Uint8Array(1 << 20);
+  await e.read(0, back);
+  await e.close();
+  assert.ok(Buffer.from(back).equals(Buffer.from(pattern(1 << 20, 1))), 'data intact after repair');
+
   const raw = join(dir, 'check.raw');
   writeFileSync(raw, new Uint8Array(4096));
   r = tsvmImg(['check', raw]);

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { Qcow2Image } from '../../src/block/qcow2/image.js';
 import { createQcow2, type Qcow2CreateOptions } from '../../src/block/qcow2/create.js';
 import { openDisk } from '../../src/block/open.js';
-import { checkImage } from '../../src/block/check.js';
+import { checkImage, repairImage } from '../../src/block/check.js';
 import { BlockError } from '../../src/block/errors.js';
 import { H } from '../../src/block/qcow2/format.js';
 import { pattern, rng, tempDir } from './helpers.js';
@@ -169,9 +169,9 @@ test('qcow2: missing backing files and unknown backing formats are clear errors'
   await assert.rejects(openDisk(n), /not a local file/);
 });
 
-test('qcow2: dirty, corrupt and snapshot images open read-only only; autoclear bits are cleared on write', async () => {
+test('qcow2: corrupt and snapshot images open read-only only, dirty ones are repaired first, autoclear bits are cleared on write', async () => {
   const p = join(dir, 'flags.qcow2');
-  for (const [bit, msg] of [[0, /dirty/], [1, /corrupt/]] as const) {
+  for (const [bit, msg] of [[1, /corrupt/]] as const) {
     await createQcow2(p, { size: 1 << 20 });
     const b = readFileSync(p);
     b[H.incompatibleFeatures + 7] |= 1 << bit;
@@ -180,7 +180,30 @@ test('qcow2: dirty, corrupt and snapshot images open read-only only; autoclear b
     const ro = await openDisk(p, { readonly: true });
     await assert.rejects(ro.write(0, new Uint8Array(1)), /read-only/);
     await ro.close();
+    // A full repair finds nothing wrong and clears the bit.
+    await repairImage(p, 'all');
+    await (await openDisk(p)).close();
   }
+  // A dirty image: only the low-level open refuses it; openDisk rebuilds the refcounts first.
+  await createQcow2(p, { size: 1 << 20 });
+  const w = await openDisk(p);
+  await w.write(0, pattern(300_000, 3));
+  await w.close();
+  const dirty = readFileSync(p);
+  dirty[H.incompatibleFeatures + 7] |= 1;
+  const rb = Number(dirty.readBigUInt64BE(Number(dirty.readBigUInt64BE(H.refcountTableOffset))));
+  dirty.fill(0, rb + 8, rb + 64); // lazy refcounts never written
+  writeFileSync(p, dirty);
+  await assert.rejects(Qcow2Image.open(p), /dirty/);
+  assert.ok((await checkImage(p)).corruptions > 0);
+  const fixed = await openDisk(p);
+  await fixed.write(500_000, pattern(1000, 4));
+  await fixed.close();
+  await assertClean(p);
+  const back = await readAll(p, 300_000);
+  assert.ok(Buffer.from(back).equals(Buffer.from(pattern(300_000, 3))));
+  assert.equal(readFileSync(p)[H.incompatibleFeatures + 7] & 1, 0, 'dirty bit cleared');
+
   await createQcow2(p, { size: 1 << 20 });
   const b = readFileSync(p);
   b.writeUInt32BE(1, H.nbSnapshots);

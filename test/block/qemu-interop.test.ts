@@ -235,3 +235,26 @@ test('interop: tsvm img convert output matches qemu-img convert, both ways', { s
   const r = tsvmImg(['check', src]);
   assert.equal(r.status, 0, r.stdout + r.stderr);
 });
+
+test('interop: a dirty image (lazy refcounts, qemu-io aborted) is repaired when opened for writing', { skip }, async () => {
+  const p = join(dir, 'lazy.qcow2');
+  qemuImg(['create', '-f', 'qcow2', '-o', 'lazy_refcounts=on', p, String(16 << 20)]);
+  runQemuIo(q, ['-c', 'write -P 0x44 0 1M', '-c', 'abort', p]);
+  assert.notEqual(runQemuImg(q, ['check', p]).status, 0, 'qemu-io left the image dirty and inconsistent');
+  const ro = await openDisk(p, { readonly: true });
+  const b = new Uint8Array(1 << 20);
+  await ro.read(0, b);
+  await ro.close();
+  assert.ok(b.every((x) => x === 0x44), 'read-only open reads the dirty image as is');
+  const warnings: string[] = [];
+  const d = await openDisk(p, { onWarning: (w) => warnings.push(w) });
+  assert.match(warnings.join(), /dirty; rebuilding/);
+  await d.write(2 << 20, new Uint8Array(65536).fill(0x55));
+  await d.close();
+  assertQemuCheckClean(p);
+  const raw = qemuToRaw(p);
+  assert.ok(raw.subarray(0, 1 << 20).every((x) => x === 0x44));
+  assert.ok(raw.subarray(2 << 20, (2 << 20) + 65536).every((x) => x === 0x55));
+  const info = JSON.parse(qemuImg(['info', '--output=json', p])) as { 'dirty-flag'?: boolean };
+  assert.equal(info['dirty-flag'], false);
+});

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { parseRunArgs } from '../../src/cli/run-args.js';
 import { applyDocument, documentFromConfig, loadConfigFile } from '../../src/vmm/config-file.js';
 import { defaultConfig, type VmConfig } from '../../src/vmm/vm-config.js';
+import { kernelCommandLine } from '../../src/vmm/vm.js';
 import { assembleGuest } from '../support/guests.js';
 import { kvmUnavailableReason } from '../support/tsvm-process.js';
 import { tempRoot, tsvm } from './mgmt-support.js';
@@ -97,4 +98,17 @@ test('config file: tsvm run --config boots the guest it describes', { skip: kvmU
   const r = await tsvm(tempRoot('cfgrun'), 'run', '--config', p);
   assert.equal(r.stdout, 'Hello from real mode\n');
   assert.equal(r.status, 33, r.stderr);
+});
+
+test('config: a root disk puts root=/dev/vdX on a kernel command line (as Firecracker does)', () => {
+  const base = flags(['--kernel', kernel, '--disk', disk, '--disk', `${disk},root,ro`]);
+  assert.equal(kernelCommandLine(base), 'console=ttyS0 root=/dev/vdb ro');
+  assert.equal(kernelCommandLine({ ...base, append: 'root=/dev/sda1' }), 'root=/dev/sda1');
+  assert.equal(kernelCommandLine(flags(['--kernel', kernel, '--disk', disk])), 'console=ttyS0');
+});
+
+test('config file: Firecracker spellings --config-file and --id work as --config and --name', () => {
+  const cfg = file('fc-spelling.json', { 'boot-source': { kernel_image_path: kernel } });
+  assert.deepEqual(flags(['--config-file', cfg, '--id', 'fc']), flags(['--config', cfg, '--name', 'fc']));
+  assert.throws(() => flags(['--config', cfg, '--config-file', cfg]), /same option/);
 });

@@ -72,13 +72,16 @@ async function lifecycle(root: string, counter: string, button: string, common: 
   assert.match(dup.stderr, /a VM named "alpha" is already running \(pid \d+\)/);
 
   // Pause alpha: its guest stops printing; resume: it prints again.
-  assert.equal((await tsvm(root, 'pause', 'alpha')).stdout, 'alpha\n');
+  const paused = await tsvm(root, 'pause', 'alpha');
+  assert.equal(paused.stdout, 'alpha\n', paused.stderr);
+  await sleep(100); // an exit in flight when the pause came completes
   rows = await agree(root, { alpha: 'paused', beta: 'running', gamma: 'running' });
   const pausedAt = txBytes(rows, 'alpha');
   await sleep(300);
   rows = await agree(root, { alpha: 'paused', beta: 'running', gamma: 'running' });
   assert.equal(txBytes(rows, 'alpha'), pausedAt, 'a paused guest prints nothing');
-  assert.equal((await tsvm(root, 'resume', 'alpha')).stdout, 'alpha\n');
+  const resumed = await tsvm(root, 'resume', 'alpha');
+  assert.equal(resumed.stdout, 'alpha\n', resumed.stderr);
   await sleep(300);
   rows = await agree(root, { alpha: 'running', beta: 'running', gamma: 'running' });
   assert.ok(txBytes(rows, 'alpha') > pausedAt, 'a resumed guest prints again');
@@ -96,7 +99,8 @@ async function lifecycle(root: string, counter: string, button: string, common: 
 
   // Kill gamma with tsvm kill.
   const gammaPid = gamma.pid!;
-  assert.equal((await tsvm(root, 'kill', 'gamma')).stdout, 'gamma\n');
+  const killed = await tsvm(root, 'kill', 'gamma');
+  assert.equal(killed.stdout, 'gamma\n', killed.stderr);
   assert.equal(running(gammaPid), false);
   await agree(root, { alpha: 'running' });
 

@@ -47,6 +47,8 @@ export interface Qcow2Options {
   openBacking?: (req: BackingRequest) => Promise<BlockBackend>;
   /** L2 tables kept in memory (default 64; each covers clusterSize²/8 bytes of the disk). */
   l2CacheTables?: number;
+  /** Repairs a dirty image (rebuilds its refcounts) so that it can be opened for writing. */
+  repairDirty?: (path: string) => Promise<void>;
 }
 
 interface PendingFree {
@@ -121,8 +123,15 @@ export class Qcow2Image implements BlockBackend {
       const headerBytes = await file.readNew(0, Math.min(file.size, headerClusterSize(first)));
       const h = parseHeader(headerBytes, file.size, path);
       if (!readonly) {
-        if (h.corrupt) throw new BlockError('the image is marked corrupt; open it read-only, or repair it (qemu-img check -r all)', path);
-        if (h.dirty) throw new BlockError('the image is marked dirty (lazy refcounts); repair it first (qemu-img check -r all) or open it read-only', path);
+        if (h.corrupt) throw new BlockError('the image is marked corrupt; open it read-only, or repair it (tsvm img check -r all)', path);
+        if (h.dirty) {
+          if (opts.repairDirty) {
+            await file.close();
+            await opts.repairDirty(path);
+            return Qcow2Image.open(path, { ...opts, repairDirty: undefined });
+          }
+          throw new BlockError('the image is marked dirty (lazy refcounts); repair it first (tsvm img check -r all) or open it read-only', path);
+        }
         if (h.nbSnapshots > 0) throw new UnsupportedImageError('writing to an image with internal snapshots (open it read-only)', path);
       }
       const l1 = await file.readNew(h.l1TableOffset, h.l1Size * 8);
@@ -143,7 +152,7 @@ export class Qcow2Image implements BlockBackend {
       return img;
     } catch (e) {
       await backing?.close().catch(() => undefined);
-      await file.close();
+      await file.close().catch(() => undefined);
       throw e;
     }
   }

@@ -22,7 +22,7 @@ import { codeBits } from './state';
 // What compiled blocks (src/accel/soft/jit/) import from the core: the hot state that lives in
 // wasm globals, the lazy-flag helpers and the few operations they do not inline.
 export { rip, cpl } from './state';
-export { lfOp, lfSize, lfRes, lfA, lfB, lfCin, lfEager, flagsOther, cond, getCF } from './flags';
+export { lfOp, lfSize, lfRes, lfA, lfB, lfCin, lfEager, flagsOther, cond, getCF, getFlags, patchStatus } from './flags';
 export { shift, imulTrunc, bitScan } from './alu';
 export { jitEnable, jitMarkPage, jitTune } from './jit';
 
@@ -76,8 +76,10 @@ export function run(budget: i32): i32 {
   if (load<i32>(S + O_HALTED) != 0) return interruptible() ? EXIT_INTR : EXIT_HLT;
   let side = false; // the last compiled block stopped before an instruction it cannot run
   for (let n = 0; n < budget;) {
-    if (inhibitNext) clearInhibit();
-    else if (interruptible()) { jitFlushPending(); return EXIT_INTR; }
+    if (inhibitNext) {
+      clearInhibit();
+      side = true; // the instruction in the STI / MOV SS shadow runs alone, then interrupts are checked
+    } else if (interruptible()) { jitFlushPending(); return EXIT_INTR; }
     if (jitOn && !side && codeBits == 64) {
       const done = jitTry(budget - n);
       if (done >= 0) {

@@ -93,7 +93,7 @@ export function jitTry(left: i32): i32 {
     if (fn > 0) {
       if (<u32>load<u16>(e, E_GEN) == pageGen(host)) {
         if (<i32>load<u8>(e, E_LEN) > left) return -1;
-        const n = call_indirect<i32>(<u32>fn);
+        const n = call_indirect<i32>(<u32>fn, left);
         if (n >= 0) return n;
         jitSide = true;
         return -n - 1;
@@ -145,7 +145,7 @@ function enqueue(e: u32): bool {
 function runEntry(e: u32, host: u32, left: i32): i32 {
   const fn = load<i32>(e, E_FN);
   if (fn <= 0 || <u32>load<u16>(e, E_GEN) != pageGen(host) || <i32>load<u8>(e, E_LEN) > left) return -1;
-  const n = call_indirect<i32>(<u32>fn);
+  const n = call_indirect<i32>(<u32>fn, left);
   if (n >= 0) return n;
   jitSide = true;
   return -n - 1;

@@ -28,14 +28,16 @@ const K_WRITE = 1;
 // imported globals (index = import order, see jit.ts)
 export const G = { rip: 0, lfOp: 1, lfSize: 2, lfRes: 3, lfA: 4, lfB: 5, lfCin: 6, lfEager: 7, flagsOther: 8 } as const;
 // imported functions
-export const F = { cond: 0, getCF: 1, shift: 2, imulTrunc: 3, bitScan: 4 } as const;
+export const F = { cond: 0, getCF: 1, shift: 2, imulTrunc: 3, bitScan: 4, getFlags: 5, patchStatus: 6 } as const;
 // lazy flag operations (as/flags.ts)
 const OP_ADD = 1, OP_ADC = 2, OP_SUB = 3, OP_SBB = 4, OP_LOGIC = 5, OP_INC = 6, OP_DEC = 7;
 
 // locals of a block function
-const L = 0, V = 1, A = 2, B = 3, R = 4, T = 5; // i64
-const I = 6, H = 7, C = 8; // i32
-export const BLOCK_LOCALS: [number, number][] = [[6, T_I64], [3, T_I32]];
+// parameter 0: the instruction budget (the block may loop while it lasts)
+const LEFT = 0;
+const L = 1, V = 2, A = 3, B = 4, R = 5, T = 6; // i64
+const I = 7, H = 8, C = 9, N = 10; // i32; N: instructions retired by earlier iterations of the block's loop
+export const BLOCK_LOCALS: [number, number][] = [[6, T_I64], [4, T_I32]];
 
 class Bail extends Error {}
 const bail = (): never => { throw new Bail(); };
@@ -121,9 +123,11 @@ export class BlockCompiler {
   private next = 0n; // RIP after it
   private k = 0; // instructions already in the block
   private user = false;
+  private cpl = 0;
   /** Set by a direct JMP/CALL whose target is on the block's page: compilation continues there. */
   private follow: bigint | null = null;
   private blockPage = 0n;
+  private blockStart = 0n;
   /** What the lazy flags hold at this point of the block, when a compiled instruction set them. */
   private fk: { op: number; size: number } | null = null;
   // prefixes of the current instruction
@@ -134,6 +138,9 @@ export class BlockCompiler {
   private rep = 0;
   private seg = -1;
 
+  /** When set, counts the instructions compilation stopped at (their first bytes), for tuning. */
+  stops?: Map<string, number>;
+
   constructor(private readonly mem: Uint8Array) {}
 
   /**
@@ -143,8 +150,10 @@ export class BlockCompiler {
    */
   compile(rip: bigint, host: number, cpl: number): { body: Bytes; count: number } | null {
     this.user = cpl === 3;
+    this.cpl = cpl;
     this.fk = null;
     this.blockPage = rip >> 12n;
+    this.blockStart = rip;
     const pageBase = host & ~0xfff;
     const pageEnd = pageBase + 0x1000;
     const out = new Bytes();
@@ -166,6 +175,10 @@ export class BlockCompiler {
       } catch (e) {
         if (!(e instanceof Bail)) throw e;
         this.fk = savedFk;
+        if (this.stops) {
+          const bytes = [...this.mem.subarray(at, Math.min(at + 4, pageEnd))].map((x) => x.toString(16).padStart(2, '0')).join(' ');
+          this.stops.set(bytes, (this.stops.get(bytes) ?? 0) + 1);
+        }
         break;
       }
       out.append(this.code);
@@ -177,12 +190,13 @@ export class BlockCompiler {
     const body = new Bytes();
     body.u32(BLOCK_LOCALS.length);
     for (const [n, t] of BLOCK_LOCALS) body.u32(n).byte(t);
+    body.byte(OP.loop).byte(0x40);
     body.append(out);
-    if (!ended) {
-      const c = new Code();
-      c.i64c(pc).gset(G.rip).i32c(count);
-      body.append(c);
-    }
+    body.byte(OP.end);
+    const c = new Code();
+    if (!ended) c.i64c(pc).gset(G.rip).get(N).i32c(count).op(OP.i32Add);
+    else c.op(OP.unreachable);
+    body.append(c);
     body.byte(OP.end);
     return { body, count };
   }
@@ -229,7 +243,7 @@ export class BlockCompiler {
   // ---------------------------------------------------------------- emission helpers
 
   private sideExit(): void {
-    this.code.i64c(this.start).gset(G.rip).i32c(-(this.k + 1)).op(OP.return);
+    this.code.i64c(this.start).gset(G.rip).i32c(-(this.k + 1)).get(N).op(OP.i32Sub).op(OP.return);
   }
 
   /** Effective (linear) address of a memory operand into local L. */
@@ -386,10 +400,30 @@ export class BlockCompiler {
   }
 
   /** A near branch to a constant target: end the block there (non-canonical: leave it to the interpreter). */
+  /** Return the number of instructions retired, this one included. */
+  private retired(): void {
+    this.code.get(N).i32c(this.k + 1).op(OP.i32Add).op(OP.return);
+  }
+
+  /**
+   * Branch back to the block's start (the function body is one wasm loop, `depth` levels out).
+   * The next iteration runs only if it fits the budget and no interrupt request is pending.
+   */
+  private backEdge(depth: number): void {
+    const c = this.code;
+    c.get(N).i32c(this.k + 1).op(OP.i32Add).tee(N);
+    c.i32c(MAX_INSNS).op(OP.i32Add).get(LEFT).op(OP.i32GtS);
+    c.i32c(0).mem(OP.i32Load, 2, S + O.INTR_REQUEST).op(OP.i32Or);
+    c.op(OP.if).byte(0x40).i64c(this.blockStart).gset(G.rip).get(N).op(OP.return).op(OP.end);
+    c.op(OP.br).u32(depth);
+  }
+
   private jumpTo(target: bigint): boolean {
     if (!canonical(target)) bail();
+    if (target === this.blockStart) { this.backEdge(0); return true; }
     if (target >> 12n === this.blockPage) { this.follow = target; return false; }
-    this.code.i64c(target).gset(G.rip).i32c(this.k + 1).op(OP.return);
+    this.code.i64c(target).gset(G.rip);
+    this.retired();
     return true;
   }
 
@@ -656,7 +690,8 @@ export class BlockCompiler {
         this.sideExit();
         c.op(OP.end);
         c.i32c(0).get(L).i64c(8n + imm).op(OP.i64Add).store(8, S + 4 * 8);
-        c.get(A).gset(G.rip).i32c(this.k + 1).op(OP.return);
+        c.get(A).gset(G.rip);
+        this.retired();
         return true;
       }
       case 0xc6: case 0xc7: {
@@ -686,10 +721,63 @@ export class BlockCompiler {
         this.done();
         return this.jumpTo(BigInt.asUintN(64, this.next + d));
       }
+      case 0x9c: { // PUSHF (64-bit mode: VM is 0; RF is not pushed)
+        if (this.h66) bail();
+        this.done();
+        c.call(F.getFlags).i32c(~0x30000).op(OP.i32And).op(OP.i64ExtendI32U).set(A);
+        this.push(A);
+        return false;
+      }
+      case 0xfa: // CLI at CPL 0 (IOPL cannot forbid it there)
+        if (this.user || this.cpl !== 0) bail();
+        this.done();
+        c.gget(G.flagsOther).i32c(~0x200).op(OP.i32And).gset(G.flagsOther);
+        return false;
       case 0xf6: case 0xf7: return this.group3(b === 0xf6 ? 1 : os);
       case 0xfe: case 0xff: return this.group5(b === 0xfe ? 1 : os, b === 0xfe);
       default: bail();
     }
+    return false;
+  }
+
+  /** BT/BTS/BTR/BTC (as bitOp in as/interp.ts): CF = the bit; a register offset can reach other words. */
+  private bitOp(op: number, imm: boolean): boolean {
+    const c = this.code;
+    const os = this.os;
+    const bits = os * 8;
+    const m = this.modrm();
+    let bit = 0;
+    if (imm) {
+      if ((m.reg & 7) < 4) bail();
+      op = (m.reg & 7) - 4;
+      bit = this.cur.u8() & (bits - 1);
+    }
+    this.done();
+    if (this.lock && (op === 0 || !m.mem)) bail();
+    if (imm) c.i64c(BigInt(bit)).set(B);
+    else { this.getReg(os, m.reg); c.tee(T).i64c(BigInt(bits - 1)).op(OP.i64And).set(B); }
+    if (!m.mem) {
+      this.getReg(os, m.rm); c.set(A);
+    } else {
+      this.ea(m.mem);
+      if (!imm) {
+        const log = os === 2 ? 4 : os === 4 ? 5 : 6;
+        c.get(L).get(T).sext(os).i64c(BigInt(log)).op(OP.i64ShrS).i64c(BigInt(Math.log2(os))).op(OP.i64Shl).op(OP.i64Add).set(L);
+      }
+      this.tlb(op === 0 ? K_READ : K_WRITE, os, H);
+      c.get(H).load(os).set(A);
+    }
+    c.get(A).get(B).op(OP.i64ShrU).i64c(1n).op(OP.i64And).op(OP.i32WrapI64).set(C);
+    if (op !== 0) {
+      c.i64c(1n).get(B).op(OP.i64Shl);
+      if (op === 1) c.get(A).op(OP.i64Or);
+      else if (op === 2) c.i64c(-1n).op(OP.i64Xor).get(A).op(OP.i64And);
+      else c.get(A).op(OP.i64Xor);
+      c.set(R);
+      this.writeRm(m, os, R);
+    }
+    c.i32c(1).get(C).call(F.patchStatus);
+    this.fk = null;
     return false;
   }
 
@@ -705,13 +793,22 @@ export class BlockCompiler {
     if (!canonical(target)) bail();
     const c = this.code;
     this.cond(cc);
+    if (target === this.blockStart) {
+      // a loop back to the start of the block: iterate inside the function while the budget lasts
+      c.op(OP.if).byte(0x40);
+      this.backEdge(1);
+      c.op(OP.end);
+      return false;
+    }
     if (this.k + 1 >= MAX_INSNS) {
       c.op(OP.if).byte(T_I64).i64c(target).op(OP.else).i64c(this.next).op(OP.end).gset(G.rip);
-      c.i32c(this.k + 1).op(OP.return);
+      this.retired();
       return true;
     }
     // taken: leave the block; not taken: go on with the next instruction
-    c.op(OP.if).byte(0x40).i64c(target).gset(G.rip).i32c(this.k + 1).op(OP.return).op(OP.end);
+    c.op(OP.if).byte(0x40).i64c(target).gset(G.rip);
+    this.retired();
+    c.op(OP.end);
     return false;
   }
 
@@ -766,7 +863,8 @@ export class BlockCompiler {
       this.sideExit();
       c.op(OP.end);
       if (op === 2) { c.i64c(this.next).set(A); this.push(A); }
-      c.get(T).gset(G.rip).i32c(this.k + 1).op(OP.return);
+      c.get(T).gset(G.rip);
+      this.retired();
       return true;
     }
     if (op === 6) { // PUSH r/m
@@ -783,8 +881,8 @@ export class BlockCompiler {
   private two(b: number): boolean {
     const c = this.code;
     const os = this.os;
-    if (this.rep !== 0) bail();
-    if (this.lock && b !== 0xb0 && b !== 0xb1 && b !== 0xc0 && b !== 0xc1) bail();
+    if (this.rep !== 0 && b !== 0xbc && b !== 0xbd && !(b >= 0x18 && b <= 0x1f)) bail();
+    if (this.lock && b !== 0xab && b !== 0xb3 && b !== 0xbb && b !== 0xba && b !== 0xb0 && b !== 0xb1 && b !== 0xc0 && b !== 0xc1) bail();
     if (b >= 0x80 && b <= 0x8f) {
       const d = this.cur.s32();
       this.done();
@@ -811,11 +909,14 @@ export class BlockCompiler {
       return false;
     }
     switch (b) {
-      case 0x1f: { // NOP r/m
+      case 0x0d: case 0x18: case 0x19: case 0x1a: case 0x1b: case 0x1c: case 0x1d: case 0x1e: case 0x1f: {
+        // hint NOPs (NOP r/m, PREFETCHh, PREFETCHW, ENDBR): the operand is decoded, not accessed
         this.modrm();
         this.done();
         return false;
       }
+      case 0xa3: case 0xab: case 0xb3: case 0xbb: return this.bitOp(b === 0xa3 ? 0 : b === 0xab ? 1 : b === 0xb3 ? 2 : 3, false);
+      case 0xba: return this.bitOp(-1, true);
       case 0xaf: {
         const m = this.modrm();
         this.done();

@@ -4,6 +4,7 @@
 // puts the functions into the function table the core calls through, and writes the table
 // indices back into the core's block table (layout in src/accel/soft/as/jit.ts).
 
+import { writeFileSync } from 'node:fs';
 import { BlockCompiler } from './compiler.js';
 import { Bytes, section, T_I32, T_I64 } from './wasm.js';
 
@@ -28,6 +29,8 @@ const FUNCS: [string, number[], number[]][] = [
   ['shift', [T_I32, T_I32, T_I64, T_I32], [T_I64]],
   ['imulTrunc', [T_I32, T_I64, T_I64], [T_I64]],
   ['bitScan', [T_I32, T_I32, T_I64, T_I64], [T_I64]],
+  ['getFlags', [], [T_I32]],
+  ['patchStatus', [T_I32, T_I32], []],
 ];
 
 interface WasmTable {
@@ -80,8 +83,13 @@ export class SoftJit {
     const hot = Number(process.env.TSVM_SOFT_JIT_HOT ?? '');
     if (hot > 0) this.tune(hot, hot <= 2 ? 0 : 16);
     if (process.env.TSVM_SOFT_JIT_STATS) {
+      const stops = (this.compiler.stops = new Map());
       process.once('exit', () => {
         const s = this.stats;
+        if (process.env.TSVM_SOFT_JIT_STATS === '2') {
+          const top = [...stops].sort((a, b) => b[1] - a[1]).slice(0, 25).map(([k, n]) => `${k}: ${n}`);
+          process.stderr.write(`tsvm: soft JIT: blocks stopped at: ${top.join('; ')}\n`);
+        }
         process.stderr.write(`tsvm: soft JIT: ${s.blocks} blocks (${s.instructions} instructions, ${s.refused} refused) in ${s.modules} modules (${(s.wasmBytes / 1048576).toFixed(1)} MiB), ${s.compileMs.toFixed(0)} ms compiling (${s.wasmMs.toFixed(0)} ms in WebAssembly.Module/Instance)\n`);
       });
     }
@@ -130,6 +138,9 @@ export class SoftJit {
     v.setUint32(JIT_QUEUE, 0, true);
     if (bodies.length > 0) {
       const bytes = buildModule(bodies);
+      if (process.env.TSVM_SOFT_JIT_DUMP && this.stats.modules < 50) {
+        writeFileSync(`${process.env.TSVM_SOFT_JIT_DUMP}/jit-${this.stats.modules}.wasm`, bytes);
+      }
       const t1 = performance.now();
       const mod = new wasm.Module(bytes);
       const inst = new wasm.Instance(mod, this.imports);
@@ -154,10 +165,10 @@ export class SoftJit {
 function buildModule(bodies: Bytes[]): Uint8Array {
   const out = new Bytes();
   out.bytes([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
-  // types: 0 = block () -> i32, then one per helper
+  // types: 0 = block (i32) -> i32, then one per helper
   const types = new Bytes();
   types.u32(1 + FUNCS.length);
-  types.byte(0x60).u32(0).u32(1).byte(T_I32);
+  types.byte(0x60).u32(1).byte(T_I32).u32(1).byte(T_I32); // (budget) -> retired
   for (const [, params, results] of FUNCS) {
     types.byte(0x60).u32(params.length).bytes(params).u32(results.length).bytes(results);
   }

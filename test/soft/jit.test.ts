@@ -1,0 +1,314 @@
+// The software CPU's JIT (src/accel/soft/jit/, src/accel/soft/as/jit.ts): compiled blocks must
+// leave exactly the state the interpreter leaves. Each program runs twice, once with the JIT
+// compiling every block the first time it is reached (tune(1, 0)) and once with the JIT off
+// (TSVM_SOFT_JIT=0), and the results are compared; plus self-modifying code, blocks next to page
+// boundaries, faults in the middle of a block, CPL changes and exact instruction budgets.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { CODE, DATA, STACK, SEL, runAsm, stubRip, type Machine, type RunResult, type Mode } from './harness.js';
+import type { CpuState } from '../../src/accel/cpu-state.js';
+
+type Setup = (s: CpuState, m: Machine) => void;
+
+async function runBoth(mode: Mode, src: string, setup?: Setup, budget = 2_000_000): Promise<{ jit: RunResult; interp: RunResult }> {
+  const jit = await runAsm(mode, src, (s, m) => {
+    assert.ok(m.cpu.jit, 'the JIT is on by default');
+    m.cpu.jit.tune(1, 0);
+    setup?.(s, m);
+  }, budget);
+  const old = process.env.TSVM_SOFT_JIT;
+  process.env.TSVM_SOFT_JIT = '0';
+  let interp: RunResult;
+  try {
+    interp = await runAsm(mode, src, (s, m) => {
+      assert.equal(m.cpu.jit, undefined, 'TSVM_SOFT_JIT=0 turns the JIT off');
+      setup?.(s, m);
+    }, budget);
+  } finally {
+    if (old === undefined) delete process.env.TSVM_SOFT_JIT;
+    else process.env.TSVM_SOFT_JIT = old;
+  }
+  return { jit, interp };
+}
+
+function assertSame(r: { jit: RunResult; interp: RunResult }, dataBytes = 0x200): void {
+  assert.deepEqual(r.jit.exit, r.interp.exit);
+  assert.deepEqual(r.jit.state.regs, r.interp.state.regs);
+  assert.equal(r.jit.state.cr2, r.interp.state.cr2);
+  assert.equal(r.jit.m.cpu.instructions, r.interp.m.cpu.instructions, 'instructions retired');
+  assert.deepEqual(r.jit.m.mem.read(DATA, dataBytes), r.interp.m.mem.read(DATA, dataBytes));
+  assert.deepEqual(r.jit.m.mem.read(STACK - 0x100, 0x100), r.interp.m.mem.read(STACK - 0x100, 0x100));
+}
+
+test('JIT: integer instructions in hot loops match the interpreter (registers, flags, memory)', async () => {
+  const r = await runBoth('long', `
+    mov rsi, ${DATA}
+    mov rcx, 300
+    xor ebx, ebx
+    mov rdx, 0x123456789abcdef
+  top:
+    mov rax, rcx
+    imul rax, rax, 7
+    add rbx, rax
+    adc rbx, 3
+    sbb rdx, rcx
+    xor rdx, rbx
+    rol rdx, 5
+    shr rax, 3
+    sar rdx, cl
+    shl ebx, 1
+    mov [rsi + rcx*8 - 8], rax
+    mov r8, [rsi + rcx*8 - 8]
+    lea r9, [r8 + rbx*2 + 0x40]
+    movzx r10d, r9b
+    movsx r11, r9w
+    movsxd r12, r9d
+    mov ah, bl
+    mov bh, al
+    add [rsi + 0x10], ah
+    sub word [rsi + 0x20], 0x1234
+    or byte [rsi + 0x30], cl
+    and dword [rsi + 0x34], 0xfff0fff
+    inc qword [rsi + 0x40]
+    dec byte [rsi + 0x48]
+    neg r12
+    not r11
+    cmp rax, rbx
+    setb byte [rsi + 0x50]
+    setle r13b
+    cmovg r14, rdx
+    cmovnc r15d, ecx
+    test cl, 3
+    jz .skip
+    push rax
+    push qword [rsi + 0x40]
+    pop rdi
+    pop rbp
+    xadd [rsi + 0x58], rbp
+    mov rax, [rsi + 0x60]
+    lock cmpxchg [rsi + 0x60], rcx
+    xchg r8, [rsi + 0x68]
+    bsf r10, rdi
+    bsr r11, rbx
+    cqo
+    cdqe
+    bt rax, 3
+    bts qword [rsi + 0x70], rcx
+    setc byte [rsi + 0x88]
+    btr r10, 5
+    btc dword [rsi + 0x78], 7
+    bt [rsi + 0x80], rdx
+    adc r11, 0
+    tzcnt r12, rbx
+    pushf
+    pop r13
+    cli
+    prefetcht0 [rsi]
+    call fn
+  .skip:
+    dec rcx
+    jnz top
+    pushf
+    pop rax
+    hlt
+  fn:
+    add r15, 1
+    ret
+  `);
+  assertSame(r);
+  assert.ok(r.jit.m.cpu.jit!.stats.blocks > 3, 'blocks were compiled');
+});
+
+test('JIT: conditions after every kind of flag producer match the interpreter', async () => {
+  // every Jcc/SETcc condition after ADD, SUB/CMP, logic, INC/DEC, shifts and NEG, at all sizes
+  let body = '';
+  const producers = ['add al, bl', 'sub ax, bx', 'cmp eax, ebx', 'cmp rax, rbx', 'and eax, ebx', 'test al, bl', 'inc bx', 'dec rax', 'shl eax, 1', 'neg bl', 'adc rax, rbx', 'sbb eax, ebx'];
+  const ccs = ['o', 'no', 'b', 'ae', 'e', 'ne', 'be', 'a', 's', 'ns', 'p', 'np', 'l', 'ge', 'le', 'g'];
+  producers.forEach((p, i) => {
+    ccs.forEach((cc, j) => {
+      body += `mov rax, rsi\nmov rbx, rdi\n${p}\nset${cc} byte [r8 + ${(i * 16 + j) % 0x200}]\nj${cc} .t${i}_${j}\nadd r9, ${j + 1}\n.t${i}_${j}:\n`;
+    });
+  });
+  const r = await runBoth('long', `
+    mov r8, ${DATA}
+    mov rcx, 40
+    mov rsi, 0x7fffffff80000001
+    mov rdi, 0x80000000ffffffff
+  top:
+    ${body}
+    imul rsi, rsi, 0x61c88647
+    add rdi, rsi
+    ror rdi, 7
+    dec rcx
+    jnz top
+    hlt
+  `);
+  assertSame(r);
+});
+
+test('JIT: self-modifying code (a compiled function whose immediate changes, a store into the running block)', async () => {
+  const r = await runBoth('long', `
+    mov rcx, 100
+    xor ebx, ebx
+  top:
+    call fn
+    add rbx, rax
+    inc dword [rel fn + 1]
+    dec rcx
+    jnz top
+    ; a block that rewrites its own next instruction: the new one must run
+    mov rcx, 50
+  again:
+    mov byte [rel patch + 1], cl
+  patch:
+    mov al, 0
+    movzx edx, al
+    add r8, rdx
+    dec rcx
+    jnz again
+    hlt
+  fn:
+    mov eax, 0
+    ret
+  `);
+  assertSame(r);
+  assert.equal(r.jit.state.regs.rbx, BigInt((99 * 100) / 2));
+  assert.equal(r.jit.state.regs.r8, BigInt((50 * 51) / 2));
+});
+
+test('JIT: instructions and blocks next to and across a page boundary', async () => {
+  // CODE is page aligned: put a loop so that an instruction straddles CODE + 0x1000
+  const pad = 0x1000 - 0x20;
+  const r = await runBoth('long', `
+    mov rcx, 200
+    jmp loop
+    times ${pad} - ($ - $$) db 0x90
+  loop:
+    add rax, rcx
+    mov rdx, 0x1122334455667788
+    add rdx, rax
+    add rbx, 0x12345678
+    xor rdx, rbx
+    mov rdx, 0x1122334455667788
+    add rdx, rax
+    add rbx, 0x12345678
+    xor rsi, rdx
+    dec rcx
+    jnz loop
+    hlt
+  `);
+  assertSame(r);
+});
+
+test('JIT: a page fault in the middle of a compiled block is precise', async () => {
+  // rdi walks through memory; the 61st iteration reads 1 GiB up, which is not mapped
+  const src = `
+    mov rdi, ${DATA}
+    mov rcx, 0
+  top:
+    add rbx, 3
+    inc rcx
+    cmp rcx, 61
+    jne .ok
+    mov rdi, 0x40000000
+  .ok:
+    add rdx, rcx
+    mov rax, [rdi]
+    add rsi, rax
+    mov [rdi + 8], rdx
+    cmp rcx, 100
+    jne top
+    hlt
+  `;
+  const r = await runBoth('long', src);
+  assertSame(r);
+  const st = r.jit.state;
+  assert.equal(st.regs.rip, stubRip(14), 'stopped in the #PF stub');
+  assert.equal(st.cr2, 0x40000000n);
+  assert.equal(st.regs.rbx, 61n * 3n, 'instructions before the faulting one retired');
+  assert.equal(st.regs.rdx, (61n * 62n) / 2n);
+  // the exception frame: error code, then RIP of the faulting MOV
+  const frame = Number(st.regs.rsp);
+  const m = r.jit.m.mem;
+  assert.equal(m.readU64(frame), 0n, 'error code: read of a not-present page, supervisor');
+  const code = m.read(Number(m.readU64(frame + 8)), 3);
+  assert.deepEqual([...code], [0x48, 0x8b, 0x07], 'saved RIP is the faulting mov rax, [rdi]');
+
+  // and a write fault (the store is the faulting instruction, earlier ones committed)
+  const w = await runBoth('long', src.replace('mov rax, [rdi]', 'mov [rdi], rax'));
+  assertSame(w);
+  assert.equal(w.jit.state.cr2, 0x40000000n);
+  assert.equal(w.jit.m.mem.readU64(Number(w.jit.state.regs.rsp)), 2n, 'error code: write');
+});
+
+test('JIT: blocks compiled at CPL 0 do not run at CPL 3 (supervisor-only page)', async () => {
+  // the same loop runs in ring 0, then in ring 3 where its data page is supervisor-only
+  const r = await runBoth('long', `
+    mov rcx, 100
+    call work
+    ; to ring 3 (the code and stack are user pages)
+    mov rax, rsp
+    push ${SEL.userData}
+    push 0x70000
+    pushf
+    push ${SEL.user64}
+    lea rbx, [rel user]
+    push rbx
+    iretq
+  user:
+    mov rcx, 100
+    call work
+    hlt
+  work:
+    mov rdx, [0x200000]
+    add r8, rdx
+    inc r9
+    dec rcx
+    jnz work
+    ret
+  `, (_s, m) => {
+    // PD[1] (0x200000..0x3fffff): present, writable, supervisor only
+    m.mem.writeU64(0x3000 + 8, 0x200000n | 0x83n);
+  });
+  assertSame(r);
+  assert.equal(r.jit.state.regs.rip, stubRip(14), '#PF in ring 3');
+  assert.equal(r.jit.state.cr2, 0x200000n);
+  assert.equal(r.jit.state.regs.r9, 100n, 'ring 0 loop ran, ring 3 faulted on its first access');
+});
+
+test('JIT: run(n) retires exactly n instructions', async () => {
+  const r = await runAsm('long', `
+    mov rcx, 100000
+  top:
+    add rax, 1
+    add rbx, 2
+    add rdx, 3
+    dec rcx
+    jnz top
+    hlt
+  `, (_s, m) => m.cpu.jit!.tune(1, 0), 1003);
+  assert.deepEqual(r.exit, { kind: 'budget' });
+  assert.equal(r.m.cpu.instructions, 1003);
+  // 1 + 200 iterations x 5 + 2
+  assert.equal(r.state.regs.rax, 201n);
+  assert.equal(r.state.regs.rbx, 2n * 201n);
+  assert.equal(r.state.regs.rdx, 3n * 200n);
+  assert.equal(r.state.regs.rcx, 100000n - 200n);
+  assert.ok(r.m.cpu.jit!.stats.blocks > 0);
+});
+
+test('JIT: code below 64-bit mode stays with the interpreter', async () => {
+  const r = await runBoth('prot32', `
+    mov ecx, 100
+  top:
+    add eax, ecx
+    dec ecx
+    jnz top
+    hlt
+  `);
+  assertSame(r);
+  assert.equal(r.jit.m.cpu.jit!.stats.blocks, 0);
+  assert.equal(r.jit.state.regs.rax, 5050n);
+  void CODE;
+});
