@@ -1,13 +1,11 @@
 // What `tsvm img info` shows: format, sizes, cluster size and the backing chain of an image.
-import { stat } from 'node:fs/promises';
+import { realpath, stat } from 'node:fs/promises';
 import type { DiskFormat } from './backend.js';
-import { fsError } from './errors.js';
+import { BlockError, fsError } from './errors.js';
 import { ImageFile } from './image-file.js';
-import { parseFormat, resolveBackingPath, DEFAULT_MAX_CHAIN_DEPTH } from './open.js';
+import { DEFAULT_MAX_CHAIN_DEPTH, parseFormat, resolveBackingPath } from './open.js';
 import { probeFormat } from './probe.js';
-import { BlockError } from './errors.js';
 import { headerClusterSize, parseHeader } from './qcow2/header.js';
-import { realpath } from 'node:fs/promises';
 
 export interface ImageInfo {
   filename: string;

@@ -8,7 +8,9 @@
 // caller is warned (onWarning) that the format was guessed. Backing files are always opened
 // read-only; their format comes from the overlay's backing format extension, else from probing.
 //
-// Chains are followed with loop detection (by real path) and a depth limit.
+// Chains are followed with loop detection (by real path) and a depth limit. A qcow2 image marked
+// dirty (lazy refcounts, not closed cleanly) has its refcounts rebuilt before a writable open,
+// as QEMU does; read-only opens use it as it is.
 import { realpath } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import type { BlockBackend, DiskFormat } from './backend.js';

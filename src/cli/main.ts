@@ -7,9 +7,12 @@ import { GuestMemoryError } from '../memory/guest-memory.js';
 import { runCommand, tsvmVersion } from './run-command.js';
 import { killCommand, pauseCommand, psCommand, resumeCommand, stopCommand } from './manage-commands.js';
 import { consoleCommand } from './console-command.js';
+import { imgCommand } from './img-command.js';
+import { BlockError } from '../block/errors.js';
+import { TapError } from '../net/tap.js';
 import { MAIN_USAGE } from './usage.js';
 
-const USER_ERRORS = [BootError, ConfigError, KvmUnavailableError, GuestMemoryError];
+const USER_ERRORS = [BootError, ConfigError, KvmUnavailableError, GuestMemoryError, BlockError, TapError];
 
 async function dispatch(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
@@ -28,6 +31,8 @@ async function dispatch(argv: string[]): Promise<number> {
       return resumeCommand(rest);
     case 'console':
       return consoleCommand(rest);
+    case 'img':
+      return imgCommand(rest);
     case undefined:
     case 'help':
     case '--help':
@@ -39,7 +44,7 @@ async function dispatch(argv: string[]): Promise<number> {
       process.stdout.write(`tsvm ${tsvmVersion()}\n`);
       return 0;
     default:
-      throw new ConfigError(`unknown command "${cmd}" (commands: run, ps, stop, kill, pause, resume, console, help, version)`);
+      throw new ConfigError(`unknown command "${cmd}" (commands: run, ps, stop, kill, pause, resume, console, img, help, version)`);
   }
 }
 

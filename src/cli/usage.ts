@@ -9,6 +9,7 @@ Commands:
   pause      pause a VM's vCPUs
   resume     resume a paused VM
   console    attach this terminal to a VM's serial console (Ctrl-] detaches)
+  img        create, inspect, check and convert disk images (tsvm img --help)
   help       show this text
   version    print the version
 

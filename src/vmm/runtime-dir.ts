@@ -17,7 +17,7 @@
 // atomically and deletes it; a live VM's directory is never touched by anyone but its owner.
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ConfigError } from './vm-config.js';
 
@@ -90,6 +90,19 @@ function removeAtomically(root: string, dir: string): void {
 
 const UNIX_PATH_MAX = 107;
 
+/** mkdir -p, one level at a time (Node's recursive mkdir can spin forever where mkdir fails
+ *  with ENOENT for another reason than a missing parent, e.g. under /proc). */
+function makeDirs(dir: string): void {
+  const abs = resolve(dir);
+  const parent = dirname(abs);
+  if (parent !== abs && !existsSync(parent)) makeDirs(parent);
+  try {
+    mkdirSync(abs, { mode: 0o700 });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+  }
+}
+
 export class RuntimeDir {
   private removed = false;
   private constructor(readonly root: string, readonly path: string, readonly info: RuntimeInfo) {}
@@ -105,7 +118,7 @@ export class RuntimeDir {
    */
   static claim(name: string, opts: { apiSocket?: string; root?: string } = {}): RuntimeDir {
     const root = opts.root ?? runtimeRoot();
-    mkdirSync(root, { recursive: true, mode: 0o700 });
+    makeDirs(root);
     const dir = join(root, name);
     const info: RuntimeInfo = {
       name,

@@ -15,7 +15,7 @@ import { PostPort } from '../devices/legacy/post-port.js';
 import { PcTestdev } from '../devices/legacy/pc-testdev.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
 import { MMIO_HOLE_START } from '../memory/guest-memory.js';
-import { createAccelerator, type AcceleratorChoice } from './accel-select.js';
+import { chooseAccelerator, createAccelerator, type AcceleratorChoice } from './accel-select.js';
 import { KvmAccelerator } from '../accel/kvm/kvm-accelerator.js';
 import { KvmIoEventFds } from '../accel/kvm/kvm-eventfd.js';
 import { attachPciDevices, type PciMachine } from '../devices/pci/machine-pci.js';
@@ -159,8 +159,7 @@ export class Vm {
 
   private build(): Machine {
     const c = this.config;
-    const { accel, mem, choice } = createAccelerator(c, this.files.romSize, this.log, this.accelChoice);
-    this.accelChoice = choice;
+    const { accel, mem } = createAccelerator(c, this.files.romSize, this.log, this.accelChoice!);
     try {
       const bus = new MeteredBus();
       const irq = new CountingIrqSink(accel.irq, this.interruptCounts);
@@ -305,6 +304,7 @@ export class Vm {
 
   private async runLoop(): Promise<VmExit> {
     try {
+      this.accelChoice ??= await chooseAccelerator(this.config, this.log);
       this.backends = await this.openBackends();
     } catch (e) {
       this.state = 'stopped';

@@ -26,7 +26,7 @@ test('api: Firecracker-style configuration and InstanceStart over the socket; 20
     return r;
   };
   try {
-    for (let i = 0; i < 200 && !existsSync(sock); i++) await sleep(25);
+    for (let i = 0; i < 800 && !existsSync(sock); i++) await sleep(25);
     let r = await call('GET', '/');
     assert.equal((r.body as { state: string }).state, 'Not started');
     // An action before any configuration.
@@ -49,6 +49,8 @@ test('api: Firecracker-style configuration and InstanceStart over the socket; 20
 
     assert.equal((await call('PUT', '/boot-source', { firmware_path: counter })).status, 204);
     assert.equal((await call('PUT', '/machine-config', { vcpu_count: 1, mem_size_mib: 16 })).status, 204);
+    // tsvm's extension: this test is about KVM (vCPUs in their own threads while the API serves).
+    assert.equal((await call('PATCH', '/machine-config', { accel: 'kvm' })).status, 204);
     assert.equal((await call('PUT', '/drives/rootfs', { drive_id: 'rootfs', path_on_host: disk, is_root_device: true, is_read_only: false })).status, 204);
     r = await call('PUT', '/actions', { action_type: 'InstanceStart' });
     assert.equal(r.status, 204, JSON.stringify(r.body));
@@ -73,9 +75,13 @@ test('api: Firecracker-style configuration and InstanceStart over the socket; 20
     // Pause and resume.
     assert.equal((await call('PATCH', '/vm', { state: 'Paused' })).status, 204);
     assert.equal(((await call('GET', '/')).body as { state: string }).state, 'Paused');
-    await sleep(150); // output already on its way (an exit in flight, the pipe) arrives
-    const frozen = vmm.stdout().length;
-    await sleep(250);
+    // Output already on its way (an exit in flight, the pipe) arrives; then nothing more.
+    let frozen = -1;
+    for (let i = 0; i < 25 && vmm.stdout().length !== frozen; i++) {
+      frozen = vmm.stdout().length;
+      await sleep(150);
+    }
+    await sleep(300); // 15 lines' worth of the counter's time
     assert.equal(vmm.stdout().length, frozen, 'a paused guest prints nothing');
     assert.equal((await call('PATCH', '/vm', { state: 'Resumed' })).status, 204);
     assert.equal(((await call('GET', '/')).body as { state: string }).state, 'Running');
@@ -108,7 +114,7 @@ test('api: Firecracker-style configuration and InstanceStart over the socket; 20
     assert.ok(m.api.requests > 200);
     assert.equal(typeof m.virtio['virtio-blk-rootfs']?.reads, 'number', JSON.stringify(m.virtio));
     assert.ok(m.vcpu.exits > 0 && m.devices.uart.writes > 0);
-    assert.ok(ms < 10_000, `200 requests took ${Math.round(ms)} ms`);
+    assert.ok(ms < 30_000, `200 requests took ${Math.round(ms)} ms`);
 
     // SendCtrlAltDel: the counter guest does not listen to the power button; it keeps running.
     assert.equal((await call('PUT', '/actions', { action_type: 'SendCtrlAltDel' })).status, 204);

@@ -155,6 +155,18 @@ test('qcow2: backing chain (raw ← qcow2 ← qcow2): reads fall through, partia
   assert.ok(readFileSync(base).equals(Buffer.from(baseData)), 'the base is untouched');
   await assertClean(top);
   await assertClean(mid);
+  // No backing format recorded: the backing file's format is probed (here: qcow2 mid, raw base).
+  const probed = join(dir, 'probed-top.qcow2');
+  await createQcow2(probed, { size: 3 << 20, backingFile: 'mid.qcow2' });
+  const pd = await openDisk(probed, { readonly: true });
+  assert.equal(pd.format, 'qcow2');
+  const pb = new Uint8Array(3 << 20);
+  await pd.read(0, pb);
+  await pd.close();
+  const viaMid = new Uint8Array(3 << 20);
+  viaMid.set(baseData);
+  viaMid.fill(0x22, 1 << 20, (1 << 20) + 4096);
+  assert.ok(Buffer.from(pb).equals(Buffer.from(viaMid)));
 });
 
 test('qcow2: missing backing files and unknown backing formats are clear errors', async () => {

@@ -208,6 +208,20 @@ test('interop: compressed clusters (qemu-img convert -c) read correctly, and can
   assertQemuCheckClean(c);
   assert.ok(Buffer.from(qemuToRaw(c)).equals(Buffer.from(model)));
 
+  // zstd (compression_type 1): qemu-img compresses, tsvm reads and overwrites.
+  const zs = join(dir, 'compressed-zstd.qcow2');
+  qemuImg(['convert', '-c', '-O', 'qcow2', '-o', 'compression_type=zstd', raw, zs]);
+  const zmodel = new Uint8Array(readFileSync(raw));
+  const zd = await openDisk(zs);
+  const zb = new Uint8Array(size);
+  await zd.read(0, zb);
+  assert.ok(Buffer.from(zb).equals(Buffer.from(zmodel)), 'zstd-compressed image reads as the source');
+  await zd.write(70_000, data);
+  zmodel.set(data, 70_000);
+  await zd.close();
+  assertQemuCheckClean(zs);
+  assert.ok(Buffer.from(qemuToRaw(zs)).equals(Buffer.from(zmodel)));
+
   // And the other way: tsvm compresses, qemu-img reads.
   const ours = join(dir, 'compressed-by-tsvm.qcow2');
   const r = tsvmImg(['convert', '-c', '-O', 'qcow2', '-o', 'cluster_size=4096', raw, ours]);

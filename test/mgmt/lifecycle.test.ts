@@ -74,9 +74,14 @@ async function lifecycle(root: string, counter: string, button: string, common: 
   // Pause alpha: its guest stops printing; resume: it prints again.
   const paused = await tsvm(root, 'pause', 'alpha');
   assert.equal(paused.stdout, 'alpha\n', paused.stderr);
-  await sleep(100); // an exit in flight when the pause came completes
-  rows = await agree(root, { alpha: 'paused', beta: 'running', gamma: 'running' });
-  const pausedAt = txBytes(rows, 'alpha');
+  // An exit in flight when the pause came completes; then the count stands still.
+  let pausedAt = -1;
+  for (let i = 0; i < 25; i++) {
+    rows = await agree(root, { alpha: 'paused', beta: 'running', gamma: 'running' });
+    if (txBytes(rows, 'alpha') === pausedAt) break;
+    pausedAt = txBytes(rows, 'alpha');
+    await sleep(100);
+  }
   await sleep(300);
   rows = await agree(root, { alpha: 'paused', beta: 'running', gamma: 'running' });
   assert.equal(txBytes(rows, 'alpha'), pausedAt, 'a paused guest prints nothing');

@@ -1,7 +1,7 @@
 // Helpers for the management tests: the real `bin/tsvm` in child processes, each test file with
 // its own runtime root (TSVM_RUNTIME_DIR) so that parallel test files never see each other's VMs.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { TSVM_BIN } from '../support/tsvm-process.js';
@@ -13,9 +13,14 @@ export interface Result {
   stderr: string;
 }
 
-/** A fresh runtime root under /tmp (short, for Unix socket paths). */
+const roots: string[] = [];
+
+/** A fresh runtime root under /tmp (short, for Unix socket paths), removed when the test file ends. */
 export function tempRoot(tag: string): string {
-  return mkdtempSync(join('/tmp', `tsvm-${tag}-`));
+  const root = mkdtempSync(join('/tmp', `tsvm-${tag}-`));
+  if (roots.length === 0) process.on('exit', () => { for (const r of roots) rmSync(r, { recursive: true, force: true }); });
+  roots.push(root);
+  return root;
 }
 
 export interface Proc {

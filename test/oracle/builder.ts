@@ -204,6 +204,8 @@ export class Builder {
   /** DF when known. */
   df: boolean | undefined;
   private readonly jumps = new Map<string, number>();
+  /** Register values (and DF) known on every jump to a label so far: merged at the label. */
+  private readonly jumpKnown = new Map<string, { known: (bigint | undefined)[]; df: boolean | undefined }>();
   private labels = 0;
   private started = false;
 
@@ -349,6 +351,14 @@ export class Builder {
   label(name: string): void {
     this.undef |= this.jumps.get(name) ?? 0;
     this.jumps.delete(name);
+    // a value is known after the label only if every path into it agrees (a skipped `mov ecx, k`
+    // must not make a later `shl r, cl` look like a shift by k)
+    const jk = this.jumpKnown.get(name);
+    if (jk) {
+      for (let i = 0; i < 16; i++) if (jk.known[i] !== this.known[i]) this.known[i] = undefined;
+      if (jk.df !== this.df) this.df = undefined;
+      this.jumpKnown.delete(name);
+    }
     this.lines.push({ text: `${name}:`, label: true, undefBefore: this.undef });
   }
 
@@ -358,7 +368,12 @@ export class Builder {
       throw new Error(`generator bug: "${text}" reads flags that are undefined here (0x${(opts.reads & this.undef).toString(16)})`);
     }
     this.lines.push({ text, undefBefore: this.undef, ...(opts.comment ? { comment: opts.comment } : {}) });
-    if (opts.jumpTo) this.jumps.set(opts.jumpTo, (this.jumps.get(opts.jumpTo) ?? 0) | this.undef);
+    if (opts.jumpTo) {
+      this.jumps.set(opts.jumpTo, (this.jumps.get(opts.jumpTo) ?? 0) | this.undef);
+      const prev = this.jumpKnown.get(opts.jumpTo);
+      const known = this.known.map((v, i) => (prev && prev.known[i] !== v ? undefined : v));
+      this.jumpKnown.set(opts.jumpTo, { known, df: prev && prev.df !== this.df ? undefined : this.df });
+    }
     this.undef = (this.undef & ~fx.defined) | fx.undef;
     for (const w of opts.writes ?? []) this.known[w] = undefined;
   }

@@ -323,7 +323,11 @@ const emitString: Emitter = (b) => {
   const rep = r.bool(0.7);
   const n = rep ? r.int(10) : 1;
   const span = Math.max(n, 1) * e;
-  const df = b.df ?? false;
+  if (b.df === undefined) { // DF differs between the paths into here (a skipped CLD/STD)
+    b.ins('cld', effectOf('cld'));
+    b.df = false;
+  }
+  const df = b.df;
   const place = () => {
     const lo = df ? L.DATA_START + span - e : L.DATA_START;
     const hi = df ? L.WINDOW_END - e : L.WINDOW_END - span;

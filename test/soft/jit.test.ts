@@ -123,7 +123,7 @@ test('JIT: integer instructions in hot loops match the interpreter (registers, f
 test('JIT: conditions after every kind of flag producer match the interpreter', async () => {
   // every Jcc/SETcc condition after ADD, SUB/CMP, logic, INC/DEC, shifts and NEG, at all sizes
   let body = '';
-  const producers = ['add al, bl', 'sub ax, bx', 'cmp eax, ebx', 'cmp rax, rbx', 'and eax, ebx', 'test al, bl', 'inc bx', 'dec rax', 'shl eax, 1', 'neg bl', 'adc rax, rbx', 'sbb eax, ebx'];
+  const producers = ['add al, bl', 'sub ax, bx', 'cmp eax, ebx', 'cmp rax, rbx', 'and eax, ebx', 'test al, bl', 'inc bx', 'dec rax', 'shl eax, 1', 'shr bx, 3', 'sar al, 5', 'shl rax, 63', 'sar rax, 17', 'neg bl', 'adc rax, rbx', 'sbb eax, ebx'];
   const ccs = ['o', 'no', 'b', 'ae', 'e', 'ne', 'be', 'a', 's', 'ns', 'p', 'np', 'l', 'ge', 'le', 'g'];
   producers.forEach((p, i) => {
     ccs.forEach((cc, j) => {

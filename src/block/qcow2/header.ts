@@ -216,10 +216,8 @@ function checkFeatures(h: Qcow2Header, path: string): void {
     unsupported.push(featureName(h, 'incompatible', bit));
   }
   if (unsupported.length > 0) throw new UnsupportedImageError(`incompatible feature(s) not supported: ${unsupported.join(', ')}`, path);
-  if (h.compressionType !== 0) {
-    throw new UnsupportedImageError(
-      `compression type ${h.compressionType === 1 ? 'zstd' : h.compressionType} (tsvm reads zlib-compressed clusters only)`, path);
-  }
+  // compression_type: 0 zlib, 1 zstd; anything else we cannot read.
+  if (h.compressionType > 1) throw new UnsupportedImageError(`compression type ${h.compressionType} (tsvm reads zlib and zstd)`, path);
   if (h.cryptMethod !== 0) {
     throw new UnsupportedImageError(`encrypted image (crypt_method ${h.cryptMethod === 1 ? 'AES' : h.cryptMethod === 2 ? 'LUKS' : h.cryptMethod})`, path);
   }

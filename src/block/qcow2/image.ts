@@ -45,7 +45,7 @@ export interface Qcow2Options {
   serial?: string;
   /** Opens the backing file (read-only); called only when the image names one. */
   openBacking?: (req: BackingRequest) => Promise<BlockBackend>;
-  /** L2 tables kept in memory (default 64; each covers clusterSize²/8 bytes of the disk). */
+  /** L2 tables kept in memory (default: 4 MiB worth; each covers clusterSize²/8 bytes of the disk). */
   l2CacheTables?: number;
   /** Repairs a dirty image (rebuilds its refcounts) so that it can be opened for writing. */
   repairDirty?: (path: string) => Promise<void>;
@@ -102,7 +102,8 @@ export class Qcow2Image implements BlockBackend {
       this.l1Hi[i] = dv.getUint32(i * 8);
       this.l1Lo[i] = dv.getUint32(i * 8 + 4);
     }
-    this.l2 = new L2Cache(opts.l2CacheTables ?? 64);
+    // Default: 4 MiB of L2 tables (64 tables of 64 KiB, each mapping 512 MiB of disk).
+    this.l2 = new L2Cache(opts.l2CacheTables ?? Math.max(4, Math.floor((4 << 20) / header.clusterSize)));
     if (refs) {
       for (const off of refs.table) if (off !== 0) this.metadataClusters.add(off);
       refs.onNewMetadata = (off, len) => {
@@ -298,7 +299,7 @@ export class Qcow2Image implements BlockBackend {
     const { start, length } = compressedRange(m);
     if (start >= this.file.size) throw new CorruptImageError(`compressed cluster at ${start} lies past the end of the file`, this.path);
     const input = await this.file.readNew(start, Math.min(length, this.file.size - start));
-    const data = decompressCluster(input, this.clusterSize, this.path);
+    const data = decompressCluster(input, this.clusterSize, this.path, this.header.compressionType);
     this.lastDecompressed = { offset: m.hostOffset, data };
     return data;
   }
@@ -471,6 +472,7 @@ export class Qcow2Image implements BlockBackend {
     if (this.readonly) throw new ReadOnlyError(this.path);
     const cs = this.clusterSize;
     if (data.length !== cs) throw new BlockError(`writeCompressed takes a whole cluster (${cs} bytes)`, this.path);
+    if (this.header.compressionType !== 0) throw new UnsupportedImageError('writing compressed clusters is implemented for zlib images only', this.path);
     this.checkRange(g * cs, Math.min(cs, this.header.size - g * cs), 'compressed write');
     const z = compressCluster(data);
     if (!z) return this.write(g * cs, data.subarray(0, Math.min(cs, this.header.size - g * cs)));

@@ -142,11 +142,14 @@ export function shiftDouble(left: bool, size: i32, a: u64, b: u64, count: u32): 
   }
   let r: u64;
   let cf: bool;
+  // A count equal to the operand size (16 for r/m16) is defined (SDM vol. 2B SHLD/SHRD: only
+  // "count is greater than the operand size" is undefined): the destination becomes the source
+  // and CF is the last bit shifted out of the destination (bit 0 for SHLD, bit 15 for SHRD).
   if (left) {
-    if (c >= bits) { r = (b << (c - bits)) & m; cf = ((b >> (bits - (c - bits) - 1)) & 1) != 0; }
+    if (c > bits) { r = (b << (c - bits)) & m; cf = ((b >> (bits - (c - bits) - 1)) & 1) != 0; }
     else { r = ((a << c) | (b >> (bits - c))) & m; cf = ((a >> (bits - c)) & 1) != 0; }
   } else {
-    if (c >= bits) { r = (b >> (c - bits)) & m; cf = ((b >> (c - bits - 1)) & 1) != 0; }
+    if (c > bits) { r = (b >> (c - bits)) & m; cf = ((b >> (c - bits - 1)) & 1) != 0; }
     else { r = ((a >> c) | (b << (bits - c))) & m; cf = ((a >> (c - 1)) & 1) != 0; }
   }
   const sb = signOf(size);

@@ -27,6 +27,8 @@ export let modrmRm: i32 = 0; // with REX.B (a register when modrmMod == 3)
 export let eaSeg: i32 = DS;
 export let eaOff: u64 = 0;
 let eaRipRel: bool = false;
+/** The last memory operand's base register is rSP (POP r/m adjusts its address, see interp.ts). */
+export let eaSpBase: bool = false;
 
 export function setIp(v: u64): void { ip = v; }
 export function setOpsize(v: i32): void { opsize = v; }
@@ -137,6 +139,7 @@ export function decodeModrmByte(m: u32): void {
   modrmMod = mod;
   modrmReg = reg;
   eaRipRel = false;
+  eaSpBase = false;
   if (mod == 3) {
     modrmRm = rm | (<i32>(rex & 1) << 3);
     return;
@@ -174,6 +177,7 @@ export function decodeModrmByte(m: u32): void {
         base |= <i32>(rex & 1) << 3;
         off = gpr(base);
         if (base == 4 || base == 5) seg = SS;
+        eaSpBase = base == 4;
       }
       if (idx != 4) off += gpr(idx) << scale;
     } else if (rm == 5 && mod == 0) {
@@ -182,7 +186,9 @@ export function decodeModrmByte(m: u32): void {
     } else {
       rm |= <i32>(rex & 1) << 3;
       off = gpr(rm);
-      if ((rm & 7) == 5) seg = SS;
+      // only rBP (and rSP, through a SIB) default to SS; R13 (REX.B + 101) uses DS like any other
+      // base (SDM vol. 1 3.7.4 / table 3-5 "Default Segment Selection Rules"; vol. 2A 2.2.1.2)
+      if (rm == 5) seg = SS;
     }
     if (mod == 1) off += fetchS8();
     else if (mod == 2) off += fetchS32();

@@ -51,8 +51,20 @@ export function deliverPending(): i32 {
   store<i32>(S + O_HALTED, 0);
   lastVector = vec;
   lastError = hasErr ? <i32>err : -1;
-  deliver(vec, err, hasErr, false, true, rip);
+  deliver(vec, err, hasErr, false, true, rip, faultClass(vec));
   return DELIVER_OK;
+}
+
+/**
+ * Fault-class exceptions (SDM vol. 3A 6.5, table 6-1). For these the RFLAGS image pushed has RF=1
+ * (SDM vol. 3B 17.3.1.1 "Instruction-Breakpoint Exception Condition": "For any fault-class
+ * exception except a debug exception generated in response to an instruction breakpoint, the
+ * value pushed for RF is 1"; AMD APM vol. 2 13.1.1.6 likewise). #DB never arrives here as a fault
+ * (no instruction breakpoints), #BP/#OF are traps, #DF is an abort.
+ */
+function faultClass(vec: i32): bool {
+  return vec == 0 || vec == 5 || vec == 6 || vec == 7 || (vec >= 10 && vec <= 14) ||
+    vec == 16 || vec == 17 || vec == 19 || vec == 20;
 }
 
 /** An external interrupt (from the host's interrupt controller), delivered at an instruction boundary. */
@@ -66,15 +78,26 @@ export function softwareInterrupt(vec: i32, next: u64): void {
   deliver(vec, 0, false, true, false, next);
 }
 
+/**
+ * INT1 / ICEBP (F1): a trap-like #DB (RIP after the instruction) delivered as a privileged software
+ * exception: no gate DPL check, EXT set in error codes raised while delivering, like a hardware
+ * event (SDM vol. 3A 6.13 on EXT; vol. 2A "INT n/INTO/INT3/INT1": "INT1 ... does not ... check
+ * the DPL of the IDT gate"; vol. 3B 17.3.1 lists INT1 with the trap-class debug conditions).
+ */
+export function privilegedSoftwareException(vec: i32, next: u64): void {
+  deliver(vec, 0, false, false, true, next);
+}
+
 function push16(lin: u64, v: u64, user: bool): void { writeLin(lin, 2, v, user); }
 
 /**
  * Deliver vector `vec`. `soft` for INT n (gate DPL check, no EXT), `ext` sets the EXT bit of
  * error codes raised while delivering, `ret` is the return address pushed.
  */
-export function deliver(vec: i32, err: u32, hasErr: bool, soft: bool, ext: bool, ret: u64): void {
+export function deliver(vec: i32, err: u32, hasErr: bool, soft: bool, ext: bool, ret: u64, setRf: bool = false): void {
   delivering = soft ? 256 + vec : vec;
-  const flags = getFlags();
+  // `setRf`: a fault-class exception pushes RF=1 (see faultClass)
+  const flags = setRf ? getFlags() | F_RF : getFlags();
   const extBit: u32 = ext ? 1 : 0;
   const idtBase = load<u64>(S + O_IDTR_BASE);
   const idtLimit = load<u64>(S + O_IDTR_LIMIT);

@@ -24,7 +24,7 @@ import { codeBits } from './state';
 export { rip, cpl } from './state';
 export { lfOp, lfSize, lfRes, lfA, lfB, lfCin, lfEager, flagsOther, cond, getCF, getFlags, patchStatus } from './flags';
 export { shift, imulTrunc, bitScan } from './alu';
-export { jitEnable, jitMarkPage, jitTune } from './jit';
+export { jitEnable, jitMarkPage, jitTune, jitChain, jitCalls, jitRuns, jitTlbMiss, jitClaims } from './jit';
 
 export const EXIT_BUDGET: i32 = 0;
 export const EXIT_HLT: i32 = 1;
@@ -75,22 +75,31 @@ export function run(budget: i32): i32 {
   clearUnsupported();
   if (load<i32>(S + O_HALTED) != 0) return interruptible() ? EXIT_INTR : EXIT_HLT;
   let side = false; // the last compiled block stopped before an instruction it cannot run
+  // Where a block may start, the JIT looks for one: at branch targets, after a block and after the
+  // instruction that follows a block (the one it stopped before). Straight-line interpreted code
+  // in between is not looked up, which keeps the lookups (and the block table) for block starts.
+  let look = true;
+  let afterBlock = false;
   for (let n = 0; n < budget;) {
     if (inhibitNext) {
       clearInhibit();
       side = true; // the instruction in the STI / MOV SS shadow runs alone, then interrupts are checked
     } else if (interruptible()) { jitFlushPending(); return EXIT_INTR; }
-    if (jitOn && !side && codeBits == 64) {
+    if (jitOn && !side && look && codeBits == 64) {
       const done = jitTry(budget - n);
       if (done >= 0) {
         icount += <u64>done;
         n += done;
         side = jitSide;
+        afterBlock = true;
         continue;
       }
     }
     side = false;
+    const before = rip;
     step();
+    look = afterBlock || rip - before > 15; // a branch (or an instruction after a block)
+    afterBlock = false;
     icount++;
     n++;
     if (stopRun) { jitFlushPending(); return EXIT_HLT; }

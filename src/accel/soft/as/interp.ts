@@ -13,7 +13,7 @@ import {
   O_CR0, O_TSC_AUX, O_EXIT_RIP, O_EXIT_INFO, CR0_TS, CR0_MP, CR4_TSD, F_CF, F_PF, F_AF, F_ZF, F_SF, F_OF,
   F_IF, F_DF, F_RF, F_VM, ATTR_S, } from './state';
 import {
-  ip, setIp, opsize, adsize, rex, segOvr, lock, modrmMod, modrmReg, modrmRm, eaSeg,
+  ip, setIp, opsize, adsize, rex, segOvr, lock, modrmMod, modrmReg, modrmRm, eaSeg, eaSpBase,
   setOpsize, setAdsize, setSegOvr, setRep, setLock, setRex, setHas66,
   fetch8, fetch16, fetch32, fetch64, fetchImm, fetchImmZ, fetchS8, decodeModrm, ea,
   memRead, memWrite, rmRead, rmWrite, regRead, regWrite, push, pop, stackOpsize, stackLin, } from './decode';
@@ -29,7 +29,7 @@ import {
   linAddr, loadSeg, loadSegReal, checkCodeDesc, checkStackDesc, setCS, nullifyForOuter, isCanonical, descAddr, readDesc,
   descAttr, descLimit, descBase,
 } from './seg';
-import { softwareInterrupt, iret, loadFlags } from './except';
+import { softwareInterrupt, privilegedSoftwareException, iret, loadFlags } from './except';
 import { readCr, writeCr, lldt, ltr, syscall, sysret, swapgs, checkIo, checkIfChange } from './system';
 import { rdmsr, wrmsr, readTsc } from './msr';
 import { cpuid, outA, outB, outC, outD } from './cpuid';
@@ -213,6 +213,11 @@ export function step(): void {
   const r0 = rip;
   setStartRip(r0);
   setIp(r0);
+  // RF (set by an IRET that returns from a fault handler) lasts for one instruction: the processor
+  // clears it when an instruction completes (SDM vol. 3A 2.3 "RF"; vol. 3B 17.3.1.1). Clearing it
+  // as the next instruction starts is equivalent here: a fault during it pushes RF=1 anyway, an
+  // interrupt taken before it still sees RF=1, and INT n / PUSHF / SYSCALL push it as 0.
+  if ((flagsOther & F_RF) != 0) setFlagsOther(flagsOther & ~F_RF);
   let b = fetch8();
   let h66 = false;
   let h67 = false;
@@ -451,7 +456,7 @@ function exec1(b: u32): void {
       if (s == SS) inhibitNext = true;
       return;
     }
-    case 0x8f: { // POP r/m (the address is computed after rSP is incremented)
+    case 0x8f: { // POP r/m
       decodeModrm();
       const so = stackOpsize();
       const sp = gpr(4);
@@ -459,7 +464,12 @@ function exec1(b: u32): void {
       if (modrmMod == 3) { writeReg(so, modrmRm, v, true); return; }
       const nsp = gpr(4);
       setGpr(4, sp);
-      const lin = linAddr(eaSeg, ea(), so, true);
+      // "If the destination operand is a memory location that uses rSP as a base register, the
+      // value of rSP after the pop is used" (SDM vol. 2B POP): decodeModrm() summed the old rSP,
+      // so move the address by what the pop added to it
+      let off = ea();
+      if (eaSpBase) off = (off + (nsp - sp)) & maskOf(adsize);
+      const lin = linAddr(eaSeg, off, so, true);
       probeWrite(lin, so, cpl == 3);
       setGpr(4, nsp);
       writeLin(lin, so, v, cpl == 3);
@@ -746,8 +756,10 @@ function exec1(b: u32): void {
 }
 
 function softwareInterruptIcebp(): void {
-  // INT1 / ICEBP: a trap through vector 1 without the gate DPL check (vol. 3A 6.15)
-  softwareInterrupt(DB, ip);
+  // INT1 / ICEBP: a trap through vector 1 without the gate DPL check (vol. 2A "INT n/INTO/INT3/
+  // INT1"; vol. 3A 6.15 "Interrupt 1"): a privileged software exception, not INT n, so a DPL-0
+  // gate does not turn it into #GP
+  privilegedSoftwareException(DB, ip);
   setIp(rip);
 }
 
@@ -1022,7 +1034,15 @@ function exec2(b: u32): void {
       const acc = gpr(0) & maskOf(sz);
       alu(7, sz, acc, dst);
       if (acc == (dst & maskOf(sz))) rmwWrite(sz, src);
-      else { rmwWrite(sz, dst); writeAcc(sz, dst); }
+      else {
+        // SDM vol. 2A CMPXCHG: on failure the destination "is written back" (for memory, the
+        // locked write cycle: still probed and written); for a register destination AMD (APM vol.
+        // 3 CMPXCHG) leaves the register alone, even bits 63:32 of a 32-bit one, where Intel's
+        // write-back would zero-extend. We follow AMD (the oracle's host): a rewrite of the same
+        // value is not observable for the low bits, and Linux does not depend on either.
+        if (modrmMod != 3) rmwWrite(sz, dst);
+        writeAcc(sz, dst);
+      }
       return;
     }
     case 0xb2: loadFarPointer(SS); return;
@@ -1035,7 +1055,11 @@ function exec2(b: u32): void {
     case 0xbc: case 0xbd: { // BSF / BSR (TZCNT/LZCNT are not advertised, so F3 is ignored)
       decodeModrm();
       const s = rmRead(os);
-      regWrite(os, bitScan(b == 0xbd, os, s, regRead(os)));
+      const r = bitScan(b == 0xbd, os, s, regRead(os));
+      // zero source: the SDM leaves the destination undefined, AMD (APM vol. 3 BSF/BSR) leaves it
+      // unchanged, all 64 bits even for a 32-bit operand (Intel hardware does the same; Linux's
+      // ffs/fls rely on it): no write at all, so no zero-extension (vol. 1 3.4.1.1)
+      if ((s & maskOf(os)) != 0) regWrite(os, r);
       return;
     }
     case 0xc0: case 0xc1: { // XADD

@@ -25,7 +25,7 @@
 //   JIT_TABLE  0x420000  JIT_N entries of 32 bytes (layout below)
 //   JIT_GEN    0x600000  u16 generation per 4 KiB host page (up to 4 GiB: 2 MiB, up to GUEST_BASE)
 
-import { S, rip, cpl, O_TLB } from './state';
+import { S, rip, cpl, O_TLB, O_INTR_REQUEST } from './state';
 import { jitFlush } from './host';
 
 export const JIT_QUEUE: u32 = 0x410000;
@@ -34,7 +34,7 @@ export const JIT_TABLE: u32 = 0x420000;
 export const JIT_N: u32 = 1 << 15;
 export const JIT_GEN: u32 = 0x600000;
 /** Executions of a block start before it is queued for compilation. */
-let JIT_HOT: u32 = 40;
+let JIT_HOT: u32 = 500;
 /** Run slices a non-empty queue may wait before it is compiled though not full (0: compile at once). */
 let JIT_WAIT: u32 = 16;
 
@@ -79,13 +79,20 @@ function pageGen(host: u32): u32 { return <u32>load<u16>(JIT_GEN + ((host >> 12)
  * Run the compiled block at RIP if there is one (64-bit mode; the caller checked). Returns the
  * instructions retired, or -1 when nothing ran. `left` is the budget: a longer block is not run.
  */
+/** Counters for tuning: calls of jitTry, blocks it ran, fetch-TLB misses, entries claimed. */
+export let jitCalls: u64 = 0;
+export let jitRuns: u64 = 0;
+export let jitTlbMiss: u64 = 0;
+export let jitClaims: u64 = 0;
+
 export function jitTry(left: i32): i32 {
   jitSide = false;
+  jitCalls++;
   const r = rip;
   const vpn = r >> 12;
   const tb = S + O_TLB + (4 + (cpl == 3 ? 1 : 0)) * TLB_BYTES; // fetch TLB (K_FETCH = 2)
   const i = (<u32>vpn & (TLB_N - 1)) << 3;
-  if (load<u64>(tb + i) != vpn) return -1;
+  if (load<u64>(tb + i) != vpn) { jitTlbMiss++; return -1; }
   const host = <u32>(r + load<u64>(tb + TLB_N * 8 + i));
   const e = slot(r);
   const fn = load<i32>(e, E_FN);
@@ -93,7 +100,8 @@ export function jitTry(left: i32): i32 {
     if (fn > 0) {
       if (<u32>load<u16>(e, E_GEN) == pageGen(host)) {
         if (<i32>load<u8>(e, E_LEN) > left) return -1;
-        const n = call_indirect<i32>(<u32>fn, left);
+        jitRuns++;
+        const n = call_indirect<i32>(<u32>fn, left, 0);
         if (n >= 0) return n;
         jitSide = true;
         return -n - 1;
@@ -119,6 +127,7 @@ export function jitTry(left: i32): i32 {
   } else if (fn == -1) {
     return -1;
   }
+  jitClaims++;
   store<u64>(e, r, E_RIP);
   store<u32>(e, host, E_HOST);
   store<i32>(e, 0, E_FN);
@@ -145,10 +154,34 @@ function enqueue(e: u32): bool {
 function runEntry(e: u32, host: u32, left: i32): i32 {
   const fn = load<i32>(e, E_FN);
   if (fn <= 0 || <u32>load<u16>(e, E_GEN) != pageGen(host) || <i32>load<u8>(e, E_LEN) > left) return -1;
-  const n = call_indirect<i32>(<u32>fn, left);
+  const n = call_indirect<i32>(<u32>fn, left, 0);
   if (n >= 0) return n;
   jitSide = true;
   return -n - 1;
+}
+
+/** What jitChain returns when it ran nothing. */
+const NO_CHAIN: i32 = -0x80000000;
+/** Blocks chained into each other (nested calls) at most, before returning to the core's loop. */
+const MAX_CHAIN: i32 = 8;
+
+/**
+ * Called by a compiled block that leaves for the constant `target` (RIP already set): run the
+ * target's block now if it is compiled and current, the budget allows it and no interrupt request
+ * is pending. Returns what that block returns, or NO_CHAIN.
+ */
+export function jitChain(target: u64, left: i32, depth: i32): i32 {
+  if (depth >= MAX_CHAIN || load<i32>(S + O_INTR_REQUEST) != 0) return NO_CHAIN;
+  const vpn = target >> 12;
+  const tb = S + O_TLB + (4 + (cpl == 3 ? 1 : 0)) * TLB_BYTES;
+  const i = (<u32>vpn & (TLB_N - 1)) << 3;
+  if (load<u64>(tb + i) != vpn) return NO_CHAIN;
+  const host = <u32>(target + load<u64>(tb + TLB_N * 8 + i));
+  const e = slot(target);
+  const fn = load<i32>(e, E_FN);
+  if (fn <= 0 || load<u64>(e, E_RIP) != target || load<u32>(e, E_HOST) != host || <i32>load<u8>(e, E_CPL) != cpl) return NO_CHAIN;
+  if (<u32>load<u16>(e, E_GEN) != pageGen(host) || <i32>load<u8>(e, E_LEN) > left) return NO_CHAIN;
+  return call_indirect<i32>(<u32>fn, left, depth + 1);
 }
 
 /** Compile whatever is queued (end of a run slice). */

@@ -334,8 +334,10 @@ export function readLin(lin: u64, size: i32, user: bool): u64 {
 export function writeLin(lin: u64, size: i32, v: u64, user: bool): void {
   if ((<u32>lin & 0xfff) > <u32>(0x1000 - size)) {
     // crosses a page: check that both pages are writable first, so a fault leaves memory unchanged
+    // (the second check is at the first byte of the second page: a #PF there reports that byte in
+    // CR2, the linear address whose access caused the fault, SDM vol. 3A 4.7 / 6.15 "Interrupt 14")
     translate(lin, K_WRITE, user);
-    translate(lin + <u64>(size - 1), K_WRITE, user);
+    translate((lin + <u64>(size - 1)) & ~(<u64>0xfff), K_WRITE, user);
     for (let k = 0; k < size; k++) writeLin(lin + <u64>k, 1, v >> (<u64>(8 * k)), user);
     return;
   }
@@ -354,7 +356,8 @@ export function writeLin(lin: u64, size: i32, v: u64, user: bool): void {
 /** Check that a write would succeed (for instructions that must not fault half-way). */
 export function probeWrite(lin: u64, size: i32, user: bool): void {
   translate(lin, K_WRITE, user);
-  if ((<u32>lin & 0xfff) > <u32>(0x1000 - size)) translate(lin + <u64>(size - 1), K_WRITE, user);
+  // the second page is checked at its first byte, which a #PF reports in CR2 (SDM vol. 3A 4.7)
+  if ((<u32>lin & 0xfff) > <u32>(0x1000 - size)) translate((lin + <u64>(size - 1)) & ~(<u64>0xfff), K_WRITE, user);
 }
 
 // ---------------------------------------------------------------- instruction fetch

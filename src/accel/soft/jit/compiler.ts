@@ -28,16 +28,19 @@ const K_WRITE = 1;
 // imported globals (index = import order, see jit.ts)
 export const G = { rip: 0, lfOp: 1, lfSize: 2, lfRes: 3, lfA: 4, lfB: 5, lfCin: 6, lfEager: 7, flagsOther: 8 } as const;
 // imported functions
-export const F = { cond: 0, getCF: 1, shift: 2, imulTrunc: 3, bitScan: 4, getFlags: 5, patchStatus: 6 } as const;
+export const F = { cond: 0, getCF: 1, shift: 2, imulTrunc: 3, bitScan: 4, getFlags: 5, patchStatus: 6, jitChain: 7 } as const;
 // lazy flag operations (as/flags.ts)
 const OP_ADD = 1, OP_ADC = 2, OP_SUB = 3, OP_SBB = 4, OP_LOGIC = 5, OP_INC = 6, OP_DEC = 7;
 
 // locals of a block function
 // parameter 0: the instruction budget (the block may loop while it lasts)
-const LEFT = 0;
-const L = 1, V = 2, A = 3, B = 4, R = 5, T = 6; // i64
-const I = 7, H = 8, C = 9, N = 10; // i32; N: instructions retired by earlier iterations of the block's loop
-export const BLOCK_LOCALS: [number, number][] = [[6, T_I64], [4, T_I32]];
+// parameter 1: how deep in a chain of blocks calling blocks this one runs
+const LEFT = 0, DEPTH = 1;
+const L = 2, V = 3, A = 4, B = 5, R = 6, T = 7; // i64
+const I = 8, H = 9, C = 10, N = 11; // i32; N: instructions retired by earlier iterations of the block's loop
+/** What the core's jitChain returns when it ran nothing (as/jit.ts). */
+const NO_CHAIN = -0x80000000;
+export const BLOCK_LOCALS: [number, number][] = [[6, T_I64], [4, T_I32]]; // after the 2 parameters
 
 class Bail extends Error {}
 const bail = (): never => { throw new Bail(); };
@@ -193,10 +196,18 @@ export class BlockCompiler {
     body.byte(OP.loop).byte(0x40);
     body.append(out);
     body.byte(OP.end);
-    const c = new Code();
-    if (!ended) c.i64c(pc).gset(G.rip).get(N).i32c(count).op(OP.i32Add);
-    else c.op(OP.unreachable);
-    body.append(c);
+    if (!ended && canonical(pc)) {
+      this.code.length = 0;
+      this.k = count - 1;
+      this.code.i64c(pc).gset(G.rip);
+      this.exitTo(pc);
+      body.append(this.code);
+    } else if (!ended) {
+      const c = new Code();
+      c.i64c(pc).gset(G.rip).get(N).i32c(count).op(OP.i32Add);
+      body.append(c);
+    }
+    body.byte(OP.unreachable);
     body.byte(OP.end);
     return { body, count };
   }
@@ -400,6 +411,23 @@ export class BlockCompiler {
   }
 
   /** A near branch to a constant target: end the block there (non-canonical: leave it to the interpreter). */
+  /**
+   * Leave the block for the constant `target` (RIP already set): the core's jitChain runs the
+   * target's compiled block directly when it has a current one (same checks as jitTry, plus the
+   * chain depth and no pending interrupt request); else return to the core's loop.
+   */
+  private exitTo(target: bigint): void {
+    const c = this.code;
+    const k1 = this.k + 1;
+    c.i64c(target).get(LEFT).get(N).op(OP.i32Sub).i32c(k1).op(OP.i32Sub).get(DEPTH).call(F.jitChain).tee(C);
+    c.i32c(NO_CHAIN).op(OP.i32Ne).op(OP.if).byte(0x40);
+    // the callee's count (or side-exit code) plus what this block retired
+    c.get(C).i32c(0).op(OP.i32GeS).op(OP.if).byte(T_I32).get(C).get(N).op(OP.i32Add).i32c(k1).op(OP.i32Add);
+    c.op(OP.else).get(C).get(N).op(OP.i32Sub).i32c(k1).op(OP.i32Sub).op(OP.end).op(OP.return);
+    c.op(OP.end);
+    this.retired();
+  }
+
   /** Return the number of instructions retired, this one included. */
   private retired(): void {
     this.code.get(N).i32c(this.k + 1).op(OP.i32Add).op(OP.return);
@@ -423,7 +451,7 @@ export class BlockCompiler {
     if (target === this.blockStart) { this.backEdge(0); return true; }
     if (target >> 12n === this.blockPage) { this.follow = target; return false; }
     this.code.i64c(target).gset(G.rip);
-    this.retired();
+    this.exitTo(target);
     return true;
   }
 
@@ -670,6 +698,12 @@ export class BlockCompiler {
         this.done();
         const cmask = size === 8 ? 0x3f : 0x1f;
         this.readRm(m, size, A, true);
+        const op = m.reg & 7;
+        if (cnt >= 0 && (cnt & cmask) > 0 && (cnt & cmask) < size * 8 && (op === 4 || op === 5 || op === 6 || op === 7)) {
+          this.shiftConst(op, size, cnt & cmask);
+          this.writeRm(m, size, R);
+          return false;
+        }
         c.i32c(m.reg & 7).i32c(size).get(A);
         if (cnt >= 0) c.i32c(cnt & cmask);
         else c.i32c(0).load(1, S + 8).op(OP.i32WrapI64).i32c(cmask).op(OP.i32And);
@@ -781,6 +815,35 @@ export class BlockCompiler {
     return false;
   }
 
+  /**
+   * SHL/SHR/SAR of local A (masked) by a constant 0 < n < bits into R, with the eager flags
+   * shift() in as/alu.ts sets: SF ZF PF of the result, CF the last bit out, OF as for a count
+   * of 1 (SHL: CF != new sign, SHR: old sign, SAR: 0), AF 0.
+   */
+  private shiftConst(op: number, size: number, n: number): void {
+    const c = this.code;
+    const bits = size * 8;
+    const nb = BigInt(n);
+    if (op === 5) { // SHR
+      c.get(A).i64c(nb).op(OP.i64ShrU).set(R);
+      c.get(A).i64c(nb - 1n).op(OP.i64ShrU).op(OP.i32WrapI64).i32c(1).op(OP.i32And); // CF
+      c.get(A).i64c(BigInt(bits - 1)).op(OP.i64ShrU).op(OP.i32WrapI64).i32c(11).op(OP.i32Shl).op(OP.i32Or); // OF
+    } else if (op === 7) { // SAR
+      c.get(A).sext(size).i64c(nb).op(OP.i64ShrS).mask(size).set(R);
+      c.get(A).sext(size).i64c(nb - 1n).op(OP.i64ShrS).op(OP.i32WrapI64).i32c(1).op(OP.i32And);
+    } else { // SHL / SAL
+      c.get(A).i64c(nb).op(OP.i64Shl).mask(size).set(R);
+      c.get(A).i64c(BigInt(bits - n)).op(OP.i64ShrU).op(OP.i32WrapI64).i32c(1).op(OP.i32And).tee(C); // CF
+      c.get(R).i64c(BigInt(bits - 1)).op(OP.i64ShrU).op(OP.i32WrapI64).get(C).op(OP.i32Xor).i32c(11).op(OP.i32Shl).op(OP.i32Or);
+    }
+    // ZF, SF, PF of the result
+    c.get(R).op(OP.i64Eqz).i32c(6).op(OP.i32Shl).op(OP.i32Or);
+    c.get(R).i64c(BigInt(bits - 1)).op(OP.i64ShrU).op(OP.i32WrapI64).i32c(7).op(OP.i32Shl).op(OP.i32Or);
+    c.get(R).i64c(0xffn).op(OP.i64And).op(OP.i64Popcnt).op(OP.i32WrapI64).i32c(1).op(OP.i32And).i32c(1).op(OP.i32Xor).i32c(2).op(OP.i32Shl).op(OP.i32Or);
+    c.gset(G.lfEager).i32c(0).gset(G.lfOp);
+    this.fk = null;
+  }
+
   private xchgAcc(r: number): void {
     const os = this.os;
     this.getReg(os, 0); this.code.set(A);
@@ -807,7 +870,7 @@ export class BlockCompiler {
     }
     // taken: leave the block; not taken: go on with the next instruction
     c.op(OP.if).byte(0x40).i64c(target).gset(G.rip);
-    this.retired();
+    this.exitTo(target);
     c.op(OP.end);
     return false;
   }

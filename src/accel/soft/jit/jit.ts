@@ -31,6 +31,7 @@ const FUNCS: [string, number[], number[]][] = [
   ['bitScan', [T_I32, T_I32, T_I64, T_I64], [T_I64]],
   ['getFlags', [], [T_I32]],
   ['patchStatus', [T_I32, T_I32], []],
+  ['jitChain', [T_I64, T_I32, T_I32], [T_I32]],
 ];
 
 interface WasmTable {
@@ -42,6 +43,7 @@ interface WasmApi {
   Module: new (bytes: Uint8Array) => object;
   Instance: new (m: object, imports: object) => { exports: Record<string, unknown> };
   Table: new (d: { element: string; initial: number }) => WasmTable;
+  compile(bytes: Uint8Array): Promise<object>;
 }
 const wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
 
@@ -65,6 +67,9 @@ export class SoftJit {
   private readonly compiler: BlockCompiler;
   private readonly imports: object;
   private next = 1;
+  private epoch = 0;
+  /** Compile modules asynchronously (V8's background threads); tune(_, 0) makes it synchronous. */
+  async = true;
   private readonly markPage: (host: number) => number;
   private readonly enable: (on: number) => void;
 
@@ -86,11 +91,13 @@ export class SoftJit {
       const stops = (this.compiler.stops = new Map());
       process.once('exit', () => {
         const s = this.stats;
+        const g = (n: string) => Number((core[n] as { value: bigint } | undefined)?.value ?? 0n);
+        process.stderr.write(`tsvm: soft JIT: lookups ${g('jitCalls')}, blocks run ${g('jitRuns')}, fetch-TLB misses ${g('jitTlbMiss')}, entries claimed ${g('jitClaims')}\n`);
         if (process.env.TSVM_SOFT_JIT_STATS === '2') {
           const top = [...stops].sort((a, b) => b[1] - a[1]).slice(0, 25).map(([k, n]) => `${k}: ${n}`);
           process.stderr.write(`tsvm: soft JIT: blocks stopped at: ${top.join('; ')}\n`);
         }
-        process.stderr.write(`tsvm: soft JIT: ${s.blocks} blocks (${s.instructions} instructions, ${s.refused} refused) in ${s.modules} modules (${(s.wasmBytes / 1048576).toFixed(1)} MiB), ${s.compileMs.toFixed(0)} ms compiling (${s.wasmMs.toFixed(0)} ms in WebAssembly.Module/Instance)\n`);
+        process.stderr.write(`tsvm: soft JIT: ${s.blocks} blocks (${s.instructions} instructions, ${s.refused} refused) in ${s.modules} modules (${(s.wasmBytes / 1048576).toFixed(1)} MiB), ${s.compileMs.toFixed(0)} ms compiling on the CPU's thread (${s.wasmMs.toFixed(0)} ms in synchronous WebAssembly.Module)\n`);
       });
     }
   }
@@ -101,7 +108,10 @@ export class SoftJit {
    * Executions before a block is compiled, and run slices the queue may wait (0: compile as soon
    * as a block is hot). TSVM_SOFT_JIT_HOT=N sets `hot` (N <= 2 also compiles at once).
    */
-  tune(hot: number, wait: number): void { this.tuneCore(hot, wait); }
+  tune(hot: number, wait: number): void {
+    this.tuneCore(hot, wait);
+    this.async = wait !== 0;
+  }
 
   /** Compile everything the core queued. Called by the core (host.jitFlush). */
   flush(): void {
@@ -113,10 +123,11 @@ export class SoftJit {
       // start over: the core forgets every block (and the queue); the table slots are reused
       this.enable(1);
       this.next = 1;
+      this.epoch++;
       return;
     }
     const bodies: Bytes[] = [];
-    const done: { e: number; gen: number; count: number }[] = [];
+    const done: { e: number; gen: number; count: number; rip: bigint; host: number }[] = [];
     for (let i = 0; i < n; i++) {
       const e = v.getUint32(JIT_QUEUE + 4 + i * 4, true);
       if (v.getInt32(e + E_FN, true) !== -1) continue;
@@ -132,7 +143,7 @@ export class SoftJit {
         continue;
       }
       bodies.push(r.body);
-      done.push({ e, gen, count: r.count });
+      done.push({ e, gen, count: r.count, rip, host });
       this.stats.instructions += r.count;
     }
     v.setUint32(JIT_QUEUE, 0, true);
@@ -141,23 +152,44 @@ export class SoftJit {
       if (process.env.TSVM_SOFT_JIT_DUMP && this.stats.modules < 50) {
         writeFileSync(`${process.env.TSVM_SOFT_JIT_DUMP}/jit-${this.stats.modules}.wasm`, bytes);
       }
-      const t1 = performance.now();
-      const mod = new wasm.Module(bytes);
-      const inst = new wasm.Instance(mod, this.imports);
-      this.stats.wasmMs += performance.now() - t1;
       this.stats.wasmBytes += bytes.length;
-      const need = this.next + bodies.length;
-      if (need > this.table.length) this.table.grow(Math.max(need - this.table.length, this.table.length));
-      done.forEach(({ e, gen, count }, i) => {
-        const slot = this.next++;
-        this.table.set(slot, inst.exports[`f${i}`]);
-        v.setUint16(e + E_GEN, gen, true);
-        v.setUint8(e + E_LEN, count);
-        v.setInt32(e + E_FN, slot, true);
-      });
-      this.stats.blocks += bodies.length;
       this.stats.modules++;
+      if (this.async) {
+        // V8 compiles on its background threads; the blocks are installed when the event loop
+        // runs (the soft accelerator yields every few milliseconds). Until then they stay queued
+        // (E_FN -1) and the interpreter runs them.
+        const epoch = this.epoch;
+        wasm.compile(bytes).then(
+          (mod) => { if (epoch === this.epoch) this.install(mod, done); },
+          (err: unknown) => { process.stderr.write(`tsvm: soft JIT: a module failed to compile: ${String(err)}\n`); },
+        );
+      } else {
+        const t1 = performance.now();
+        const mod = new wasm.Module(bytes);
+        this.stats.wasmMs += performance.now() - t1;
+        this.install(mod, done);
+      }
     }
+    this.stats.compileMs += performance.now() - t0;
+  }
+
+  /** Instantiate a compiled batch and hand its blocks to the core. */
+  private install(mod: object, done: { e: number; gen: number; count: number; rip: bigint; host: number }[]): void {
+    const t0 = performance.now();
+    const v = this.view;
+    const inst = new wasm.Instance(mod, this.imports);
+    const need = this.next + done.length;
+    if (need > this.table.length) this.table.grow(Math.max(need - this.table.length, this.table.length));
+    done.forEach(({ e, gen, count, rip, host }, i) => {
+      // still the queued entry this block was compiled for (a reset or another start clears it)
+      if (v.getInt32(e + E_FN, true) !== -1 || v.getBigUint64(e + E_RIP, true) !== rip || v.getUint32(e + E_HOST, true) !== host) return;
+      const slot = this.next++;
+      this.table.set(slot, inst.exports[`f${i}`]);
+      v.setUint16(e + E_GEN, gen, true);
+      v.setUint8(e + E_LEN, count);
+      v.setInt32(e + E_FN, slot, true);
+      this.stats.blocks++;
+    });
     this.stats.compileMs += performance.now() - t0;
   }
 }
@@ -165,10 +197,10 @@ export class SoftJit {
 function buildModule(bodies: Bytes[]): Uint8Array {
   const out = new Bytes();
   out.bytes([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
-  // types: 0 = block (i32) -> i32, then one per helper
+  // types: 0 = block (i32, i32) -> i32, then one per helper
   const types = new Bytes();
   types.u32(1 + FUNCS.length);
-  types.byte(0x60).u32(1).byte(T_I32).u32(1).byte(T_I32); // (budget) -> retired
+  types.byte(0x60).u32(2).byte(T_I32).byte(T_I32).u32(1).byte(T_I32); // (budget, chain depth) -> retired
   for (const [, params, results] of FUNCS) {
     types.byte(0x60).u32(params.length).bytes(params).u32(results.length).bytes(results);
   }
