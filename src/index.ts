@@ -14,3 +14,4 @@ export { apiRequest, type ApiResponse } from './api/client.js';
 export { VmInstance, type VmInstanceOptions } from './vmm/runtime-instance.js';
 export { BootError } from './boot/boot-plan.js';
 export { KvmUnavailableError } from './accel/kvm/kvm-system.js';
+export { openDisk, createImage, checkImage, convertImage, imageInfo, BlockError, CorruptImageError } from './block/index.js';

@@ -27,8 +27,8 @@ function runAndKill(path: string, format: string, seed: number, steps: number): 
     let killed = false;
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`child did not get going in time: ${out} ${err}`));
-    }, 20_000);
+      reject(new Error(`child did not get going in 60 s: ${out} ${err}`));
+    }, 60_000);
     child.stdout.setEncoding('utf8').on('data', (s: string) => {
       out += s;
       const m = [...out.matchAll(/step (\d+)/g)].pop();
@@ -56,7 +56,7 @@ async function verify(path: string, size: number): Promise<void> {
   await d.close();
 }
 
-test('crash: flushed writes survive SIGKILL (qcow2), metadata never corrupt', { timeout: 60_000 }, async () => {
+test('crash: flushed writes survive SIGKILL (qcow2), metadata never corrupt', { timeout: 240_000 }, async () => {
   const size = 4 << 20;
   for (const [i, steps] of [0, 7, 50, 150].entries()) {
     const path = join(dir, `crash-${i}.qcow2`);
@@ -73,7 +73,7 @@ test('crash: flushed writes survive SIGKILL (qcow2), metadata never corrupt', { 
   }
 });
 
-test('crash: flushed writes survive SIGKILL (raw)', { timeout: 30_000 }, async () => {
+test('crash: flushed writes survive SIGKILL (raw)', { timeout: 120_000 }, async () => {
   const size = 2 << 20;
   const path = join(dir, 'crash.raw');
   writeFileSync(path, new Uint8Array(size));

@@ -11,6 +11,9 @@ import type { CpuState } from '../../src/accel/cpu-state.js';
 
 type Setup = (s: CpuState, m: Machine) => void;
 
+/** With TSVM_SOFT_JIT=0 in the environment (the whole suite run without the JIT) these are skipped. */
+const skip = process.env.TSVM_SOFT_JIT === '0' ? 'TSVM_SOFT_JIT=0' : false;
+
 async function runBoth(mode: Mode, src: string, setup?: Setup, budget = 2_000_000): Promise<{ jit: RunResult; interp: RunResult }> {
   const jit = await runAsm(mode, src, (s, m) => {
     assert.ok(m.cpu.jit, 'the JIT is on by default');
@@ -41,7 +44,7 @@ function assertSame(r: { jit: RunResult; interp: RunResult }, dataBytes = 0x200)
   assert.deepEqual(r.jit.m.mem.read(STACK - 0x100, 0x100), r.interp.m.mem.read(STACK - 0x100, 0x100));
 }
 
-test('JIT: integer instructions in hot loops match the interpreter (registers, flags, memory)', async () => {
+test('JIT: integer instructions in hot loops match the interpreter (registers, flags, memory)', { skip }, async () => {
   const r = await runBoth('long', `
     mov rsi, ${DATA}
     mov rcx, 300
@@ -120,7 +123,7 @@ test('JIT: integer instructions in hot loops match the interpreter (registers, f
   assert.ok(r.jit.m.cpu.jit!.stats.blocks > 3, 'blocks were compiled');
 });
 
-test('JIT: conditions after every kind of flag producer match the interpreter', async () => {
+test('JIT: conditions after every kind of flag producer match the interpreter', { skip }, async () => {
   // every Jcc/SETcc condition after ADD, SUB/CMP, logic, INC/DEC, shifts and NEG, at all sizes
   let body = '';
   const producers = ['add al, bl', 'sub ax, bx', 'cmp eax, ebx', 'cmp rax, rbx', 'and eax, ebx', 'test al, bl', 'inc bx', 'dec rax', 'shl eax, 1', 'shr bx, 3', 'sar al, 5', 'shl rax, 63', 'sar rax, 17', 'neg bl', 'adc rax, rbx', 'sbb eax, ebx'];
@@ -147,7 +150,7 @@ test('JIT: conditions after every kind of flag producer match the interpreter', 
   assertSame(r);
 });
 
-test('JIT: self-modifying code (a compiled function whose immediate changes, a store into the running block)', async () => {
+test('JIT: self-modifying code (a compiled function whose immediate changes, a store into the running block)', { skip }, async () => {
   const r = await runBoth('long', `
     mov rcx, 100
     xor ebx, ebx
@@ -177,7 +180,30 @@ test('JIT: self-modifying code (a compiled function whose immediate changes, a s
   assert.equal(r.jit.state.regs.r8, BigInt((50 * 51) / 2));
 });
 
-test('JIT: instructions and blocks next to and across a page boundary', async () => {
+test('JIT: host writes into guest RAM (device DMA) make compiled code stale', { skip }, async () => {
+  const r = await runAsm('long', `
+  top:
+    call fn
+    add rbx, rax
+    jmp top
+  fn:
+    mov eax, 1
+    ret
+  `, (_s, m) => m.cpu.jit!.tune(1, 0), 3000);
+  assert.deepEqual(r.exit, { kind: 'budget' });
+  const before = r.state.regs.rbx;
+  assert.ok(before > 0n && r.m.cpu.jit!.stats.blocks > 0);
+  // a device overwrites fn's immediate (mov eax, imm32 at fn + 1): the new value must be used
+  const fn = CODE + 5 + 3 + 2; // call rel32, add rbx, rax, jmp rel8
+  assert.equal(r.m.mem.readU8(fn), 0xb8);
+  r.m.mem.write(fn + 1, new Uint8Array([2, 0, 0, 0]));
+  r.m.cpu.run(3000);
+  const after = r.m.cpu.getState().regs.rbx - before;
+  assert.equal(before, 600n, '3000 instructions: 600 iterations of 5');
+  assert.equal(after, 2n * 600n, 'every call after the write returns 2');
+});
+
+test('JIT: instructions and blocks next to and across a page boundary', { skip }, async () => {
   // CODE is page aligned: put a loop so that an instruction straddles CODE + 0x1000
   const pad = 0x1000 - 0x20;
   const r = await runBoth('long', `
@@ -201,7 +227,7 @@ test('JIT: instructions and blocks next to and across a page boundary', async ()
   assertSame(r);
 });
 
-test('JIT: a page fault in the middle of a compiled block is precise', async () => {
+test('JIT: a page fault in the middle of a compiled block is precise', { skip }, async () => {
   // rdi walks through memory; the 61st iteration reads 1 GiB up, which is not mapped
   const src = `
     mov rdi, ${DATA}
@@ -242,7 +268,7 @@ test('JIT: a page fault in the middle of a compiled block is precise', async () 
   assert.equal(w.jit.m.mem.readU64(Number(w.jit.state.regs.rsp)), 2n, 'error code: write');
 });
 
-test('JIT: blocks compiled at CPL 0 do not run at CPL 3 (supervisor-only page)', async () => {
+test('JIT: blocks compiled at CPL 0 do not run at CPL 3 (supervisor-only page)', { skip }, async () => {
   // the same loop runs in ring 0, then in ring 3 where its data page is supervisor-only
   const r = await runBoth('long', `
     mov rcx, 100
@@ -277,7 +303,7 @@ test('JIT: blocks compiled at CPL 0 do not run at CPL 3 (supervisor-only page)',
   assert.equal(r.jit.state.regs.r9, 100n, 'ring 0 loop ran, ring 3 faulted on its first access');
 });
 
-test('JIT: run(n) retires exactly n instructions', async () => {
+test('JIT: run(n) retires exactly n instructions', { skip }, async () => {
   const r = await runAsm('long', `
     mov rcx, 100000
   top:
@@ -298,7 +324,7 @@ test('JIT: run(n) retires exactly n instructions', async () => {
   assert.ok(r.m.cpu.jit!.stats.blocks > 0);
 });
 
-test('JIT: code below 64-bit mode stays with the interpreter', async () => {
+test('JIT: code below 64-bit mode stays with the interpreter', { skip }, async () => {
   const r = await runBoth('prot32', `
     mov ecx, 100
   top:
@@ -310,5 +336,4 @@ test('JIT: code below 64-bit mode stays with the interpreter', async () => {
   assertSame(r);
   assert.equal(r.jit.m.cpu.jit!.stats.blocks, 0);
   assert.equal(r.jit.state.regs.rax, 5050n);
-  void CODE;
 });

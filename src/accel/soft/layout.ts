@@ -72,3 +72,9 @@ export const EXIT_HLT = 1;
 export const EXIT_SHUTDOWN = 2;
 export const EXIT_UNSUPPORTED = 3;
 export const EXIT_INTR = 4;
+
+/**
+ * The JIT's data (vCPU 0 only), between the state blocks and GUEST_BASE; mirrors as/jit.ts:
+ * the compile queue, the block table, and a 16-bit generation per 4 KiB page of this memory.
+ */
+export const JIT_AREA = { QUEUE: 0x410000, TABLE: 0x420000, GEN: 0x600000 } as const;

@@ -120,7 +120,10 @@ export class SoftCpu {
     const table = newFunctionTable();
     const inst = new wasm.Instance(coreModule(), { env: { memory, table }, host });
     this.core = inst.exports as CoreExports;
-    if (this.vcpuId === 0 && jitWanted()) this.jit = new SoftJit(memory, table, inst.exports as Record<string, unknown>);
+    if (this.vcpuId === 0 && jitWanted()) {
+      this.jit = new SoftJit(memory, table, inst.exports as Record<string, unknown>);
+      this.jit.watchHostWrites(opts.mem);
+    }
     this.writeRegions();
     this.core.init(this.base, this.vcpuId);
     if (opts.apic) this.core.setApic(true);

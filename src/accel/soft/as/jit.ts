@@ -1,3 +1,4 @@
+/* eslint-disable no-loss-of-precision -- AssemblyScript: integer literals are exact 64-bit values, not doubles */
 // AssemblyScript. The core's half of the JIT (the compiler itself is TypeScript:
 // src/accel/soft/jit/). Hot 64-bit guest code is compiled to wasm functions that live in the
 // function table the core imports ("env.table"); this file finds them and calls them.
@@ -34,7 +35,7 @@ export const JIT_TABLE: u32 = 0x420000;
 export const JIT_N: u32 = 1 << 15;
 export const JIT_GEN: u32 = 0x600000;
 /** Executions of a block start before it is queued for compilation. */
-let JIT_HOT: u32 = 500;
+let JIT_HOT: u32 = 150;
 /** Run slices a non-empty queue may wait before it is compiled though not full (0: compile at once). */
 let JIT_WAIT: u32 = 16;
 

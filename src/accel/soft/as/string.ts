@@ -5,9 +5,9 @@
 // (the SDM's "a repeating string operation can be suspended by an exception"). Long repeats
 // stop after a chunk and re-execute, which lets the host deliver interrupts in between.
 
-import { gpr, setGpr, maskOf, cpl, codeBits, ES, DS, F_DF, startRip, setRip } from './state';
+import { gpr, setGpr, maskOf, cpl, codeBits, ES, DS, F_DF, F_RF, startRip, setRip } from './state';
 import { adsize, segOvr, rep, memRead, memWrite, setIp } from './decode';
-import { flagsOther, getZF } from './flags';
+import { flagsOther, setFlagsOther, getZF } from './flags';
 import { alu } from './alu';
 import { pioRead, pioWrite } from './host';
 import { linAddr } from './seg';
@@ -155,7 +155,11 @@ export function stringOp(op: i32, size: i32): void {
       if (rep == 0xf2 && z) return;
     }
     if (--left == 0) {
-      // not finished: execute this instruction again (after a possible interrupt)
+      // not finished: execute this instruction again (after a possible interrupt). An interrupt
+      // taken here pushes RF=1 ("for any interrupt arriving after any iteration of a repeated
+      // string instruction but the last iteration, the value pushed for RF is 1", SDM vol. 3B
+      // 17.3.1.1); step() clears it when the instruction resumes.
+      setFlagsOther(flagsOther | F_RF);
       setIp(startRip);
       setRip(startRip);
       return;

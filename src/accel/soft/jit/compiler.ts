@@ -1004,7 +1004,9 @@ export class BlockCompiler {
         c.get(A).get(B).op(OP.i64Eq).op(OP.if).byte(0x40);
         this.writeRm(m, size, T);
         c.op(OP.else);
-        this.writeRm(m, size, B);
+        // failure: a memory destination is written back (the locked cycle); a register one is
+        // left alone (as the interpreter, following AMD: no zero-extension of a 32-bit register)
+        if (m.mem) this.writeRm(m, size, B);
         this.setReg(size, 0, B);
         c.op(OP.end);
         return false;
@@ -1026,7 +1028,10 @@ export class BlockCompiler {
         this.getReg(os, m.reg);
         c.call(F.bitScan).set(R);
         this.fk = null;
+        // a zero source leaves the destination alone, all 64 bits (as the interpreter)
+        c.get(B).mask(os).op(OP.i64Eqz).op(OP.i32Eqz).op(OP.if).byte(0x40);
         this.setReg(os, m.reg, R);
+        c.op(OP.end);
         return false;
       }
       case 0xc0: case 0xc1: { // XADD

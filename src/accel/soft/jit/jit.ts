@@ -5,6 +5,8 @@
 // indices back into the core's block table (layout in src/accel/soft/as/jit.ts).
 
 import { writeFileSync } from 'node:fs';
+import type { GuestMemory } from '../../../memory/guest-memory.js';
+import { JIT_AREA } from '../layout.js';
 import { BlockCompiler } from './compiler.js';
 import { Bytes, section, T_I32, T_I64 } from './wasm.js';
 
@@ -15,10 +17,14 @@ export function jitWanted(): boolean {
 }
 
 // the core's block table (as/jit.ts)
-const JIT_QUEUE = 0x410000;
+const JIT_QUEUE = JIT_AREA.QUEUE;
+const JIT_GEN = JIT_AREA.GEN;
 const E_RIP = 0, E_HOST = 8, E_FN = 12, E_GEN = 16, E_CPL = 18, E_LEN = 19;
-/** Table slots in use before everything compiled so far is dropped and recompiled on demand. */
-const MAX_SLOTS = 1 << 18;
+/**
+ * Table slots in use before everything compiled so far is dropped and recompiled on demand (slots
+ * of stale blocks are not reused one by one; this bounds the memory their code keeps alive).
+ */
+const MAX_SLOTS = 1 << 16;
 
 const GLOBAL_NAMES = ['rip', 'lfOp', 'lfSize', 'lfRes', 'lfA', 'lfB', 'lfCin', 'lfEager', 'flagsOther'] as const;
 const GLOBAL_TYPES = [T_I64, T_I32, T_I32, T_I64, T_I64, T_I64, T_I32, T_I32, T_I32];
@@ -113,6 +119,50 @@ export class SoftJit {
     this.async = wait !== 0;
   }
 
+  /**
+   * Host-side writes into guest RAM (device DMA: virtio buffers, loaders) do not go through the
+   * core's write TLB, so they would not make compiled code stale. Wrap the writing entry points of
+   * this GuestMemory instance (the one the devices share with the CPU) so that every range they
+   * hand out for writing bumps the generation of the code pages in it. A view handed out for
+   * writing (writableOffset, slice) is treated as written at once: a guest does not run code from
+   * a buffer while a device fills it.
+   */
+  watchHostWrites(mem: GuestMemory): void {
+    const m = mem as unknown as Record<string, (...a: unknown[]) => unknown>;
+    const note = (gpa: number, len: number) => {
+      const off = mem.gpaToOffset(gpa, len);
+      if (off >= 0 && len > 0) this.noteHostWrite(mem.base + off, len);
+    };
+    for (const name of ['write', 'fill', 'slice', 'writableOffset', 'writeU8', 'writeU16', 'writeU32', 'writeU64'] as const) {
+      const orig = m[name]!.bind(mem);
+      const len = (a: unknown[]): number => {
+        switch (name) {
+          case 'write': return (a[1] as Uint8Array).length;
+          case 'fill': case 'slice': return a[1] as number;
+          case 'writableOffset': return (a[1] as number | undefined) ?? 1;
+          case 'writeU8': return 1;
+          case 'writeU16': return 2;
+          case 'writeU32': return 4;
+          default: return 8;
+        }
+      };
+      m[name] = (...a: unknown[]) => {
+        const r = orig(...a);
+        note(a[0] as number, len(a));
+        return r;
+      };
+    }
+  }
+
+  /** The host wrote [host, host + len) of the wasm memory: code compiled from it is stale. */
+  noteHostWrite(host: number, len: number): void {
+    const v = this.view;
+    for (let p = Math.floor(host / 4096), end = Math.floor((host + len - 1) / 4096); p <= end; p++) {
+      const g = v.getUint16(JIT_GEN + p * 2, true);
+      if (g & 1) v.setUint16(JIT_GEN + p * 2, g + 1, true);
+    }
+  }
+
   /** Compile everything the core queued. Called by the core (host.jitFlush). */
   flush(): void {
     const v = this.view;
@@ -122,6 +172,7 @@ export class SoftJit {
     if (this.next + n > MAX_SLOTS) {
       // start over: the core forgets every block (and the queue); the table slots are reused
       this.enable(1);
+      for (let i = 1; i < this.next; i++) this.table.set(i, null); // let the old modules go
       this.next = 1;
       this.epoch++;
       return;
