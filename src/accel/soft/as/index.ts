@@ -16,7 +16,7 @@ import { pendVector, pendErr, pendHasErr, unsupported, clearUnsupported, clearPe
 import { deliverPending as deliver, deliverExternal as external, lastVector, lastError } from './except';
 import { setApicId, setApicPresent } from './cpuid';
 import { fpuPowerOn } from './fpu';
-import { jitOn, jitTry, jitSide, jitFlushPending } from './jit';
+import { jitOn, jitTry, jitSide, jitRefusedHere, jitFlushPending } from './jit';
 import { codeBits } from './state';
 
 // What compiled blocks (src/accel/soft/jit/) import from the core: the hot state that lives in
@@ -24,7 +24,7 @@ import { codeBits } from './state';
 export { rip, cpl } from './state';
 export { lfOp, lfSize, lfRes, lfA, lfB, lfCin, lfEager, flagsOther, cond, getCF, getFlags, patchStatus } from './flags';
 export { shift, imulTrunc, bitScan } from './alu';
-export { jitEnable, jitMarkPage, jitTune, jitChain, jitCalls, jitRuns, jitTlbMiss, jitClaims } from './jit';
+export { jitEnable, jitMarkPage, jitTune, jitChain, jitCalls, jitRuns, jitTlbMiss, jitClaims, jitSides, jitInvalidations } from './jit';
 
 export const EXIT_BUDGET: i32 = 0;
 export const EXIT_HLT: i32 = 1;
@@ -94,6 +94,7 @@ export function run(budget: i32): i32 {
         afterBlock = true;
         continue;
       }
+      if (jitRefusedHere) afterBlock = true; // no block starts here, but maybe right after
     }
     side = false;
     const before = rip;

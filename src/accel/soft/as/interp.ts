@@ -301,7 +301,6 @@ function lockable2(b: u32): bool {
 // ---------------------------------------------------------------- one-byte opcodes
 
 function exec1(b: u32): void {
-  if (codeBits == 64) { const hx: u32 = 0x411000 + (b << 3); store<u64>(hx, load<u64>(hx) + 1); } // TEMPHIST
   const os = opsize;
   if (b < 0x40 && (b & 7) < 6) {
     const op = <i32>(b >> 3);
@@ -919,7 +918,6 @@ function group5(): void {
 // ---------------------------------------------------------------- two-byte opcodes
 
 function exec2(b: u32): void {
-  if (codeBits == 64) { const hx: u32 = 0x411800 + (b << 3); store<u64>(hx, load<u64>(hx) + 1); } // TEMPHIST
   const os = opsize;
   if (b >= 0x80 && b <= 0x8f) { // Jcc rel16/32
     const d = codeBits == 64 || os == 4 ? <u64><i64><i32>fetch32() : <u64><i64><i16>fetch16();

@@ -62,6 +62,9 @@ const TLB_BYTES: u32 = 0x11000;
 export let jitOn: bool = false;
 /** Set by jitTry when the block ended with a side exit (the interpreter takes the next instruction). */
 export let jitSide: bool = false;
+/** Set by jitTry when RIP starts no block because its first instruction cannot be compiled: the
+ * instruction after it may start one (the run loop looks it up). */
+export let jitRefusedHere: bool = false;
 
 export function jitEnable(on: bool): void {
   jitOn = on;
@@ -80,14 +83,18 @@ function pageGen(host: u32): u32 { return <u32>load<u16>(JIT_GEN + ((host >> 12)
  * Run the compiled block at RIP if there is one (64-bit mode; the caller checked). Returns the
  * instructions retired, or -1 when nothing ran. `left` is the budget: a longer block is not run.
  */
-/** Counters for tuning: calls of jitTry, blocks it ran, fetch-TLB misses, entries claimed. */
+/** Counters for tuning: calls of jitTry, blocks it ran, fetch-TLB misses, entries claimed, side exits. */
 export let jitCalls: u64 = 0;
 export let jitRuns: u64 = 0;
 export let jitTlbMiss: u64 = 0;
 export let jitClaims: u64 = 0;
+export let jitSides: u64 = 0;
+/** Code pages made stale by a write (guest writes through the TLB fill path or physWrite). */
+export let jitInvalidations: u64 = 0;
 
 export function jitTry(left: i32): i32 {
   jitSide = false;
+  jitRefusedHere = false;
   jitCalls++;
   const r = rip;
   const vpn = r >> 12;
@@ -105,6 +112,7 @@ export function jitTry(left: i32): i32 {
         const n = call_indirect<i32>(<u32>fn, left, 0);
         if (n >= 0) return n;
         jitSide = true;
+        jitSides++;
         return -n - 1;
       }
       // the page was written since: count again
@@ -116,9 +124,13 @@ export function jitTry(left: i32): i32 {
       const h = load<u32>(e, E_HOTN) + 1;
       store<u32>(e, h, E_HOTN);
       if (h >= JIT_HOT && enqueue(e)) return runEntry(e, host, left);
-    } else if (fn == -2 && <u32>load<u16>(e, E_GEN) != pageGen(host)) {
-      store<i32>(e, 0, E_FN); // refused before the page changed: try again
-      store<u32>(e, 1, E_HOTN);
+    } else if (fn == -2) {
+      if (<u32>load<u16>(e, E_GEN) != pageGen(host)) {
+        store<i32>(e, 0, E_FN); // refused before the page changed: try again
+        store<u32>(e, 1, E_HOTN);
+      } else {
+        jitRefusedHere = true;
+      }
     }
     return -1;
   }
@@ -228,5 +240,8 @@ export function jitMarkPage(host: u32): u32 {
 export function jitNoteWrite(host: u32): void {
   const p = JIT_GEN + ((host >> 12) << 1);
   const g = load<u16>(p);
-  if ((g & 1) != 0) store<u16>(p, g + 1);
+  if ((g & 1) != 0) {
+    store<u16>(p, g + 1);
+    jitInvalidations++;
+  }
 }

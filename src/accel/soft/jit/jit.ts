@@ -98,7 +98,7 @@ export class SoftJit {
       process.once('exit', () => {
         const s = this.stats;
         const g = (n: string) => Number((core[n] as { value: bigint } | undefined)?.value ?? 0n);
-        process.stderr.write(`tsvm: soft JIT: lookups ${g('jitCalls')}, blocks run ${g('jitRuns')}, fetch-TLB misses ${g('jitTlbMiss')}, entries claimed ${g('jitClaims')}\n`);
+        process.stderr.write(`tsvm: soft JIT: lookups ${g('jitCalls')}, blocks run ${g('jitRuns')}, fetch-TLB misses ${g('jitTlbMiss')}, entries claimed ${g('jitClaims')}, side exits ${g('jitSides')}, code pages written ${g('jitInvalidations')}\n`);
         if (process.env.TSVM_SOFT_JIT_STATS === '2') {
           const top = [...stops].sort((a, b) => b[1] - a[1]).slice(0, 25).map(([k, n]) => `${k}: ${n}`);
           process.stderr.write(`tsvm: soft JIT: blocks stopped at: ${top.join('; ')}\n`);
