@@ -15,7 +15,6 @@
 PM1_STS         equ 0x600
 PM1_EN          equ 0x602
 PM1_CNT         equ 0x604
-PM_TMR          equ 0x608           ; ACPI PM timer: 24 bits at 3.579545 MHz
 PWRBTN          equ 1 << 8          ; PWRBTN_STS in PM1_STS, PWRBTN_EN in PM1_EN
 SLP_TYP_MASK    equ 7 << 10
 SLP_TYP_S5      equ 5 << 10
@@ -62,22 +61,7 @@ start:
     call wait_ticks16
     EXIT 0x1e
 
-; wait_ticks16: busy-waits ECX ticks of the ACPI PM timer. Clobbers EAX, EBX, EDX, EDI.
-wait_ticks16:
-    mov dx, PM_TMR
-    in eax, dx
-    mov ebx, eax
-    xor edi, edi
-.loop:
-    in eax, dx
-    xchg eax, ebx
-    neg eax
-    add eax, ebx                    ; now - last
-    and eax, 0xFFFFFF               ; modulo the 24-bit counter
-    add edi, eax
-    cmp edi, ecx
-    jb .loop
-    ret
+DEFINE_WAIT_TICKS wait_ticks16
 
 DEFINE_PUTS puts16, 16
 

@@ -11,7 +11,6 @@
 
 RESET_CONTROL   equ 0xCF9
 RC_HARD_RESET   equ 0x06            ; SRST | RCPU
-PM_TMR          equ 0x608           ; ACPI PM timer: 24 bits at 3.579545 MHz
 TICKS_2S        equ 7159090
 
 bits 16
@@ -28,22 +27,7 @@ start:
     call wait_ticks16
     EXIT 0x1f
 
-; wait_ticks16: busy-waits ECX ticks of the ACPI PM timer. Clobbers EAX, EBX, EDX, EDI.
-wait_ticks16:
-    mov dx, PM_TMR
-    in eax, dx
-    mov ebx, eax
-    xor edi, edi
-.loop:
-    in eax, dx
-    xchg eax, ebx
-    neg eax
-    add eax, ebx                    ; now - last
-    and eax, 0xFFFFFF               ; modulo the 24-bit counter
-    add edi, eax
-    cmp edi, ecx
-    jb .loop
-    ret
+DEFINE_WAIT_TICKS wait_ticks16
 
 DEFINE_PUTS puts16, 16
 

@@ -13,7 +13,6 @@ I8042_STATUS    equ 0x64
 I8042_COMMAND   equ 0x64
 I8042_IBF       equ 1 << 1          ; input buffer full: the controller has not taken the last byte
 I8042_PULSE_RESET equ 0xFE
-PM_TMR          equ 0x608           ; ACPI PM timer: 24 bits at 3.579545 MHz
 TICKS_2S        equ 7159090
 
 bits 16
@@ -36,22 +35,7 @@ start:
     call wait_ticks16
     EXIT 0x1f
 
-; wait_ticks16: busy-waits ECX ticks of the ACPI PM timer. Clobbers EAX, EBX, EDX, EDI.
-wait_ticks16:
-    mov dx, PM_TMR
-    in eax, dx
-    mov ebx, eax
-    xor edi, edi
-.loop:
-    in eax, dx
-    xchg eax, ebx
-    neg eax
-    add eax, ebx                    ; now - last
-    and eax, 0xFFFFFF               ; modulo the 24-bit counter
-    add edi, eax
-    cmp edi, ecx
-    jb .loop
-    ret
+DEFINE_WAIT_TICKS wait_ticks16
 
 DEFINE_PUTS puts16, 16
 

@@ -27,7 +27,6 @@ CMOS_INDEX      equ 0x70
 CMOS_DATA       equ 0x71
 CMOS_CPUS_M1    equ 0x5f            ; number of vCPUs minus one
 
-PM_TMR          equ 0x608           ; ACPI PM timer: 24 bits at 3.579545 MHz
 TICKS_10MS      equ 35795
 TICKS_200US     equ 716
 TICKS_100MS     equ 357954
@@ -135,22 +134,7 @@ send_ipi:
 .sent:
     ret
 
-; wait_ticks: busy-waits ECX ticks of the ACPI PM timer. Clobbers EAX, EBX, EDX, EDI.
-wait_ticks:
-    mov dx, PM_TMR
-    in eax, dx
-    mov ebx, eax
-    xor edi, edi
-.loop:
-    in eax, dx
-    xchg eax, ebx
-    neg eax
-    add eax, ebx
-    and eax, 0xFFFFFF
-    add edi, eax
-    cmp edi, ecx
-    jb .loop
-    ret
+DEFINE_WAIT_TICKS wait_ticks
 
 ; putdec32: writes EAX in decimal. Clobbers EAX, EBX, ECX, EDX.
 putdec32:
