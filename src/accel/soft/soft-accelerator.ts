@@ -25,6 +25,8 @@ const YIELD_MS = 4;
 /** The guest's TSC runs at 1 GHz: one tick per nanosecond of the platform clock. */
 const TSC_HZ = 1_000_000_000;
 const RFLAGS_IF = 0x200n;
+/** Sleeps shorter than this poll the clock instead of arming a (millisecond-granular) host timer. */
+const SHORT_SLEEP_MS = 2;
 
 class SoftAccelerator implements Accelerator {
   readonly kind = 'soft' as const;
@@ -122,10 +124,20 @@ class SoftAccelerator implements Accelerator {
         resolve();
       };
       this.wake = done;
-      if (deadlineNs !== Infinity) {
-        const ms = Math.max(0, (deadlineNs - clock.nowNs()) / 1e6);
+      if (deadlineNs === Infinity) return;
+      const ms = (deadlineNs - clock.nowNs()) / 1e6;
+      if (ms >= SHORT_SLEEP_MS) {
         timer = setTimeout(done, ms);
+        return;
       }
+      // Node's timers have millisecond granularity: a 100 µs APIC one-shot would sleep 1 ms or
+      // more. Short waits poll the clock between event-loop turns instead (busy, but brief).
+      const poll = () => {
+        if (this.wake !== done) return;
+        if (clock.nowNs() >= deadlineNs) done();
+        else setImmediate(poll);
+      };
+      setImmediate(poll);
     });
   }
 
