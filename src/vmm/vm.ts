@@ -313,8 +313,8 @@ export class Vm {
     try {
       return await this.runMachines();
     } finally {
-      // Completes in-flight disk requests (their promises) and closes images and TAP fds.
-      await this.machine?.pci.close();
+      // The device models' backends are these same objects: closing them here (qcow2 drains
+      // its in-flight requests and flushes) covers every machine the VM built, even a failed one.
       await closeBackends(this.backends);
     }
   }
