@@ -1206,6 +1206,109 @@ function faultFamily(): Family {
   });
 }
 
+// ---------------------------------------------------------------------------------------------
+// MMX (SDM vol. 1 chapter 9) and the SSE/SSE2 integer forms on MMX registers. The MMX registers
+// are not compared directly: every case loads the ones it reads from GPRs, moves the result to a
+// GPR (or stores it into the window) and ends with EMMS, so no MMX state carries between cases.
+
+const MMX_BINARY = [
+  'paddb', 'paddw', 'paddd', 'paddq', 'psubb', 'psubw', 'psubd', 'psubq',
+  'paddsb', 'paddsw', 'paddusb', 'paddusw', 'psubsb', 'psubsw', 'psubusb', 'psubusw',
+  'pand', 'pandn', 'por', 'pxor', 'pcmpeqb', 'pcmpeqw', 'pcmpeqd', 'pcmpgtb', 'pcmpgtw', 'pcmpgtd',
+  'packsswb', 'packssdw', 'packuswb', 'punpckhbw', 'punpckhwd', 'punpckhdq',
+  'pmullw', 'pmulhw', 'pmulhuw', 'pmaddwd', 'pmuludq', 'pminub', 'pmaxub', 'pminsw', 'pmaxsw',
+  'pavgb', 'pavgw', 'psadbw', 'psllw', 'pslld', 'psllq', 'psrlw', 'psrld', 'psrlq', 'psraw', 'psrad',
+];
+const MMX_UNPACKL = ['punpcklbw', 'punpcklwd', 'punpckldq'];
+const MMX_SHIFT_IMM = ['psllw', 'pslld', 'psllq', 'psrlw', 'psrld', 'psrlq', 'psraw', 'psrad'];
+
+/** A 64-bit MMX operand value: boundary lanes, equal lanes, shift counts, or random. */
+function mmxValue(g: Gen, shiftCount: boolean): bigint {
+  const r = g.rng;
+  if (shiftCount && r.bool(0.7)) return BigInt(r.pick([0, 1, 7, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 255, 0x10000]));
+  const x = r.int(6);
+  if (x === 0) return r.pick([0n, 1n, mask(64), 0x8000000000000000n, 0x7fffffffffffffffn, 0x7fff80007fff8000n, 0x80ff7f0001fe00ffn]);
+  if (x === 1) { const w = BigInt(r.u32() & 0xffff); return w | (w << 16n) | (w << 32n) | (w << 48n); }
+  return g.value64();
+}
+
+function mmxFamily(): Family {
+  return fam('mmx', (g) => {
+    const out: OracleCase[] = [];
+    const r64 = (i: number) => rname(reg(i, 64));
+    const r32 = (i: number) => rname(reg(i, 32));
+    /** One case: MMa, MMb loaded from GPRs, then `body`, then the result MMa to a GPR and EMMS. */
+    /** `memSize`: a window operand of that size is made before the first instruction, passed as `m`. */
+    const one = (name: string, body: (b: Builder, a: number, bb: number, m: string) => void, shiftSrc = false, memSize?: Size): void => {
+      const b = new Builder(g);
+      const a = b.rng.int(8);
+      const bb = b.rng.int(8);
+      const ra = b.take();
+      const rb = b.take();
+      b.setReg(ra, mmxValue(g, false));
+      b.setReg(rb, mmxValue(g, shiftSrc));
+      const m = memSize ? b.mem(memSize, { noSize: true }).text : '';
+      b.ins(`movq mm${bb}, ${r64(rb)}`);
+      b.ins(`movq mm${a}, ${r64(ra)}`);
+      body(b, a, bb, m);
+      const rd = b.take();
+      b.ins(`movq ${r64(rd)}, mm${a}`, NONE, { writes: [rd] });
+      b.ins('emms');
+      out.push(b.build('mmx', name));
+    };
+    for (const op of MMX_BINARY) {
+      const shift = /^ps[lr]/.test(op);
+      for (let i = 0; i < 4; i++) {
+        if (i < 2) one(`${op} mm, mm`, (b, a, bb) => b.ins(`${op} mm${a}, mm${bb}`), shift);
+        else {
+          one(`${op} mm, m64`, (b, a, _bb, m) => b.ins(`${op} mm${a}, ${m}`), false, 64);
+        }
+      }
+    }
+    for (const op of MMX_UNPACKL) {
+      for (let i = 0; i < 4; i++) {
+        if (i < 2) one(`${op} mm, mm`, (b, a, bb) => b.ins(`${op} mm${a}, mm${bb}`));
+        else one(`${op} mm, m32`, (b, a, _bb, m) => b.ins(`${op} mm${a}, ${m}`), false, 32);
+      }
+    }
+    for (const op of MMX_SHIFT_IMM) {
+      for (let i = 0; i < 4; i++) {
+        const imm = g.rng.pick([0, 1, 3, 7, 8, 15, 16, 31, 32, 33, 63, 64, 200, 255]);
+        one(`${op} mm, imm8`, (b, a) => b.ins(`${op} mm${a}, ${imm}`));
+      }
+    }
+    for (let i = 0; i < 6; i++) {
+      const imm = g.rng.int(256);
+      one('pshufw mm, mm, imm8', (b, a, bb) => b.ins(`pshufw mm${a}, mm${bb}, ${imm}`));
+      one('pshufw mm, m64, imm8', (b, a, _bb, m) => b.ins(`pshufw mm${a}, ${m}, ${imm}`), false, 64);
+      one('pinsrw mm, r32, imm8', (b, a) => {
+        const r = b.take();
+        b.ins(`pinsrw mm${a}, ${r32(r)}, ${imm}`);
+      });
+      one('pinsrw mm, m16, imm8', (b, a, _bb, m) => b.ins(`pinsrw mm${a}, ${m}, ${imm}`), false, 16);
+      one('pextrw r32, mm, imm8', (b, a) => {
+        const r = b.take();
+        b.ins(`pextrw ${r32(r)}, mm${a}, ${imm}`, NONE, { writes: [r] });
+      });
+      one('pmovmskb r32, mm', (b, a, bb) => {
+        const r = b.take();
+        b.ins(`pmovmskb ${r32(r)}, mm${bb}`, NONE, { writes: [r] });
+      });
+    }
+    for (let i = 0; i < 4; i++) {
+      one('movd mm, r32', (b, a) => { const r = b.take(); b.ins(`movd mm${a}, ${r32(r)}`); });
+      one('movd mm, m32', (b, a, _bb, m) => b.ins(`movd mm${a}, ${m}`), false, 32);
+      one('movq mm, m64', (b, a, _bb, m) => b.ins(`movq mm${a}, ${m}`), false, 64);
+      one('movq mm, mm', (b, a, bb) => b.ins(`movq mm${a}, mm${bb}`));
+      one('movd r32, mm', (b, a, bb) => { const r = b.take(); b.ins(`movd ${r32(r)}, mm${bb}`, NONE, { writes: [r] }); });
+      one('movd m32, mm', (b, a, bb, m) => b.ins(`movd ${m}, mm${bb}`), false, 32);
+      one('movq m64, mm', (b, a, bb, m) => b.ins(`movq ${m}, mm${bb}`), false, 64);
+      one('movntq m64, mm', (b, a, bb, m) => b.ins(`movntq ${m}, mm${bb}`), false, 64);
+    }
+    return out;
+  });
+}
+
 export const FAMILIES: Family[] = [
   ...['add', 'adc', 'sub', 'sbb', 'and', 'or', 'xor', 'cmp', 'test'].map(aluFamily),
   unaryFamily('inc/dec', ['inc', 'dec']),
@@ -1237,5 +1340,6 @@ export const FAMILIES: Family[] = [
   stackFamily(),
   flagOpsFamily(),
   faultFamily(),
+  mmxFamily(),
 ];
 

@@ -1,5 +1,5 @@
 // SSE/SSE2 (SDM vol. 1 chapters 10-11; instruction pages in vol. 2), x87 control instructions,
-// FXSAVE/FXRSTOR. Not yet advertised in CPUID (x87 arithmetic and MMX are missing).
+// FXSAVE/FXRSTOR. MMX is in mmx.test.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { runAsm, FL, type Machine } from './harness.js';

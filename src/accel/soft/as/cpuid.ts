@@ -1,7 +1,6 @@
  
 // AssemblyScript. CPUID (SDM vol. 2A CPUID): reports exactly the features this core implements.
-// FPU (x87 computed in double precision, see fpu.ts), FXSR, SSE, SSE2 (without the forms that
-// take MMX registers); no MMX, no SSE3+; the APIC bit only when the platform provides a local
+// FPU (x87 computed in double precision, see fpu.ts), MMX, FXSR, SSE, SSE2; no SSE3+; the APIC bit only when the platform provides a local
 // APIC (xAPIC MMIO; no x2APIC, no TSC-deadline mode yet); no MTRR bit (the MTRR MSRs read back
 // but do nothing).
 
@@ -34,9 +33,9 @@ export function cpuid(leaf: u32, _sub: u32): void {
       const ebx: u32 = (apicId << 24) | (1 << 16) | (8 << 8); // CLFLUSH line 8*8 bytes
       const ecx: u32 = 1 << 13; // CX16
       // FPU(0) PSE(3) TSC(4) MSR(5) PAE(6) CX8(8) PGE(13) CMOV(15) PAT(16) PSE36(17) CLFSH(19)
-      // FXSR(24) SSE(25) SSE2(26)
+      // MMX(23) FXSR(24) SSE(25) SSE2(26)
       const edx: u32 = 1 | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 8) | (1 << 13) | (1 << 15) | (1 << 16) | (1 << 17) | (1 << 19) |
-        (1 << 24) | (1 << 25) | (1 << 26) | (apicPresent ? 1 << 9 : 0); // APIC(9)
+        (1 << 23) | (1 << 24) | (1 << 25) | (1 << 26) | (apicPresent ? 1 << 9 : 0); // APIC(9)
       set(eax, ebx, ecx, edx);
       return;
     }

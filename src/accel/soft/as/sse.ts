@@ -3,13 +3,13 @@
 // FXSAVE/FXRSTOR/LDMXCSR/STMXCSR. The x87 instructions are in fpu.ts.
 //
 // The x87/SSE state lives in the state block as a live FXSAVE image (O_FX), so FXSAVE and
-// FXRSTOR are copies and a JIT can address XMM registers directly. Not here: MMX (and the SSE
-// forms that take MMX registers), SSE3+, MXCSR rounding modes other than round-to-nearest, the
+// FXRSTOR are copies and a JIT can address XMM registers directly. MMX and the SSE/SSE2 forms
+// that take MMX registers are at the end (mmx()). Not here: SSE3+, MXCSR rounding modes other than round-to-nearest, the
 // MXCSR exception flags and #XM.
 // Legacy-SSE memory operands of 16 bytes must be aligned (#GP(0)) except for the unaligned moves.
 
 import {
-  S, O_FX, O_SSE_TMP, FX_MXCSR, FX_MXCSR_MASK, FX_XMM, cr0, cr4, cpl, codeBits,
+  S, O_FX, O_SSE_TMP, FX_MXCSR, FX_MXCSR_MASK, FX_XMM, FX_ST, FX_FSW, FX_FTW, cr0, cr4, cpl, codeBits,
   CR0_EM, CR0_TS, CR4_OSFXSR, readReg, writeReg, gpr, DS, F_ZF, F_PF, F_CF,
 } from './state';
 import { fault, gp, ud, NM } from './fault';
@@ -162,14 +162,14 @@ function laneStore(p: u32, w: i32, v: i64): void {
 }
 function sat(v: i64, lo: i64, hi: i64): i64 { return v < lo ? lo : v > hi ? hi : v; }
 
-/** dst[i] = dst[i] op src[i] for each `w`-byte lane. */
-function lanes(op: i32, w: i32, d: u32, s: u32): void {
+/** dst[i] = dst[i] op src[i] for each `w`-byte lane of an `n`-byte register (16 XMM, 8 MMX). */
+function lanes(op: i32, w: i32, d: u32, s: u32, n: u32 = 16): void {
   const bits = <i64>(w * 8);
   const umax: i64 = w == 8 ? -1 : (<i64>1 << bits) - 1;
   const smax: i64 = w == 8 ? 0x7fffffffffffffff : (<i64>1 << (bits - 1)) - 1;
   const smin: i64 = -smax - 1;
   const signed = op == L_ADDS || op == L_SUBS || op == L_MINS || op == L_MAXS || op == L_CMPGT || op == L_MULHS;
-  for (let o: u32 = 0; o < 16; o += <u32>w) {
+  for (let o: u32 = 0; o < n; o += <u32>w) {
     const a = laneLoad(d + o, w, signed);
     const b = laneLoad(s + o, w, signed);
     let r: i64;
@@ -194,9 +194,9 @@ function lanes(op: i32, w: i32, d: u32, s: u32): void {
 }
 
 /** Shift each `w`-byte lane by `count` (kind 0 logical right, 1 arithmetic right, 2 left). */
-function shiftLanes(kind: i32, w: i32, d: u32, count: u64): void {
+function shiftLanes(kind: i32, w: i32, d: u32, count: u64, n: u32 = 16): void {
   const bits = <u64>(w * 8);
-  for (let o: u32 = 0; o < 16; o += <u32>w) {
+  for (let o: u32 = 0; o < n; o += <u32>w) {
     const a = laneLoad(d + o, w, kind == 1);
     let r: i64;
     if (kind == 1) r = a >> <i64>(count >= bits ? bits - 1 : count);
@@ -219,29 +219,30 @@ function byteShift(d: u32, n: u32, left: bool): void {
 }
 
 /** Interleave the low (hi = false) or high halves of d and s, `w`-byte elements (PUNPCKL*, PUNPCKH*, UNPCK*). */
-function unpack(d: u32, s: u32, w: i32, hi: bool): void {
+function unpack(d: u32, s: u32, w: i32, hi: bool, n: u32 = 16): void {
   const t = tmp() + 16;
-  const base: u32 = hi ? 8 : 0;
-  for (let i: u32 = 0; i < 8; i += <u32>w) {
+  const half = n >> 1;
+  const base: u32 = hi ? half : 0;
+  for (let i: u32 = 0; i < half; i += <u32>w) {
     laneStore(t + 2 * i, w, laneLoad(d + base + i, w, false));
     laneStore(t + 2 * i + <u32>w, w, laneLoad(s + base + i, w, false));
   }
-  copy128(d, t);
+  if (n == 16) copy128(d, t); else store<u64>(d, load<u64>(t));
 }
 
 /** PACKSSWB / PACKSSDW / PACKUSWB: narrow d then s with saturation. */
-function pack(d: u32, s: u32, w: i32, unsigned: bool): void {
+function pack(d: u32, s: u32, w: i32, unsigned: bool, len: u32 = 16): void {
   const t = tmp() + 16;
   const nw = w / 2;
   const nbits = <i64>(nw * 8);
   const lo: i64 = unsigned ? 0 : -(<i64>1 << (nbits - 1));
   const hi: i64 = unsigned ? (<i64>1 << nbits) - 1 : (<i64>1 << (nbits - 1)) - 1;
-  const n = <u32>(16 / w);
+  const n = len / <u32>w;
   for (let i: u32 = 0; i < n; i++) {
     laneStore(t + i * <u32>nw, nw, sat(laneLoad(d + i * <u32>w, w, true), lo, hi));
     laneStore(t + (n + i) * <u32>nw, nw, sat(laneLoad(s + i * <u32>w, w, true), lo, hi));
   }
-  copy128(d, t);
+  if (len == 16) copy128(d, t); else store<u64>(d, load<u64>(t));
 }
 
 // ---------------------------------------------------------------- floating point
@@ -316,8 +317,8 @@ export function isSseOpcode(b: u32): bool {
 /** Execute an SSE/SSE2 instruction 0F `b`; returns false if it is not implemented. */
 export function sse(b: u32): bool {
   const pfx = prefixClass();
-  // MMX forms (no prefix on the integer opcodes) are not implemented
-  if (pfx == 0 && ((b >= 0x60 && b <= 0x7f) || b >= 0xd0) && b != 0xc3) return false;
+  // MMX forms: no prefix on the integer opcodes (and PSHUFW, PINSRW, PEXTRW)
+  if (pfx == 0 && ((b >= 0x60 && b <= 0x7f) || b >= 0xd0 || b == 0xc4 || b == 0xc5)) return mmx(b);
   sseCheck();
   decodeModrm();
   const d = xmm(modrmReg);
@@ -670,37 +671,234 @@ export function sse(b: u32): bool {
   }
   if (pfx != 1) return false;
   // the remaining 66 0F Dx-Fx integer lane operations
-  let op = -1;
-  let w = 1;
+  const lw = laneOp(b);
+  if (lw < 0) return false;
+  lanes(lw >> 4, lw & 15, d, src128(true));
+  return true;
+}
+
+/** 0F Dx-Fx integer lane operations: (operation << 4) | lane width, or -1. */
+function laneOp(b: u32): i32 {
   switch (b) {
-    case 0xd4: op = L_ADD; w = 8; break;
-    case 0xd5: op = L_MULLO; w = 2; break;
-    case 0xd8: op = L_SUBUS; w = 1; break;
-    case 0xd9: op = L_SUBUS; w = 2; break;
-    case 0xda: op = L_MINU; w = 1; break;
-    case 0xdc: op = L_ADDUS; w = 1; break;
-    case 0xdd: op = L_ADDUS; w = 2; break;
-    case 0xde: op = L_MAXU; w = 1; break;
-    case 0xe0: op = L_AVG; w = 1; break;
-    case 0xe3: op = L_AVG; w = 2; break;
-    case 0xe4: op = L_MULHU; w = 2; break;
-    case 0xe5: op = L_MULHS; w = 2; break;
-    case 0xe8: op = L_SUBS; w = 1; break;
-    case 0xe9: op = L_SUBS; w = 2; break;
-    case 0xea: op = L_MINS; w = 2; break;
-    case 0xec: op = L_ADDS; w = 1; break;
-    case 0xed: op = L_ADDS; w = 2; break;
-    case 0xee: op = L_MAXS; w = 2; break;
-    case 0xf8: op = L_SUB; w = 1; break;
-    case 0xf9: op = L_SUB; w = 2; break;
-    case 0xfa: op = L_SUB; w = 4; break;
-    case 0xfb: op = L_SUB; w = 8; break;
-    case 0xfc: op = L_ADD; w = 1; break;
-    case 0xfd: op = L_ADD; w = 2; break;
-    case 0xfe: op = L_ADD; w = 4; break;
-    default: return false;
+    case 0xd4: return (L_ADD << 4) | 8;
+    case 0xd5: return (L_MULLO << 4) | 2;
+    case 0xd8: return (L_SUBUS << 4) | 1;
+    case 0xd9: return (L_SUBUS << 4) | 2;
+    case 0xda: return (L_MINU << 4) | 1;
+    case 0xdc: return (L_ADDUS << 4) | 1;
+    case 0xdd: return (L_ADDUS << 4) | 2;
+    case 0xde: return (L_MAXU << 4) | 1;
+    case 0xe0: return (L_AVG << 4) | 1;
+    case 0xe3: return (L_AVG << 4) | 2;
+    case 0xe4: return (L_MULHU << 4) | 2;
+    case 0xe5: return (L_MULHS << 4) | 2;
+    case 0xe8: return (L_SUBS << 4) | 1;
+    case 0xe9: return (L_SUBS << 4) | 2;
+    case 0xea: return (L_MINS << 4) | 2;
+    case 0xec: return (L_ADDS << 4) | 1;
+    case 0xed: return (L_ADDS << 4) | 2;
+    case 0xee: return (L_MAXS << 4) | 2;
+    case 0xf8: return (L_SUB << 4) | 1;
+    case 0xf9: return (L_SUB << 4) | 2;
+    case 0xfa: return (L_SUB << 4) | 4;
+    case 0xfb: return (L_SUB << 4) | 8;
+    case 0xfc: return (L_ADD << 4) | 1;
+    case 0xfd: return (L_ADD << 4) | 2;
+    case 0xfe: return (L_ADD << 4) | 4;
+    default: return -1;
   }
-  lanes(op, w, d, src128(true));
+}
+
+// ---------------------------------------------------------------- MMX
+
+// MMX (SDM vol. 1 chapter 9; instruction pages in vol. 2). MMi is the mantissa (bits 63:0) of
+// physical x87 register Ri (vol. 1 9.5, figure 9-2), kept in the FXSAVE image at FX_ST + 16 * i.
+// Vol. 1 9.5.1: every MMX instruction except EMMS sets the x87 TOP to 0 and all tags to valid;
+// one that writes an MMX register also sets that register's bits 79:64 to all ones. EMMS sets
+// all tags empty. Exceptions (vol. 2 table "Exception Conditions for MMX Instructions"):
+// #UD with CR0.EM = 1, #NM with CR0.TS = 1 (no CR4.OSFXSR requirement; #MF is never raised
+// here, see fpu.ts). MMX memory operands have no alignment requirement. REX.R/REX.B do not
+// extend an MMX register number (vol. 2A 2.2.1.2: they select only MM0-7).
+
+function mm(i: i32): u32 { return S + O_FX + FX_ST + (<u32>(i & 7) << 4); }
+
+/** x87 state after an MMX instruction (vol. 1 9.5.1): TOP = 0, all tags valid. */
+function mmxTouch(): void {
+  const p = S + O_FX;
+  store<u16>(p + FX_FSW, load<u16>(p + FX_FSW) & ~(<u16>0x3800));
+  store<u8>(p + FX_FTW, 0xff);
+}
+
+/** Write an MMX register's exponent/sign bits (79:64) to ones and apply mmxTouch. */
+function mmxWrote(i: i32): void {
+  store<u16>(mm(i) + 8, 0xffff);
+  mmxTouch();
+}
+
+/** The 64-bit source operand (MMX register or memory copied to scratch); returns its address. */
+function src64(): u32 {
+  if (modrmMod == 3) return mm(modrmRm);
+  store<u64>(tmp(), readLin(linAddr(eaSeg, ea(), 8, false), 8, cpl == 3));
+  return tmp();
+}
+
+/** PUNPCKL* mm, mm/m32: a memory source is 32 bits (vol. 2B PUNPCKLBW). */
+function src32(): u32 {
+  if (modrmMod == 3) return mm(modrmRm);
+  store<u64>(tmp(), readLin(linAddr(eaSeg, ea(), 4, false), 4, cpl == 3));
+  return tmp();
+}
+
+/** Execute the MMX form (no prefix) of 0F `b`; returns false if it does not exist. */
+function mmx(b: u32): bool {
+  // no MMX form (vol. 2D A.3 opcode map): left to the caller
+  if (b == 0x6c || b == 0x6d || (b >= 0x78 && b <= 0x7d) || b == 0xd0 || b == 0xd6) return false;
+  const c0 = cr0();
+  if ((c0 & CR0_EM) != 0) ud();
+  if ((c0 & CR0_TS) != 0) fault(NM, 0, false);
+  if (b == 0x77) { // EMMS (vol. 2A EMMS): all tags empty
+    store<u8>(S + O_FX + FX_FTW, 0);
+    return true;
+  }
+  decodeModrm();
+  const r = modrmReg & 7;
+  const d = mm(r);
+  switch (b) {
+    case 0x6e: { // MOVD/MOVQ mm, r/m32/64 (vol. 2B MOVD/MOVQ): zero-extended
+      const size = (rex & 8) != 0 ? 8 : 4;
+      const v = modrmMod == 3 ? readReg(size, modrmRm, true) : readLin(linAddr(eaSeg, ea(), size, false), size, cpl == 3);
+      store<u64>(d, v);
+      break;
+    }
+    case 0x7e: { // MOVD/MOVQ r/m32/64, mm
+      const size = (rex & 8) != 0 ? 8 : 4;
+      const v = size == 8 ? load<u64>(d) : <u64>load<u32>(d);
+      if (modrmMod == 3) writeReg(size, modrmRm, v, true);
+      else writeLin(linAddr(eaSeg, ea(), size, true), size, v, cpl == 3);
+      mmxTouch();
+      return true;
+    }
+    case 0x6f: store<u64>(d, load<u64>(src64())); break; // MOVQ mm, mm/m64
+    case 0x7f: case 0xe7: { // MOVQ mm/m64, mm; MOVNTQ m64, mm (vol. 2B MOVNTQ: memory only)
+      if (modrmMod == 3) {
+        if (b == 0xe7) ud();
+        store<u64>(mm(modrmRm), load<u64>(d));
+        mmxWrote(modrmRm);
+        return true;
+      }
+      writeLin(linAddr(eaSeg, ea(), 8, true), 8, load<u64>(d), cpl == 3);
+      mmxTouch();
+      return true;
+    }
+    case 0x60: case 0x61: case 0x62: // PUNPCKL BW WD DQ mm, mm/m32
+      unpack(d, src32(), 1 << <i32>(b - 0x60), false, 8);
+      break;
+    case 0x68: case 0x69: case 0x6a: // PUNPCKH BW WD DQ mm, mm/m64
+      unpack(d, src64(), 1 << <i32>(b - 0x68), true, 8);
+      break;
+    case 0x63: pack(d, src64(), 2, false, 8); break; // PACKSSWB (vol. 2B PACKSSWB/PACKSSDW)
+    case 0x6b: pack(d, src64(), 4, false, 8); break; // PACKSSDW
+    case 0x67: pack(d, src64(), 2, true, 8); break; // PACKUSWB
+    case 0x64: case 0x65: case 0x66: // PCMPGT B W D
+      lanes(L_CMPGT, 1 << <i32>(b - 0x64), d, src64(), 8);
+      break;
+    case 0x74: case 0x75: case 0x76: // PCMPEQ B W D
+      lanes(L_CMPEQ, 1 << <i32>(b - 0x74), d, src64(), 8);
+      break;
+    case 0x70: { // PSHUFW mm, mm/m64, imm8 (vol. 2B PSHUFW)
+      const s = load<u64>(src64());
+      const imm = fetch8();
+      let v: u64 = 0;
+      for (let i: u32 = 0; i < 4; i++) v |= ((s >> (<u64>((imm >> (i * 2)) & 3) * 16)) & 0xffff) << (<u64>i * 16);
+      store<u64>(d, v);
+      break;
+    }
+    case 0x71: case 0x72: case 0x73: { // PSRL/PSRA/PSLL W D Q mm, imm8 (vol. 2B PSLLW..., PSRAW..., PSRLW...)
+      if (modrmMod != 3) ud();
+      const imm = <u64>fetch8();
+      const t = mm(modrmRm);
+      const op = modrmReg & 7;
+      const w = b == 0x71 ? 2 : b == 0x72 ? 4 : 8;
+      if (op == 2) shiftLanes(0, w, t, imm, 8);
+      else if (op == 4 && b != 0x73) shiftLanes(1, w, t, imm, 8);
+      else if (op == 6) shiftLanes(2, w, t, imm, 8);
+      else ud(); // PSRLDQ/PSLLDQ have no MMX form
+      mmxWrote(modrmRm);
+      return true;
+    }
+    case 0xd1: case 0xd2: case 0xd3: case 0xe1: case 0xe2: case 0xf1: case 0xf2: case 0xf3: // shifts by mm/m64
+      shiftLanes(b >= 0xf0 ? 2 : b >= 0xe0 ? 1 : 0, 1 << <i32>(b & 3), d, load<u64>(src64()), 8);
+      break;
+    case 0xc4: { // PINSRW mm, r32/m16, imm8 (vol. 2B PINSRW)
+      const v = modrmMod == 3 ? readReg(2, modrmRm, true) : readLin(linAddr(eaSeg, ea(), 2, false), 2, cpl == 3);
+      const imm = fetch8() & 3;
+      store<u16>(d + imm * 2, <u16>v);
+      break;
+    }
+    case 0xc5: { // PEXTRW r32, mm, imm8 (vol. 2B PEXTRW): the register form only
+      if (modrmMod != 3) ud();
+      const imm = fetch8() & 3;
+      writeReg(4, modrmReg, <u64>load<u16>(mm(modrmRm) + imm * 2), true);
+      mmxTouch();
+      return true;
+    }
+    case 0xd7: { // PMOVMSKB r32, mm (vol. 2B PMOVMSKB)
+      if (modrmMod != 3) ud();
+      const s = mm(modrmRm);
+      let m: u64 = 0;
+      for (let i: u32 = 0; i < 8; i++) m |= <u64>(load<u8>(s + i) >> 7) << i;
+      writeReg(4, modrmReg, m, true);
+      mmxTouch();
+      return true;
+    }
+    case 0xdb: case 0xdf: case 0xeb: case 0xef: { // PAND PANDN POR PXOR
+      const a = load<u64>(d);
+      const c = load<u64>(src64());
+      store<u64>(d, b == 0xdb ? a & c : b == 0xdf ? ~a & c : b == 0xeb ? a | c : a ^ c);
+      break;
+    }
+    case 0xf4: { // PMULUDQ mm, mm/m64 (vol. 2B PMULUDQ)
+      const s = src64();
+      store<u64>(d, <u64>load<u32>(d) * <u64>load<u32>(s));
+      break;
+    }
+    case 0xf5: { // PMADDWD (vol. 2B PMADDWD)
+      const s = src64();
+      for (let o: u32 = 0; o < 8; o += 4) {
+        const v = <i32>load<i16>(d + o) * <i32>load<i16>(s + o) + <i32>load<i16>(d + o + 2) * <i32>load<i16>(s + o + 2);
+        store<i32>(d + o, v);
+      }
+      break;
+    }
+    case 0xf6: { // PSADBW mm, mm/m64 (vol. 2B PSADBW): the sum in bits 15:0, the rest zero
+      const s = src64();
+      let sum: u64 = 0;
+      for (let i: u32 = 0; i < 8; i++) {
+        const x = <i32>load<u8>(d + i) - <i32>load<u8>(s + i);
+        sum += <u64>(x < 0 ? -x : x);
+      }
+      store<u64>(d, sum);
+      break;
+    }
+    case 0xf7: { // MASKMOVQ mm1, mm2 (vol. 2B MASKMOVQ): byte stores to [DS:rDI]
+      if (modrmMod != 3) ud();
+      const mask = mm(modrmRm);
+      const base = gpr(7);
+      for (let i: u32 = 0; i < 8; i++) {
+        if ((load<u8>(mask + i) & 0x80) == 0) continue;
+        const off = (base + <u64>i) & (adsize == 8 ? 0xffffffffffffffff : adsize == 4 ? 0xffffffff : 0xffff);
+        writeLin(linAddr(segOvr >= 0 ? segOvr : DS, off, 1, true), 1, <u64>load<u8>(d + i), cpl == 3);
+      }
+      mmxTouch();
+      return true;
+    }
+    default: {
+      const lw = laneOp(b);
+      if (lw < 0) return false;
+      lanes(lw >> 4, lw & 15, d, src64(), 8);
+    }
+  }
+  mmxWrote(r);
   return true;
 }
 
