@@ -98,17 +98,6 @@ print_dec:
     call putc
     ret
 
-; putc: writes AL to the UART once it can take it. Clobbers AX, DX.
-putc:
-    mov ah, al
-    mov dx, COM1_LSR
-.wait:
-    in al, dx
-    test al, LSR_THRE
-    jz .wait
-    mov al, ah
-    mov dx, COM1
-    out dx, al
-    ret
+DEFINE_PUTC putc
 
 RESET_VECTOR start

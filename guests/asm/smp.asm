@@ -155,18 +155,7 @@ putdec32:
     jnz .emit
     ret
 
-; putc32: writes AL. Clobbers AX, DX.
-putc32:
-    mov ah, al
-    mov dx, COM1_LSR
-.wait:
-    in al, dx
-    test al, LSR_THRE
-    jz .wait
-    mov al, ah
-    mov dx, COM1
-    out dx, al
-    ret
+DEFINE_PUTC putc32
 
 DEFINE_PUTS puts32, 32
 
