@@ -41,6 +41,35 @@ export function rng(seed: number): (n: number) => number {
 
 const IMG_COMMAND_JS = fileURLToPath(new URL('../../src/cli/img-command.js', import.meta.url));
 
+/**
+ * Concurrent writes for model-checked disk tests: each write is mirrored into `model` and left in
+ * flight, except that writes in flight together never overlap (their order would be undefined):
+ * an overlapping one waits for the others first.
+ */
+export class ConcurrentWrites {
+  private pending: Promise<void>[] = [];
+  private ranges: [number, number][] = [];
+
+  constructor(private readonly disk: { write(offset: number, src: Uint8Array): Promise<void> }, private readonly model: Uint8Array) {}
+
+  get inFlight(): number {
+    return this.pending.length;
+  }
+
+  async write(off: number, data: Uint8Array): Promise<void> {
+    if (this.ranges.some(([a, b]) => off < b && a < off + data.length)) await this.drain();
+    this.model.set(data, off);
+    this.ranges.push([off, off + data.length]);
+    this.pending.push(this.disk.write(off, data));
+  }
+
+  /** Waits for every write in flight. */
+  async drain(): Promise<void> {
+    await Promise.all(this.pending.splice(0));
+    this.ranges.length = 0;
+  }
+}
+
 export interface CliResult {
   status: number | null;
   stdout: string;

@@ -12,7 +12,7 @@ import { openDisk } from '../../src/block/open.js';
 import { checkImage, repairImage } from '../../src/block/check.js';
 import { BlockError } from '../../src/block/errors.js';
 import { H } from '../../src/block/qcow2/format.js';
-import { pattern, rng, tempDir } from './helpers.js';
+import { ConcurrentWrites, pattern, rng, tempDir } from './helpers.js';
 
 const dir = tempDir('qcow2');
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -47,26 +47,16 @@ for (const v of variants) {
     const r = rng(v.name.length * 31);
     for (let round = 0; round < 3; round++) {
       const d = await Qcow2Image.open(path, { l2CacheTables: v.cache });
-      const pending: Promise<void>[] = [];
-      const ranges: [number, number][] = [];
+      const writes = new ConcurrentWrites(d, model);
       for (let i = 0; i < 40; i++) {
         const len = 1 + r(100_000);
         const off = r(size - len);
         const op = r(12);
         if (op < 8) {
-          const data = pattern(len, round * 100 + i);
-          // Writes in flight together must not overlap (their order would be undefined).
-          if (ranges.some(([a, b]) => off < b && a < off + len)) {
-            await Promise.all(pending.splice(0));
-            ranges.length = 0;
-          }
-          model.set(data, off);
-          ranges.push([off, off + len]);
-          pending.push(d.write(off, data));
+          await writes.write(off, pattern(len, round * 100 + i));
           continue;
         }
-        await Promise.all(pending.splice(0));
-        ranges.length = 0;
+        await writes.drain();
         if (op === 8) {
           await d.writeZeroes(off, len, r(2) === 0);
           model.fill(0, off, off + len);
@@ -83,7 +73,7 @@ for (const v of variants) {
           assert.ok(Buffer.from(back).equals(Buffer.from(model.subarray(off, off + len))), `read at ${off}+${len}`);
         }
       }
-      await Promise.all(pending);
+      await writes.drain();
       await d.close();
       await assertClean(path);
       assert.ok(Buffer.from(await readAll(path, size)).equals(Buffer.from(model)), `round ${round}: contents after reopen`);

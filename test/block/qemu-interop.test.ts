@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { openDisk } from '../../src/block/open.js';
 import { createImage } from '../../src/block/create.js';
 import { checkImage } from '../../src/block/check.js';
-import { findQemuImg, pattern, rng, runQemuImg, runQemuIo, tempDir, tsvmImg, type QemuImg } from './helpers.js';
+import { ConcurrentWrites, findQemuImg, pattern, rng, runQemuImg, runQemuIo, tempDir, tsvmImg, type QemuImg } from './helpers.js';
 
 const found = await findQemuImg();
 const skip = 'skip' in found ? found.skip : false;
@@ -40,25 +40,15 @@ async function exercise(path: string, model: Uint8Array, seed: number, ops = 60)
   const d = await openDisk(path);
   const r = rng(seed);
   const size = model.length;
-  const pending: Promise<void>[] = [];
-  const ranges: [number, number][] = [];
+  const writes = new ConcurrentWrites(d, model);
   for (let i = 0; i < ops; i++) {
     const len = 1 + r(3 * 65536);
     const off = r(size - len);
     const kind = r(10);
     if (kind < 7) {
-      const data = pattern(len, seed * 1000 + i);
-      // Writes in flight together must not overlap (their order would be undefined).
-      if (ranges.some(([a, b]) => off < b && a < off + len)) {
-        await Promise.all(pending.splice(0));
-        ranges.length = 0;
-      }
-      model.set(data, off);
-      ranges.push([off, off + len]);
-      pending.push(d.write(off, data));
+      await writes.write(off, pattern(len, seed * 1000 + i));
     } else {
-      await Promise.all(pending.splice(0));
-      ranges.length = 0;
+      await writes.drain();
       if (kind === 7) {
         await d.writeZeroes!(off, len, r(2) === 1);
         model.fill(0, off, off + len);
@@ -72,12 +62,9 @@ async function exercise(path: string, model: Uint8Array, seed: number, ops = 60)
         await d.flush();
       }
     }
-    if (pending.length >= 8) {
-      await Promise.all(pending.splice(0));
-      ranges.length = 0;
-    }
+    if (writes.inFlight >= 8) await writes.drain();
   }
-  await Promise.all(pending);
+  await writes.drain();
   const back = new Uint8Array(size);
   await d.read(0, back);
   assert.ok(Buffer.from(back).equals(Buffer.from(model)), 'tsvm reads back what it wrote');
