@@ -29,7 +29,7 @@ async function inlineMore(file) {
   const mod = binaryen.readBinary(readFileSync(file));
   mod.setFeatures(binaryen.Features.Atomics | binaryen.Features.BulkMemory | binaryen.Features.BulkMemoryOpt |
     binaryen.Features.SignExt | binaryen.Features.MutableGlobals | binaryen.Features.NontrappingFPToInt);
-  binaryen.setOptimizeLevel(3);
+  binaryen.setOptimizeLevel(3); if (process.env.TSVM_CORE_NAMES) binaryen.setDebugInfo(true);
   binaryen.setShrinkLevel(0);
   binaryen.setFlexibleInlineMaxSize(60);
   mod.optimize();
@@ -49,7 +49,7 @@ export async function build(debug = false) {
     '--importMemory', '--sharedMemory', '--enable', 'threads',
     // the JIT's compiled blocks live in a function table the TypeScript side creates (as/jit.ts)
     '--importTable',
-    '--initialMemory', '1', '--maximumMemory', '65536', '--memoryBase', '1024',
+    ...(process.env.TSVM_CORE_NAMES ? ['--debug'] : []), '--initialMemory', '1', '--maximumMemory', '65536', '--memoryBase', '1024',
     ...(debug ? ['--debug', '-O1'] : ['-O3']),
   ];
   const res = await asc.main(args, {});

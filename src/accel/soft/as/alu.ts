@@ -6,7 +6,7 @@
 
 import { maskOf, signOf, sext, F_CF, F_OF, F_AF, F_ZF, F_STATUS } from './state';
 import {
-  setLazy, getCF, getStatus, setEager, szp, OP_ADD, OP_ADC, OP_SUB, OP_SBB, OP_LOGIC,
+  setLazy, getCF, getStatus, setEager, szp, OP_ADD, OP_ADC, OP_SUB, OP_SBB, OP_LOGIC, OP_IMUL,
 } from './flags';
 import { fault, DE } from './fault';
 
@@ -184,21 +184,14 @@ export function mulFlags(lo: u64, size: i32, overflow: bool): void {
   setEager((szp(lo, size) & ~F_AF) | (overflow ? F_CF | F_OF : 0));
 }
 
-/** Truncated signed product for IMUL r, r/m (, imm); sets CF/OF when it does not fit. */
+/** Truncated signed product for IMUL r, r/m (, imm); CF/OF (lazy, flags.ts OP_IMUL) tell whether it fit. */
 export function imulTrunc(size: i32, a: u64, b: u64): u64 {
   const m = maskOf(size);
   const sa = sext(a & m, size);
   const sb = sext(b & m, size);
-  const lo = sa * sb;
-  let over: bool;
-  if (size == 8) {
-    const hi = mulHiS(sa, sb);
-    over = hi != <u64>(<i64>lo >> 63);
-  } else {
-    over = sext(lo & m, size) != lo;
-  }
-  mulFlags(lo, size, over);
-  return lo & m;
+  const res = (sa * sb) & m;
+  setLazy(OP_IMUL, size, sa, sb, res);
+  return res;
 }
 
 /** Unsigned 128-by-64 division; q/r returned through globals. #DE on overflow (vol. 2A DIV). */

@@ -15,6 +15,10 @@ export const OP_SBB: i32 = 4; // subtract with borrow-in 1
 export const OP_LOGIC: i32 = 5;
 export const OP_INC: i32 = 6; // CF comes from lfCin
 export const OP_DEC: i32 = 7;
+/** IMUL r, r/m[, imm]: lfA/lfB the sign-extended factors, lfRes the truncated product; CF = OF =
+ * "the product did not fit" (vol. 2A IMUL), computed only when read; AF clear, SF/ZF/PF of the
+ * result, as for the eager form the core used before (those four are undefined for IMUL). */
+export const OP_IMUL: i32 = 8;
 
 export let lfOp: i32 = OP_EAGER;
 export let lfSize: i32 = 4;
@@ -51,6 +55,23 @@ export function setEager(status: u32): void {
 
 export function setFlagsOther(v: u32): void { flagsOther = (v & ~F_STATUS) | 2; }
 
+/** Whether the IMUL recorded in the lazy flags overflowed its operand size. */
+function imulOverflow(): bool {
+  const a = <i64>lfA;
+  const b = <i64>lfB;
+  const p = a * b;
+  if (lfSize != 8) {
+    // 1-, 2- and 4-byte factors: the 64-bit product is exact
+    const sh = <i64>(64 - 8 * lfSize);
+    return ((p << sh) >> sh) != p;
+  }
+  // 8 bytes: the wrapped product is the true one exactly when dividing it back gives b
+  // (a remainder would have to be a non-zero multiple of 2^64, larger than |a|)
+  if (a == 0) return false;
+  if (a == -1) return b == i64.MIN_VALUE;
+  return p / a != b;
+}
+
 export function getCF(): bool {
   const m = maskOf(lfSize);
   switch (lfOp) {
@@ -59,6 +80,7 @@ export function getCF(): bool {
     case OP_SUB: return (lfA & m) < (lfB & m);
     case OP_SBB: return (lfA & m) <= (lfB & m);
     case OP_LOGIC: return false;
+    case OP_IMUL: return imulOverflow();
     case OP_INC:
     case OP_DEC: return lfCin != 0;
     default: return (lfEager & F_CF) != 0;
@@ -85,6 +107,7 @@ export function getOF(): bool {
     case OP_SBB:
     case OP_DEC: return ((lfA ^ lfB) & (lfA ^ lfRes) & sb) != 0;
     case OP_LOGIC: return false;
+    case OP_IMUL: return imulOverflow();
     default: return (lfEager & F_OF) != 0;
   }
 }
@@ -100,7 +123,7 @@ export function getPF(): bool {
 
 export function getAF(): bool {
   if (lfOp == OP_EAGER) return (lfEager & F_AF) != 0;
-  if (lfOp == OP_LOGIC) return false;
+  if (lfOp == OP_LOGIC || lfOp == OP_IMUL) return false;
   return ((lfA ^ lfB ^ lfRes) & 0x10) != 0;
 }
 

@@ -24,7 +24,7 @@ import { codeBits } from './state';
 export { rip, cpl } from './state';
 export { lfOp, lfSize, lfRes, lfA, lfB, lfCin, lfEager, flagsOther, cond, getCF, getFlags, patchStatus } from './flags';
 export { shift, imulTrunc, bitScan } from './alu';
-export { jitEnable, jitMarkPage, jitTune, jitChain, jitCalls, jitRuns, jitTlbMiss, jitClaims, jitSides, jitInvalidations } from './jit';
+export { jitEnable, jitMarkPage, jitTune, jitLookup, jitChained, jitCalls, jitRuns, jitTlbMiss, jitClaims, jitSides, jitInvalidations } from './jit';
 
 export const EXIT_BUDGET: i32 = 0;
 export const EXIT_HLT: i32 = 1;
@@ -70,6 +70,9 @@ function interruptible(): bool {
  * Execute up to `budget` instructions. Returns an EXIT_* code; EXIT_INTR means an external
  * interrupt can be taken now (the host acknowledges it and calls deliverExternal()).
  */
+/** Instructions the run loop interpreted (for the JIT's statistics). */
+export let jitInterpreted: u64 = 0;
+
 export function run(budget: i32): i32 {
   clearStop();
   clearUnsupported();
@@ -102,6 +105,7 @@ export function run(budget: i32): i32 {
     look = afterBlock || rip - before > 15; // a branch (or an instruction after a block)
     afterBlock = false;
     icount++;
+    jitInterpreted++;
     n++;
     if (stopRun) { jitFlushPending(); return EXIT_HLT; }
   }

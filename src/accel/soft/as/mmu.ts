@@ -14,7 +14,7 @@
 // global entries, INVLPG one page (4.10.4).
 
 import {
-  S, O_REGIONS, O_TLB, O_CR3, O_CR2, ld64, st64, cr0, cr4, efer, pagingOn, longMode,
+  S, O_REGIONS, O_TLB, O_FILL_LOG, O_CR3, O_CR2, ld64, st64, cr0, cr4, efer, pagingOn, longMode,
   CR0_WP, CR4_PAE, CR4_PSE, CR4_PGE, EFER_NXE,
 } from './state';
 import { fault, PF } from './fault';
@@ -32,8 +32,33 @@ const TLB_BYTES: u32 = 0x11000; // tags (8 * N) + addends (8 * N) + flags (N)
 const TLB_FLAG_GLOBAL: u8 = 1;
 const TLB_FLAG_2M: u8 = 2; // filled from a 2 MiB (or 4 MiB) page
 const TLB_FLAG_1G: u8 = 4; // filled from a 1 GiB page
-/** Entries filled from large pages since the last full flush (INVLPG must then drop the whole page). */
-let largeFills: u32 = 0;
+
+// Fill logs. A flush used to visit all 6 x 4096 entries, and an INVLPG did too as soon as one
+// entry came from a large page (Linux maps its kernel with them): Linux switches CR3 and toggles
+// CR4.PGE thousands of times while booting (text_poke's temporary mm, TLB shootdowns), and each
+// scan cost tens of microseconds. Instead every fill appends its (table, index) to a log in the
+// state block, so a flush visits only what was filled since; past the log's capacity the next
+// flush scans everything once and rebuilds the log from the entries that survive (global ones).
+// Large-page fills have a log of their own for INVLPG. Entries may appear in a log twice or be
+// invalid already: both are harmless (invalidating twice is a no-op).
+const FILL_CAP: u32 = 8192; // u32 (table << 12 | index) each, at O_FILL_LOG in the state block
+const O_LARGE_LOG: u32 = O_FILL_LOG + FILL_CAP * 4;
+const LARGE_CAP: u32 = 4096;
+let fillCount: u32 = 0;
+let fillOverflow: bool = true; // the TLBs' contents are unknown until the first full scan
+let largeCount: u32 = 0;
+let largeOverflow: bool = true;
+
+function logFill(t: u32, i: u32, large: bool): void {
+  const item = (t << 12) | i;
+  if (fillCount < FILL_CAP) store<u32>(S + O_FILL_LOG + (fillCount++ << 2), item);
+  else fillOverflow = true;
+  if (!large) return;
+  if (largeCount < LARGE_CAP) store<u32>(S + O_LARGE_LOG + (largeCount++ << 2), item);
+  else largeOverflow = true;
+}
+
+function entryBase(item: u32): u32 { return S + O_TLB + (item >> 12) * TLB_BYTES; }
 export const MAXPHYADDR: u32 = 40;
 const PHYS_MASK: u64 = ((<u64>1 << MAXPHYADDR) - 1) & ~(<u64>0xfff);
 
@@ -109,14 +134,50 @@ function tlbBase(kind: i32, user: bool): u32 {
 
 /** Invalidate everything (global too when `all`). */
 export function tlbFlush(all: bool): void {
-  if (all) largeFills = 0;
-  for (let t: u32 = 0; t < 6; t++) {
-    const b = S + O_TLB + t * TLB_BYTES;
-    for (let i: u32 = 0; i < TLB_N; i++) {
+  if (fillOverflow) {
+    // scan every entry once; the survivors (global entries) start the new logs
+    fillCount = 0;
+    largeCount = 0;
+    fillOverflow = false;
+    largeOverflow = false;
+    for (let t: u32 = 0; t < 6; t++) {
+      const b = S + O_TLB + t * TLB_BYTES;
+      for (let i: u32 = 0; i < TLB_N; i++) {
+        const f = load<u8>(b + 16 * TLB_N + i);
+        if (all || (f & TLB_FLAG_GLOBAL) == 0) store<u64>(b + 8 * i, 0xffffffffffffffff);
+        else if (load<u64>(b + 8 * i) != 0xffffffffffffffff) logFill(t, i, (f & (TLB_FLAG_2M | TLB_FLAG_1G)) != 0);
+      }
+    }
+  } else {
+    // visit what was filled since the last flush, keeping the global entries in the log
+    let kept: u32 = 0;
+    for (let k: u32 = 0; k < fillCount; k++) {
+      const item = load<u32>(S + O_FILL_LOG + (k << 2));
+      const b = entryBase(item);
+      const i = item & (TLB_N - 1);
+      if (load<u64>(b + 8 * i) == 0xffffffffffffffff) continue;
       if (all || (load<u8>(b + 16 * TLB_N + i) & TLB_FLAG_GLOBAL) == 0) store<u64>(b + 8 * i, 0xffffffffffffffff);
+      else store<u32>(S + O_FILL_LOG + (kept++ << 2), item);
+    }
+    fillCount = kept;
+    if (!largeOverflow) {
+      kept = 0;
+      for (let k: u32 = 0; k < largeCount; k++) {
+        const item = load<u32>(S + O_LARGE_LOG + (k << 2));
+        if (load<u64>(entryBase(item) + 8 * (item & (TLB_N - 1))) != 0xffffffffffffffff) store<u32>(S + O_LARGE_LOG + (kept++ << 2), item);
+      }
+      largeCount = kept;
     }
   }
   invalidateFetch();
+}
+
+function dropIfInLargePage(b: u32, k: u32, vpn: u64): void {
+  const f = load<u8>(b + 16 * TLB_N + k);
+  if ((f & (TLB_FLAG_2M | TLB_FLAG_1G)) == 0) return;
+  const tag = load<u64>(b + 8 * k);
+  const shift: u64 = (f & TLB_FLAG_1G) != 0 ? 18 : 9;
+  if ((tag >> shift) == (vpn >> shift)) store<u64>(b + 8 * k, 0xffffffffffffffff);
 }
 
 export function tlbFlushPage(lin: u64): void {
@@ -125,14 +186,17 @@ export function tlbFlushPage(lin: u64): void {
   for (let t: u32 = 0; t < 6; t++) {
     const b = S + O_TLB + t * TLB_BYTES;
     if (load<u64>(b + 8 * i) == vpn) store<u64>(b + 8 * i, 0xffffffffffffffff);
-    if (largeFills == 0) continue;
-    // INVLPG drops every translation of the (large) page containing lin (vol. 3A 4.10.4.1)
-    for (let k: u32 = 0; k < TLB_N; k++) {
-      const f = load<u8>(b + 16 * TLB_N + k);
-      if ((f & (TLB_FLAG_2M | TLB_FLAG_1G)) == 0) continue;
-      const tag = load<u64>(b + 8 * k);
-      const shift: u64 = (f & TLB_FLAG_1G) != 0 ? 18 : 9;
-      if ((tag >> shift) == (vpn >> shift)) store<u64>(b + 8 * k, 0xffffffffffffffff);
+  }
+  // INVLPG drops every translation of the (large) page containing lin (vol. 3A 4.10.4.1)
+  if (largeOverflow) {
+    for (let t: u32 = 0; t < 6; t++) {
+      const b = S + O_TLB + t * TLB_BYTES;
+      for (let k: u32 = 0; k < TLB_N; k++) dropIfInLargePage(b, k, vpn);
+    }
+  } else {
+    for (let k: u32 = 0; k < largeCount; k++) {
+      const item = load<u32>(S + O_LARGE_LOG + (k << 2));
+      dropIfInLargePage(entryBase(item), item & (TLB_N - 1), vpn);
     }
   }
   invalidateFetch();
@@ -296,7 +360,7 @@ export function translateSlow(lin: u64, kind: i32, user: bool): i64 {
   store<u64>(b + 8 * i, vpn);
   store<u64>(b + 8 * TLB_N + 8 * i, <u64>h - (vpn << 12));
   store<u8>(b + 16 * TLB_N + i, (walkGlobal ? TLB_FLAG_GLOBAL : 0) | walkSize);
-  if (walkSize != 0) largeFills++;
+  logFill(<u32>(kind * 2 + (user ? 1 : 0)), i, walkSize != 0);
   return <i64>(<u64>h + (lin & 0xfff));
 }
 

@@ -58,7 +58,8 @@ export const FX_MXCSR_MASK: u32 = 28;
 export const FX_ST: u32 = 32; // ST0..ST7 / MM0..MM7, 16 bytes each
 export const FX_XMM: u32 = 160; // XMM0..XMM15, 16 bytes each
 export const O_SSE_TMP: u32 = 0x800; // 32 bytes of scratch for 128-bit operands
-export const O_TLB: u32 = 4096; // software TLBs (see mmu.ts)
+export const O_TLB: u32 = 4096; // software TLBs (see mmu.ts), 6 x 0x11000 bytes
+export const O_FILL_LOG: u32 = 0x68000; // the TLBs' fill logs (mmu.ts), 0xc000 bytes
 export const STATE_SIZE: u32 = 0x80000;
 
 // segment register numbers (the encoding used by instructions, SDM vol. 2A 3.1.1.3 / table 2-?)

@@ -28,18 +28,17 @@ const K_WRITE = 1;
 // imported globals (index = import order, see jit.ts)
 export const G = { rip: 0, lfOp: 1, lfSize: 2, lfRes: 3, lfA: 4, lfB: 5, lfCin: 6, lfEager: 7, flagsOther: 8 } as const;
 // imported functions
-export const F = { cond: 0, getCF: 1, shift: 2, imulTrunc: 3, bitScan: 4, getFlags: 5, patchStatus: 6, jitChain: 7 } as const;
+export const F = { cond: 0, getCF: 1, shift: 2, bitScan: 3, getFlags: 4, patchStatus: 5, chain: 6 } as const;
 // lazy flag operations (as/flags.ts)
-const OP_ADD = 1, OP_ADC = 2, OP_SUB = 3, OP_SBB = 4, OP_LOGIC = 5, OP_INC = 6, OP_DEC = 7;
+const OP_ADD = 1, OP_ADC = 2, OP_SUB = 3, OP_SBB = 4, OP_LOGIC = 5, OP_INC = 6, OP_DEC = 7, OP_IMUL = 8;
 
 // locals of a block function
 // parameter 0: the instruction budget (the block may loop while it lasts)
-// parameter 1: how deep in a chain of blocks calling blocks this one runs
-const LEFT = 0, DEPTH = 1;
+// parameter 1: instructions retired by the blocks that tail-called this one since the core's loop
+// (a block returns the total, so the core learns what the whole chain retired)
+const LEFT = 0, ACC = 1;
 const L = 2, V = 3, A = 4, B = 5, R = 6, T = 7; // i64
 const I = 8, H = 9, C = 10, N = 11; // i32; N: instructions retired by earlier iterations of the block's loop
-/** What the core's jitChain returns when it ran nothing (as/jit.ts). */
-const NO_CHAIN = -0x80000000;
 export const BLOCK_LOCALS: [number, number][] = [[6, T_I64], [4, T_I32]]; // after the 2 parameters
 
 class Bail extends Error {}
@@ -254,7 +253,7 @@ export class BlockCompiler {
   // ---------------------------------------------------------------- emission helpers
 
   private sideExit(): void {
-    this.code.i64c(this.start).gset(G.rip).i32c(-(this.k + 1)).get(N).op(OP.i32Sub).op(OP.return);
+    this.code.i64c(this.start).gset(G.rip).i32c(-(this.k + 1)).get(N).op(OP.i32Sub).get(ACC).op(OP.i32Sub).op(OP.return);
   }
 
   /** Effective (linear) address of a memory operand into local L. */
@@ -338,6 +337,18 @@ export class BlockCompiler {
     this.fk = { op, size };
   }
 
+  /**
+   * R = the truncated signed product of A and B (IMUL r, r/m[, imm]), with the lazy flags of the
+   * core's imulTrunc (as/flags.ts OP_IMUL: the sign-extended factors and the result; CF/OF are
+   * worked out only if something reads them).
+   */
+  private imul(size: number): void {
+    const c = this.code;
+    c.get(A).sext(size).tee(A).get(B).sext(size).tee(B).op(OP.i64Mul).mask(size).set(R);
+    this.setLazy(OP_IMUL, size);
+    this.fk = null; // no inline condition code knows OP_IMUL: conditions go through the core
+  }
+
   /** R = A op B (operands already masked), with the lazy flags of alu() in as/alu.ts. */
   private alu(op: number, size: number): void {
     const c = this.code;
@@ -410,27 +421,27 @@ export class BlockCompiler {
     if (!done) c.i32c(cc).call(F.cond);
   }
 
-  /** A near branch to a constant target: end the block there (non-canonical: leave it to the interpreter). */
   /**
-   * Leave the block for the constant `target` (RIP already set): the core's jitChain runs the
-   * target's compiled block directly when it has a current one (same checks as jitTry, plus the
-   * chain depth and no pending interrupt request); else return to the core's loop.
+   * Leave the block for `target` (a constant or, for RET and indirect branches, an i64 local; RIP
+   * already set): tail-call the chain trampoline (jit.ts chainTrampoline) with the remaining budget
+   * and what the chain has retired so far. It runs the target's compiled block when the core's
+   * jitLookup finds a current one (the same checks as jitTry: TLB, entry, page generation, budget,
+   * no pending interrupt request), else returns the count to the core's loop. Tail calls keep the
+   * wasm stack flat however long the chain runs.
    */
-  private exitTo(target: bigint): void {
+  private exitTo(target: bigint | { local: number }): void {
     const c = this.code;
     const k1 = this.k + 1;
-    c.i64c(target).get(LEFT).get(N).op(OP.i32Sub).i32c(k1).op(OP.i32Sub).get(DEPTH).call(F.jitChain).tee(C);
-    c.i32c(NO_CHAIN).op(OP.i32Ne).op(OP.if).byte(0x40);
-    // the callee's count (or side-exit code) plus what this block retired
-    c.get(C).i32c(0).op(OP.i32GeS).op(OP.if).byte(T_I32).get(C).get(N).op(OP.i32Add).i32c(k1).op(OP.i32Add);
-    c.op(OP.else).get(C).get(N).op(OP.i32Sub).i32c(k1).op(OP.i32Sub).op(OP.end).op(OP.return);
-    c.op(OP.end);
-    this.retired();
+    if (typeof target === 'bigint') c.i64c(target);
+    else c.get(target.local);
+    c.get(LEFT).get(N).op(OP.i32Sub).i32c(k1).op(OP.i32Sub);
+    c.get(ACC).get(N).op(OP.i32Add).i32c(k1).op(OP.i32Add);
+    c.op(OP.returnCall).u32(F.chain);
   }
 
   /** Return the number of instructions retired, this one included. */
   private retired(): void {
-    this.code.get(N).i32c(this.k + 1).op(OP.i32Add).op(OP.return);
+    this.code.get(N).i32c(this.k + 1).op(OP.i32Add).get(ACC).op(OP.i32Add).op(OP.return);
   }
 
   /**
@@ -442,7 +453,7 @@ export class BlockCompiler {
     c.get(N).i32c(this.k + 1).op(OP.i32Add).tee(N);
     c.i32c(MAX_INSNS).op(OP.i32Add).get(LEFT).op(OP.i32GtS);
     c.i32c(0).mem(OP.i32Load, 2, S + O.INTR_REQUEST).op(OP.i32Or);
-    c.op(OP.if).byte(0x40).i64c(this.blockStart).gset(G.rip).get(N).op(OP.return).op(OP.end);
+    c.op(OP.if).byte(0x40).i64c(this.blockStart).gset(G.rip).get(N).get(ACC).op(OP.i32Add).op(OP.return).op(OP.end);
     c.op(OP.br).u32(depth);
   }
 
@@ -576,8 +587,8 @@ export class BlockCompiler {
         const imm = b === 0x69 ? this.immZ(os) : BigInt.asUintN(64, this.cur.s8());
         this.done();
         this.readRm(m, os, A, false);
-        c.i32c(os).get(A).i64c(imm).call(F.imulTrunc).set(R);
-        this.fk = null;
+        c.i64c(imm).set(B);
+        this.imul(os);
         this.setReg(os, m.reg, R);
         return false;
       }
@@ -725,7 +736,7 @@ export class BlockCompiler {
         c.op(OP.end);
         c.i32c(0).get(L).i64c(8n + imm).op(OP.i64Add).store(8, S + 4 * 8);
         c.get(A).gset(G.rip);
-        this.retired();
+        this.exitTo({ local: A });
         return true;
       }
       case 0xc6: case 0xc7: {
@@ -927,7 +938,7 @@ export class BlockCompiler {
       c.op(OP.end);
       if (op === 2) { c.i64c(this.next).set(A); this.push(A); }
       c.get(T).gset(G.rip);
-      this.retired();
+      this.exitTo({ local: T });
       return true;
     }
     if (op === 6) { // PUSH r/m
@@ -984,10 +995,9 @@ export class BlockCompiler {
         const m = this.modrm();
         this.done();
         this.readRm(m, os, B, false);
-        c.i32c(os);
         this.getReg(os, m.reg);
-        c.get(B).call(F.imulTrunc).set(R);
-        this.fk = null;
+        c.set(A);
+        this.imul(os);
         this.setReg(os, m.reg, R);
         return false;
       }

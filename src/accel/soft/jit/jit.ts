@@ -8,7 +8,7 @@ import { writeFileSync } from 'node:fs';
 import type { GuestMemory } from '../../../memory/guest-memory.js';
 import { JIT_AREA } from '../layout.js';
 import { BlockCompiler } from './compiler.js';
-import { Bytes, section, T_I32, T_I64 } from './wasm.js';
+import { Bytes, OP, section, T_I32, T_I64 } from './wasm.js';
 
 /** Whether the JIT runs (TSVM_SOFT_JIT=0 turns it off, for comparison and bisection). */
 export function jitWanted(): boolean {
@@ -25,6 +25,9 @@ const E_RIP = 0, E_HOST = 8, E_FN = 12, E_GEN = 16, E_CPL = 18, E_LEN = 19;
  * of stale blocks are not reused one by one; this bounds the memory their code keeps alive).
  */
 const MAX_SLOTS = 1 << 16;
+/** The core's defaults (as/jit.ts JIT_HOT, JIT_WAIT). */
+const DEFAULT_HOT = 150;
+const DEFAULT_WAIT = 16;
 
 const GLOBAL_NAMES = ['rip', 'lfOp', 'lfSize', 'lfRes', 'lfA', 'lfB', 'lfCin', 'lfEager', 'flagsOther'] as const;
 const GLOBAL_TYPES = [T_I64, T_I32, T_I32, T_I64, T_I64, T_I64, T_I32, T_I32, T_I32];
@@ -33,11 +36,10 @@ const FUNCS: [string, number[], number[]][] = [
   ['cond', [T_I32], [T_I32]],
   ['getCF', [], [T_I32]],
   ['shift', [T_I32, T_I32, T_I64, T_I32], [T_I64]],
-  ['imulTrunc', [T_I32, T_I64, T_I64], [T_I64]],
   ['bitScan', [T_I32, T_I32, T_I64, T_I64], [T_I64]],
   ['getFlags', [], [T_I32]],
   ['patchStatus', [T_I32, T_I32], []],
-  ['jitChain', [T_I64, T_I32, T_I32], [T_I32]],
+  ['chain', [T_I64, T_I32, T_I32], [T_I32]], // the trampoline (chainTrampoline), not the core
 ];
 
 interface WasmTable {
@@ -84,21 +86,28 @@ export class SoftJit {
     this.view = new DataView(buf);
     this.compiler = new BlockCompiler(new Uint8Array(buf));
     const c: Record<string, unknown> = { m: memory };
+    const imported: Record<string, unknown> = { ...core, chain: chainTrampoline(table, core.jitLookup) };
     GLOBAL_NAMES.forEach((n, i) => { c[`g${i}`] = core[n]; });
-    FUNCS.forEach(([n], i) => { c[`f${i}`] = core[n]; });
+    FUNCS.forEach(([n], i) => { c[`f${i}`] = imported[n]; });
     this.imports = { c };
     this.markPage = core.jitMarkPage as (host: number) => number;
     this.enable = core.jitEnable as (on: number) => void;
     this.enable(1);
     this.tuneCore = core.jitTune as (hot: number, wait: number) => void;
-    const hot = Number(process.env.TSVM_SOFT_JIT_HOT ?? '');
-    if (hot > 0) this.tune(hot, hot <= 2 ? 0 : 16);
+    // Tuning knobs for experiments (docs/soft-cpu-strategy.md): TSVM_SOFT_JIT_HOT=N executions
+    // before a block is compiled (N <= 2 also compiles each block at once), TSVM_SOFT_JIT_WAIT=N
+    // run slices a non-empty queue may wait, TSVM_SOFT_JIT_SYNC=1 compiles on the CPU's thread.
+    const env = process.env;
+    const hot = Number(env.TSVM_SOFT_JIT_HOT ?? '');
+    const wait = env.TSVM_SOFT_JIT_WAIT ? Number(env.TSVM_SOFT_JIT_WAIT) : hot > 0 && hot <= 2 ? 0 : DEFAULT_WAIT;
+    if (hot > 0 || wait !== DEFAULT_WAIT) this.tune(hot > 0 ? hot : DEFAULT_HOT, wait);
+    if (env.TSVM_SOFT_JIT_SYNC === '1') this.async = false;
     if (process.env.TSVM_SOFT_JIT_STATS) {
       const stops = (this.compiler.stops = new Map());
       process.once('exit', () => {
         const s = this.stats;
         const g = (n: string) => Number((core[n] as { value: bigint } | undefined)?.value ?? 0n);
-        process.stderr.write(`tsvm: soft JIT: lookups ${g('jitCalls')}, blocks run ${g('jitRuns')}, fetch-TLB misses ${g('jitTlbMiss')}, entries claimed ${g('jitClaims')}, side exits ${g('jitSides')}, code pages written ${g('jitInvalidations')}\n`);
+        process.stderr.write(`tsvm: soft JIT: lookups ${g('jitCalls')}, blocks run ${g('jitRuns')} (+ ${g('jitChained')} entered by tail calls), fetch-TLB misses ${g('jitTlbMiss')}, entries claimed ${g('jitClaims')}, side exits ${g('jitSides')}, code pages written ${g('jitInvalidations')}, ${(g('jitInterpreted') / 1e6).toFixed(1)} M instructions interpreted\n`);
         if (process.env.TSVM_SOFT_JIT_STATS === '2') {
           const top = [...stops].sort((a, b) => b[1] - a[1]).slice(0, 25).map(([k, n]) => `${k}: ${n}`);
           process.stderr.write(`tsvm: soft JIT: blocks stopped at: ${top.join('; ')}\n`);
@@ -112,7 +121,7 @@ export class SoftJit {
 
   /**
    * Executions before a block is compiled, and run slices the queue may wait (0: compile as soon
-   * as a block is hot). TSVM_SOFT_JIT_HOT=N sets `hot` (N <= 2 also compiles at once).
+   * as a block is hot, and synchronously).
    */
   tune(hot: number, wait: number): void {
     this.tuneCore(hot, wait);
@@ -251,7 +260,7 @@ function buildModule(bodies: Bytes[]): Uint8Array {
   // types: 0 = block (i32, i32) -> i32, then one per helper
   const types = new Bytes();
   types.u32(1 + FUNCS.length);
-  types.byte(0x60).u32(2).byte(T_I32).byte(T_I32).u32(1).byte(T_I32); // (budget, chain depth) -> retired
+  types.byte(0x60).u32(2).byte(T_I32).byte(T_I32).u32(1).byte(T_I32); // (budget, retired before) -> retired
   for (const [, params, results] of FUNCS) {
     types.byte(0x60).u32(params.length).bytes(params).u32(results.length).bytes(results);
   }
@@ -276,4 +285,44 @@ function buildModule(bodies: Bytes[]): Uint8Array {
   for (const b of bodies) code.u32(b.length).append(b);
   section(out, 10, code);
   return out.view();
+}
+
+/**
+ * The one module that tail-calls from block to block: chain(target, left, retired) asks the core's
+ * jitLookup for the target's compiled block and tail-calls it (return_call_indirect) with the
+ * budget left and the count retired so far, or returns that count when there is none. Blocks
+ * reach it with return_call, so a chain of any length runs on a flat wasm stack. It is kept out
+ * of the block modules on purpose: V8 copies an imported table's dispatch entries into every
+ * instance that imports it (and updates all of them on every table.set/grow), which made
+ * instantiating thousands of small block modules quadratic when each imported the table.
+ */
+function chainTrampoline(table: WasmTable, lookup: unknown): unknown {
+  const out = new Bytes();
+  out.bytes([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
+  const types = new Bytes();
+  types.u32(3);
+  types.byte(0x60).u32(2).byte(T_I32).byte(T_I32).u32(1).byte(T_I32); // 0: a block
+  types.byte(0x60).u32(2).byte(T_I64).byte(T_I32).u32(1).byte(T_I32); // 1: jitLookup(target, left) -> table index
+  types.byte(0x60).u32(3).byte(T_I64).byte(T_I32).byte(T_I32).u32(1).byte(T_I32); // 2: chain
+  section(out, 1, types);
+  const imp = new Bytes();
+  imp.u32(2);
+  imp.name('c').name('t').byte(0x01).byte(0x70).byte(0x00).u32(1); // funcref table, min 1
+  imp.name('c').name('l').byte(0x00).u32(1);
+  section(out, 2, imp);
+  section(out, 3, new Bytes().u32(1).u32(2));
+  const exp = new Bytes();
+  exp.u32(1).name('chain').byte(0x00).u32(1);
+  section(out, 7, exp);
+  const body = new Bytes();
+  body.u32(1).u32(1).byte(T_I32); // one i32 local (index 3): the table index
+  body.byte(OP.localGet).u32(0).byte(OP.localGet).u32(1).byte(OP.call).u32(0).byte(OP.localTee).u32(3);
+  body.byte(OP.if).byte(0x40);
+  body.byte(OP.localGet).u32(1).byte(OP.localGet).u32(2).byte(OP.localGet).u32(3).byte(OP.returnCallIndirect).u32(0).u32(0);
+  body.byte(OP.end).byte(OP.localGet).u32(2).byte(OP.end);
+  const code = new Bytes();
+  code.u32(1).u32(body.length).append(body);
+  section(out, 10, code);
+  const inst = new wasm.Instance(new wasm.Module(out.view()), { c: { t: table, l: lookup } });
+  return inst.exports.chain;
 }
