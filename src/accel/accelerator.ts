@@ -25,10 +25,31 @@ export interface AccelStats {
   forwarded: number;
 }
 
+/**
+ * A standing path for one MSI-X vector's messages, for accelerators that can deliver a message
+ * they know in advance more cheaply than `signalMsi` (KVM: a GSI route plus an irqfd, so raising
+ * the vector is one eventfd write). The device model keeps every MSI-X rule (masking, pending
+ * bits, enable): a route only carries the messages the model decided to send.
+ */
+export interface MsiRoute {
+  /**
+   * Points the route at this message (nothing to do when it is unchanged). False when the
+   * message cannot take the route (an address that is not the local APIC's, no room left, an
+   * error): the caller then sends it with `signalMsi`.
+   */
+  program(address: number, data: number): boolean;
+  /** Sends the programmed message; false when it could not (the caller falls back to `signalMsi`). */
+  signal(): boolean;
+  /** Gives the route's resources back (MSI-X disabled, device reset). The route is dead afterwards. */
+  release(): void;
+}
+
 /** Message-signalled interrupts (PCI MSI/MSI-X): the device writes `data` to `address`. */
 export interface MsiSink {
   /** `address` is the 64-bit message address (0xFEExxxxx for x86 LAPICs), as a number. */
   signalMsi(address: number, data: number): void;
+  /** A route for one vector, when this accelerator has a faster path than `signalMsi`; undefined when not (or none left). */
+  openRoute?(): MsiRoute | undefined;
 }
 
 export interface Accelerator {

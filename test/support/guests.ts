@@ -64,6 +64,9 @@ export const ASM_GUESTS: Record<string, { stdout: string; end: GuestEnd }> = {
   // Prints 0, 1, 2, ... one line every 20 ms (PIT interrupts, HLT between) until stopped; stdout
   // here is how it starts (test/mgmt and test/api use it for the console and the API under load).
   counter: { stdout: '0\n1\n2\n', end: { kind: 'until-signalled', sigtermStatus: 143 } },
+  // Counts the interrupts it gets (MSI vectors 0x40-0x47, 8259 IRQ 3, I/O APIC pin 17) in RAM and
+  // sleeps in HLT; test/accel/kvm-irqfd.test.ts sends them. Alone it just waits for SIGTERM.
+  irq: { stdout: 'irq guest ready\n', end: { kind: 'until-signalled', sigtermStatus: 143 } },
   'reset-kbd': { stdout: 'resetting via i8042\n', end: { kind: 'reset' } },
   'reset-cf9': { stdout: 'resetting via 0xcf9\n', end: { kind: 'reset' } },
 };

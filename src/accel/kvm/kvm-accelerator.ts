@@ -2,17 +2,20 @@
 // PIT), one vCPU worker per vCPU, and serves the accesses the workers forward to the bus.
 import { Worker } from 'node:worker_threads';
 import koffi from 'koffi';
-import type { Accelerator, AccelStats, GuestStop, MsiSink } from '../accelerator.js';
+import type { Accelerator, AccelStats, GuestStop, MsiRoute, MsiSink } from '../accelerator.js';
 import type { CpuState } from '../cpu-state.js';
 import type { Bus } from '../../devices/bus.js';
 import type { IrqSink } from '../../devices/irq.js';
 import { GuestMemory, HUGE_PAGE } from '../../memory/guest-memory.js';
 import * as api from './kvm-api.js';
 import { buildCpuid } from './cpuid.js';
+import { KvmIrqRouting } from './kvm-irq-routing.js';
+import { KvmIrqfdRoutes } from './kvm-irqfd.js';
 import { openKvm, type KvmSystem } from './kvm-system.js';
 import * as libc from './libc.js';
 import * as mb from './vcpu-mailbox.js';
 import type { VcpuStoppedMessage, VcpuWorkerData } from './vcpu-worker.js';
+import { debugLogger } from '../../vmm/log.js';
 
 const tgkill = koffi.load('libc.so.6').func('int tgkill(int tgid, int tid, int sig)') as (a: number, b: number, c: number) => number;
 const SIGUSR2 = 12;
@@ -38,7 +41,26 @@ export interface KvmOptions {
   irqchip: boolean;
   /** Hide CMPXCHG16B from the guest (see cpuid.ts); default: only on a PVM host, whose emulator lacks it. */
   pvmQuirks?: boolean;
+  /**
+   * MSI-X vectors through GSI routes and irqfds (kvm-irqfd.ts) when KVM offers them (default
+   * true; needs `irqchip`). False keeps every MSI on KVM_SIGNAL_MSI (for comparisons).
+   */
+  irqfd?: boolean;
+  /** Most MSI routes at once (default DEFAULT_MAX_MSI_ROUTES); further vectors use KVM_SIGNAL_MSI. */
+  maxMsiRoutes?: number;
   log: (line: string) => void;
+  /** Debug lines (default: `log` when TSVM_DEBUG is set, see vmm/log.ts). */
+  debug?: (line: string) => void;
+}
+
+/** How MSI-X messages reach the in-kernel LAPICs, and how many went each way. */
+export interface KvmMsiStats {
+  path: 'irqfd' | 'KVM_SIGNAL_MSI' | 'none';
+  /** Why irqfd is not used, when it is not. */
+  why?: string;
+  routes: number;
+  irqfdSignals: number;
+  signalMsiCalls: number;
 }
 
 /** Allocates guest memory whose host address is 2 MiB aligned, as KVM prefers (huge pages). */
@@ -68,6 +90,10 @@ export class KvmAccelerator implements Accelerator {
   private readonly doorbell = new Int32Array(new SharedArrayBuffer(4));
   private closed = false;
   private stopping = false;
+  private irqfdRoutes?: KvmIrqfdRoutes;
+  private irqfdUnavailable = 'no in-kernel irqchip';
+  private signalMsiCalls = 0;
+  private readonly debug: (line: string) => void;
 
   private constructor(
     readonly system: KvmSystem,
@@ -75,6 +101,7 @@ export class KvmAccelerator implements Accelerator {
     readonly mem: GuestMemory,
     readonly options: KvmOptions,
   ) {
+    this.debug = options.debug ?? debugLogger(options.log);
     const lineView = new DataView(this.irqLineBuf.buffer);
     this.irq = {
       setIrq: (gsi: number, level: boolean) => {
@@ -93,8 +120,10 @@ export class KvmAccelerator implements Accelerator {
         msiView.setUint32(0, address >>> 0, true);
         msiView.setUint32(4, Math.floor(address / 2 ** 32) >>> 0, true);
         msiView.setUint32(8, data >>> 0, true);
+        this.signalMsiCalls++;
         libc.ioctlPtr(this.vmFd, api.KVM_SIGNAL_MSI, msiBuf);
       },
+      openRoute: (): MsiRoute | undefined => this.irqfdRoutes?.open(),
     };
   }
 
@@ -141,6 +170,7 @@ export class KvmAccelerator implements Accelerator {
       const pit = new Uint8Array(64);
       pit[0] = 1;
       this.check(libc.ioctlPtr(fd, api.KVM_CREATE_PIT2, pit), 'KVM_CREATE_PIT2');
+      this.setupIrqfd();
     }
     // One memory slot per RAM/ROM region (struct kvm_userspace_memory_region).
     const hostBase = libc.addressOf(this.mem.bytes);
@@ -161,6 +191,39 @@ export class KvmAccelerator implements Accelerator {
       const run = new DataView(libc.viewOf(ptr, this.system.vcpuMmapSize));
       this.vcpus.push({ id, fd: vfd, mailbox: mb.createMailbox(), run });
     }
+  }
+
+  /**
+   * Takes over the GSI routing table (restating KVM's defaults) so that MSI-X vectors can get
+   * routes and irqfds. Without KVM_CAP_IRQFD or KVM_CAP_IRQ_ROUTING, or when the table is
+   * refused, the VM keeps KVM's default table and MSIs go through KVM_SIGNAL_MSI.
+   */
+  private setupIrqfd(): void {
+    if (this.options.irqfd === false) {
+      this.irqfdUnavailable = 'turned off (irqfd: false)';
+    } else if (libc.ioctlInt(this.system.fd, api.KVM_CHECK_EXTENSION, api.KVM_CAP_IRQFD) <= 0) {
+      this.irqfdUnavailable = 'KVM_CAP_IRQFD is absent';
+    } else {
+      const routing = KvmIrqRouting.create(this.system.fd, this.vmFd, { maxMsiRoutes: this.options.maxMsiRoutes, log: this.options.log });
+      if (typeof routing === 'string') this.irqfdUnavailable = routing;
+      else this.irqfdRoutes = new KvmIrqfdRoutes(this.vmFd, routing, this.options.log, this.debug);
+    }
+    const s = this.msiStats();
+    this.debug(s.path === 'irqfd'
+      ? `kvm: MSI-X through irqfd (GSI routing table restates KVM's 24 irqchip GSIs; up to ${this.irqfdRoutes!.routing.maxMsiRoutes} MSI routes)`
+      : `kvm: MSI-X through KVM_SIGNAL_MSI: ${s.why}`);
+  }
+
+  /** The MSI delivery path and its counters (tests, debug). */
+  msiStats(): KvmMsiStats {
+    const r = this.irqfdRoutes?.stats();
+    return {
+      path: !this.options.irqchip ? 'none' : r ? 'irqfd' : 'KVM_SIGNAL_MSI',
+      why: r ? undefined : this.irqfdUnavailable,
+      routes: r?.routes ?? 0,
+      irqfdSignals: r?.irqfdSignals ?? 0,
+      signalMsiCalls: this.signalMsiCalls,
+    };
   }
 
   run(bus: Bus, boot: CpuState): Promise<GuestStop> {
@@ -313,6 +376,7 @@ export class KvmAccelerator implements Accelerator {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.irqfdRoutes?.close();
     for (const v of this.vcpus) libc.close(v.fd);
     libc.close(this.vmFd);
     libc.close(this.system.fd);

@@ -42,6 +42,18 @@ export const KVM_CAP_MAX_VCPUS = 66;
 export const KVM_CAP_IMMEDIATE_EXIT = 136;
 export const KVM_CAP_READONLY_MEM = 81;
 export const KVM_CAP_SIGNAL_MSI = 77;
+/** KVM_CHECK_EXTENSION answers with the number of GSI routing entries the kernel accepts (api.rst 4.52). */
+export const KVM_CAP_IRQ_ROUTING = 25;
+
+// GSI routing (api.rst 4.52 KVM_SET_GSI_ROUTING): entry types and the irqchip ids of
+// struct kvm_irq_routing_irqchip.
+export const KVM_IRQ_ROUTING_IRQCHIP = 1;
+export const KVM_IRQ_ROUTING_MSI = 2;
+export const KVM_IRQCHIP_PIC_MASTER = 0;
+export const KVM_IRQCHIP_PIC_SLAVE = 1;
+export const KVM_IRQCHIP_IOAPIC = 2;
+/** struct kvm_irqfd flags (api.rst 4.75 KVM_IRQFD). */
+export const KVM_IRQFD_FLAG_DEASSIGN = 1;
 
 /** What tsvm cannot run without, with the name used in error messages. */
 export const REQUIRED_CAPS: readonly [number, string][] = [

@@ -8,11 +8,9 @@
 // once and the device thread, watching the eventfd from its event loop (net/fd-watch.ts),
 // serves the queue. The guest never waits for the device model.
 //
-// Interrupts already skip the vCPU thread: MSI-X messages go out with KVM_SIGNAL_MSI and INTx
-// with KVM_IRQ_LINE, both issued directly by the device thread on the VM fd. (irqfd would turn
-// each into a write(2) on an eventfd instead of an ioctl; it needs a GSI routing table
-// (KVM_SET_GSI_ROUTING) that must also restate the default IOAPIC/PIC routes, and buys little
-// while devices live in the thread that would write the eventfd: not done, see the report.)
+// The other direction, interrupts, skips the vCPU thread too: MSI-X vectors are irqfds on GSI
+// routes (kvm-irqfd.ts, kvm-irq-routing.ts; KVM_SIGNAL_MSI when a vector has no route) and INTx
+// goes out with KVM_IRQ_LINE, all issued by the device thread on the VM fd.
 //
 // struct kvm_ioeventfd (64 bytes): u64 datamatch, u64 addr, u32 len, s32 fd, u32 flags, u8 pad[36];
 // flags: 1 DATAMATCH, 2 PIO, 4 DEASSIGN.

@@ -25,6 +25,8 @@ export const mmap = libc.func('void *mmap(void *addr, size_t len, int prot, int 
   addr: null, len: number, prot: number, flags: number, fd: number, off: number,
 ) => unknown;
 export const munmap = libc.func('int munmap(void *addr, size_t len)') as (addr: unknown, len: number) => number;
+/** write(2); used for the 8-byte counter writes that signal an eventfd (eventfd(2)). */
+export const write = libc.func('long write(int fd, const void *buf, size_t count)') as (fd: number, buf: Uint8Array, count: number) => number;
 export const eventfd = libc.func('int eventfd(unsigned int initval, int flags)') as (init: number, flags: number) => number;
 const strerrorFn = libc.func('const char *strerror(int errnum)') as (e: number) => string;
 const identity = libc.func('uint64_t memset(void *s, int c, size_t n)') as (s: Uint8Array, c: number, n: number) => bigint | number;

@@ -13,7 +13,15 @@
 // sets its pending bit instead, and the message is sent when it becomes unmasked (§6.8.3.4
 // "Per-vector Masking and Function Masking"). While MSI-X is enabled the function must not use
 // INTx (§6.8.3.3); the device model checks `enabled` to choose.
-import type { MsiSink } from '../../accel/accelerator.js';
+//
+// Sending: when the sink offers routes (MsiSink.openRoute: KVM's GSI routes + irqfds), each
+// vector that gets used holds one, kept pointed at the vector's current address/data; the
+// message then goes out through it, and through signalMsi when the route cannot take it. The
+// route is (re)programmed when the guest unmasks a vector or enables MSI-X, so the table update
+// happens while the guest configures the device rather than on an interrupt; a message sent
+// after the guest rewrote an unmasked entry reprograms it on the way. Routes are released when
+// MSI-X is disabled and at reset. Which accelerator is behind the sink stays unknown here.
+import type { MsiRoute, MsiSink } from '../../accel/accelerator.js';
 import type { BarHandler, PciDevice } from './pci-device.js';
 
 export const PCI_CAP_ID_MSIX = 0x11;
@@ -39,6 +47,8 @@ export class MsixCapability {
   /** Table entries as dwords: [addrLo, addrHi, data, control] per vector. */
   private readonly table: Uint32Array;
   private readonly pending: Uint8Array;
+  /** Per vector: its route; undefined before first use, null when the sink has none to give. */
+  private readonly routes: (MsiRoute | null | undefined)[];
   /** Messages sent (for tests and stats). */
   delivered = 0;
 
@@ -53,6 +63,7 @@ export class MsixCapability {
     this.vectors = n;
     this.table = new Uint32Array(n * 4);
     this.pending = new Uint8Array(n);
+    this.routes = new Array<MsiRoute | null | undefined>(n);
     this.capOffset = dev.addCapability(PCI_CAP_ID_MSIX, MSIX_CAP_LENGTH, {
       write: () => this.controlChanged(),
     });
@@ -82,6 +93,7 @@ export class MsixCapability {
 
   /** Every entry masked and zeroed, nothing pending, MSI-X disabled (reset state, §6.8.2.9). */
   reset(): void {
+    this.releaseRoutes();
     this.table.fill(0);
     for (let v = 0; v < this.vectors; v++) this.table[v * 4 + 3] = VECTOR_MASKED;
     this.pending.fill(0);
@@ -102,11 +114,37 @@ export class MsixCapability {
     return true;
   }
 
-  private send(vector: number): void {
+  private address(vector: number): number {
     const i = vector * 4;
-    const address = ((this.table[i] & 0xfffffffc) >>> 0) + this.table[i + 1] * 2 ** 32;
+    return ((this.table[i] & 0xfffffffc) >>> 0) + this.table[i + 1] * 2 ** 32;
+  }
+
+  private send(vector: number): void {
+    const address = this.address(vector);
+    const data = this.table[vector * 4 + 2];
     this.delivered++;
-    this.sink.signalMsi(address, this.table[i + 2]);
+    const route = this.route(vector);
+    if (route && route.program(address, data) && route.signal()) return;
+    this.sink.signalMsi(address, data);
+  }
+
+  private route(vector: number): MsiRoute | null {
+    let r = this.routes[vector];
+    if (r === undefined) r = this.routes[vector] = this.sink.openRoute?.() ?? null;
+    return r;
+  }
+
+  /** Point an unmasked vector's route at its message now, so that its first interrupt does not pay for it. */
+  private prepare(vector: number): void {
+    if (!this.enabled || this.isMasked(vector)) return;
+    this.route(vector)?.program(this.address(vector), this.table[vector * 4 + 2]);
+  }
+
+  private releaseRoutes(): void {
+    for (let v = 0; v < this.vectors; v++) {
+      this.routes[v]?.release();
+      this.routes[v] = undefined;
+    }
   }
 
   /** Send what became unmasked and is pending (§6.8.3.4). */
@@ -121,6 +159,11 @@ export class MsixCapability {
   }
 
   private controlChanged(): void {
+    if (!this.enabled) {
+      this.releaseRoutes();
+      return;
+    }
+    if (!this.functionMasked) for (let v = 0; v < this.vectors; v++) this.prepare(v);
     this.flushPending();
   }
 
@@ -143,6 +186,7 @@ export class MsixCapability {
       if ((idx & 3) === 3) {
         // Vector Control: only the Mask Bit is defined; the rest is reserved (reads 0).
         this.table[idx] &= VECTOR_MASKED;
+        this.prepare(idx >> 2);
         this.flushPending();
       }
     },
