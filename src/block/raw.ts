@@ -65,6 +65,29 @@ export class RawBackend implements BlockBackend {
     await this.file.write(offset, src);
   }
 
+  async readv(offset: number, dsts: readonly Uint8Array[]): Promise<void> {
+    this.check(offset, dsts.reduce((n, d) => n + d.length, 0), 'read');
+    await this.file.readv(offset, dsts);
+  }
+
+  async writev(offset: number, srcs: readonly Uint8Array[]): Promise<void> {
+    if (this.readonly) throw new ReadOnlyError(this.file.path);
+    const length = srcs.reduce((n, s) => n + s.length, 0);
+    this.check(offset, length, 'write');
+    if (this.probed && offset < QCOW2_MAGIC.length && length > 0) {
+      // The probed-raw rule looks at the first bytes as they will be: do it on one buffer.
+      const whole = new Uint8Array(length);
+      let at = 0;
+      for (const s of srcs) {
+        whole.set(s, at);
+        at += s.length;
+      }
+      await this.write(offset, whole);
+      return;
+    }
+    await this.file.writev(offset, srcs);
+  }
+
   /** The probed-raw rule: after this write, the first bytes must still not be the qcow2 magic. */
   private async refuseFormatChange(offset: number, src: Uint8Array): Promise<void> {
     const head = await this.file.readNew(0, QCOW2_MAGIC.length);

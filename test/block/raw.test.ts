@@ -7,6 +7,8 @@ import { join } from 'node:path';
 import { RawBackend } from '../../src/block/raw.js';
 import { openDisk, probeFormat } from '../../src/block/open.js';
 import { BlockError } from '../../src/block/errors.js';
+import { ImageFile } from '../../src/block/image-file.js';
+import { NOWAIT_MAX_BUFFERS, readNowait } from '../../src/block/nowait.js';
 import { pattern, tempDir } from './helpers.js';
 
 const dir = tempDir('raw');
@@ -82,4 +84,56 @@ test('raw: probing; a probed raw image refuses to get a qcow2 magic in sector 0'
   await e.write(0, new Uint8Array([0x51, 0x46, 0x49, 0xfb]));
   await e.close();
   assert.equal(await probeFormat(p), 'qcow2');
+});
+
+test('raw: readv/writev move back-to-back ranges of any sizes; bounds and the probed-raw rule apply', async () => {
+  const p = join(dir, 'v.raw');
+  writeFileSync(p, new Uint8Array(65536));
+  const d = await RawBackend.open(p);
+  const parts = [pattern(1, 1), pattern(4095, 2), new Uint8Array(0), pattern(512, 3), pattern(7000, 4)];
+  const whole = Buffer.concat(parts);
+  await d.writev(1000, parts);
+  assert.ok(readFileSync(p).subarray(1000, 1000 + whole.length).equals(whole));
+  const back = [new Uint8Array(3), new Uint8Array(0), new Uint8Array(9000), new Uint8Array(2605)];
+  await d.readv(1000, back);
+  assert.ok(Buffer.concat(back).equals(whole));
+  await assert.rejects(d.readv(60_000, [new Uint8Array(4096), new Uint8Array(4096)]), BlockError);
+  await assert.rejects(d.writev(65_000, [new Uint8Array(512), new Uint8Array(512)]), BlockError);
+  await d.close();
+  const probed = await openDisk(p, { onWarning: () => {} });
+  assert.equal(probed.format, 'raw');
+  await assert.rejects(probed.writev!(0, [new Uint8Array([0x51, 0x46]), new Uint8Array([0x49, 0xfb, 0])]), /qcow2 header/);
+  await probed.writev!(0, [new Uint8Array([0x51, 0x46]), new Uint8Array([0x49, 0])]);
+  await probed.close();
+});
+
+test('raw: ImageFile.readv past the end of the file reads zeros', async () => {
+  const p = join(dir, 'short.raw');
+  writeFileSync(p, pattern(1000, 5));
+  const f = await ImageFile.open(p, true);
+  const a = new Uint8Array(50).fill(0xee);
+  const b = new Uint8Array(200).fill(0xee);
+  await f.readv(900, [a, b]);
+  assert.ok(Buffer.from(a).equals(Buffer.from(pattern(1000, 5).subarray(900, 950))));
+  assert.ok(Buffer.from(b.subarray(0, 50)).equals(Buffer.from(pattern(1000, 5).subarray(950))));
+  assert.ok(b.subarray(50).every((x) => x === 0));
+  await f.close();
+});
+
+test('raw: readNowait copies what the page cache holds, in place, and declines what it cannot take', async () => {
+  const p = join(dir, 'cached.raw');
+  const data = pattern(20_000, 6);
+  writeFileSync(p, data); // just written: in the page cache
+  const f = await ImageFile.open(p, true);
+  const a = new Uint8Array(new SharedArrayBuffer(12_000), 1000, 3000);
+  const b = new Uint8Array(5000);
+  const n = readNowait(f.fd, [a, b], 100);
+  if (n !== 'unsupported') {
+    assert.equal(n, 8000);
+    assert.ok(Buffer.from(a).equals(Buffer.from(data.subarray(100, 3100))));
+    assert.ok(Buffer.from(b).equals(Buffer.from(data.subarray(3100, 8100))));
+    assert.equal(readNowait(f.fd, [new Uint8Array(100)], 19_950), 50, 'short at the end of the file');
+  }
+  assert.equal(readNowait(f.fd, Array.from({ length: NOWAIT_MAX_BUFFERS + 1 }, () => new Uint8Array(1)), 0), 'unsupported');
+  await f.close();
 });

@@ -248,3 +248,92 @@ test('virtio-blk: backend failure → IOERR; reset drops late completions', asyn
   assert.equal(s.drv.mem.readU8(req.status), 0xff, 'no status written after reset');
   assert.equal(s.drv.mem.readU16(sq.used + 2), 0, 'nothing used after reset');
 });
+
+/** Counts the backend calls a request turns into. */
+class CountingBackend extends MemoryBlockBackend {
+  calls: string[] = [];
+  override async read(offset: number, dst: Uint8Array): Promise<void> {
+    this.calls.push(`read ${offset} ${dst.length}`);
+    await super.read(offset, dst);
+  }
+  override async write(offset: number, src: Uint8Array): Promise<void> {
+    this.calls.push(`write ${offset} ${src.length}`);
+    await super.write(offset, src);
+  }
+}
+
+class VectoredBackend extends CountingBackend {
+  async readv(offset: number, dsts: readonly Uint8Array[]): Promise<void> {
+    this.calls.push(`readv ${offset} ${dsts.map((d) => d.length).join(',')}`);
+    for (const d of dsts) {
+      d.set(this.data.subarray(offset, offset + d.length));
+      offset += d.length;
+    }
+  }
+  async writev(offset: number, srcs: readonly Uint8Array[]): Promise<void> {
+    this.calls.push(`writev ${offset} ${srcs.map((s) => s.length).join(',')}`);
+    for (const s of srcs) {
+      this.data.set(s, offset);
+      offset += s.length;
+    }
+  }
+}
+
+/** One request whose data is split into segments of the given lengths (device-writable for reads). */
+function submitSegments(drv: VirtioDriver, q: DriverQueue, type: number, sector: number, lengths: number[], fill?: Uint8Array) {
+  const hdr = drv.alloc.alloc(16);
+  drv.mem.writeU32(hdr, type);
+  drv.mem.writeU64(hdr + 8, BigInt(sector));
+  const bufs: { addr: number; len: number; write?: boolean }[] = [{ addr: hdr, len: 16 }];
+  const segs: number[] = [];
+  let at = 0;
+  for (const len of lengths) {
+    const a = drv.alloc.alloc(len);
+    if (fill) drv.mem.write(a, fill.subarray(at, at + len));
+    else drv.mem.fill(a, len, 0xee);
+    at += len;
+    segs.push(a);
+    bufs.push({ addr: a, len, write: type === VIRTIO_BLK_T_IN });
+  }
+  const status = drv.alloc.alloc(1);
+  bufs.push({ addr: status, len: 1, write: true });
+  q.add(bufs);
+  const data = () => Buffer.concat(segs.map((a, i) => drv.mem.read(a, lengths[i])));
+  return { status, data };
+}
+
+test('virtio-blk: a many-segment request is one vectored backend call, or one bounced call without readv/writev', async () => {
+  const lengths = [512, 4096, 1024, 4096, 2560]; // 12 KiB in five segments
+  const total = lengths.reduce((a, b) => a + b, 0);
+  for (const backend of [new VectoredBackend(1 << 20), new CountingBackend(1 << 20)]) {
+    const { drv } = setup(backend);
+    const q = drv.queues[0];
+    const data = pattern(total, 9);
+    const w = submitSegments(drv, q, VIRTIO_BLK_T_OUT, 3, lengths, data);
+    q.kick();
+    await settle();
+    assert.equal(drv.mem.readU8(w.status), VIRTIO_BLK_S_OK);
+    assert.deepEqual(backend.data.subarray(3 * 512, 3 * 512 + total), data);
+    const r = submitSegments(drv, q, VIRTIO_BLK_T_IN, 3, [...lengths].reverse());
+    q.kick();
+    await settle();
+    assert.equal(drv.mem.readU8(r.status), VIRTIO_BLK_S_OK);
+    assert.deepEqual(new Uint8Array(r.data()), data);
+    const expected = backend instanceof VectoredBackend
+      ? [`writev 1536 ${lengths.join(',')}`, `readv 1536 ${[...lengths].reverse().join(',')}`]
+      : [`write 1536 ${total}`, `read 1536 ${total}`];
+    assert.deepEqual(backend.calls, expected);
+  }
+});
+
+test('virtio-blk: a request too big to bounce goes to a backend without readv segment by segment', async () => {
+  const backend = new CountingBackend(8 << 20);
+  const { drv } = setup(backend);
+  const q = drv.queues[0];
+  const lengths = [3 << 20, 2 << 20];
+  const r = submitSegments(drv, q, VIRTIO_BLK_T_IN, 0, lengths);
+  q.kick();
+  await settle();
+  assert.equal(drv.mem.readU8(r.status), VIRTIO_BLK_S_OK);
+  assert.deepEqual(backend.calls, [`read 0 ${3 << 20}`, `read ${3 << 20} ${2 << 20}`]);
+});

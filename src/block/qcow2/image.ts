@@ -245,41 +245,47 @@ export class Qcow2Image implements BlockBackend {
 
   async read(offset: number, dst: Uint8Array): Promise<void> {
     this.checkRange(offset, dst.length, 'read');
-    return this.inflight.track(this.readUnchecked(offset, dst));
+    return this.inflight.track(this.readUnchecked(offset, [dst], dst.length));
   }
 
-  private async readUnchecked(offset: number, dst: Uint8Array): Promise<void> {
+  /** `read` into back-to-back buffers (a request's segments): one host read per contiguous run. */
+  async readv(offset: number, dsts: readonly Uint8Array[]): Promise<void> {
+    const length = totalLength(dsts);
+    this.checkRange(offset, length, 'read');
+    return this.inflight.track(this.readUnchecked(offset, dsts, length));
+  }
+
+  private async readUnchecked(offset: number, dsts: readonly Uint8Array[], length: number): Promise<void> {
     const cs = this.clusterSize;
     let pos = 0;
-    while (pos < dst.length) {
+    while (pos < length) {
       const guest = offset + pos;
       const g = Math.floor(guest / cs);
       const inCluster = guest % cs;
-      let n = Math.min(cs - inCluster, dst.length - pos);
+      let n = Math.min(cs - inCluster, length - pos);
       const m = await this.lookup(g);
-      const out = dst.subarray(pos, pos + n);
       switch (m.kind) {
         case 'unallocated':
-          await this.readBacking(guest, out);
+          await this.readBacking(guest, sliceBuffers(dsts, pos, n));
           break;
         case 'zero':
-          out.fill(0);
+          for (const b of sliceBuffers(dsts, pos, n)) b.fill(0);
           break;
         case 'normal': {
           if (m.hostOffset >= this.file.size) throw new CorruptImageError(`data cluster at ${m.hostOffset} lies past the end of the file`, this.path);
           // Merge following clusters that are contiguous on the host into one read.
-          while (pos + n < dst.length) {
+          while (pos + n < length) {
             const nextG = (guest + n) / cs;
             const next = await this.lookup(nextG);
             if (next.kind !== 'normal' || next.hostOffset !== m.hostOffset + (nextG - g) * cs || next.hostOffset >= this.file.size) break;
-            n += Math.min(cs, dst.length - pos - n);
+            n += Math.min(cs, length - pos - n);
           }
-          await this.file.read(m.hostOffset + inCluster, dst.subarray(pos, pos + n));
+          await this.file.readv(m.hostOffset + inCluster, sliceBuffers(dsts, pos, n));
           break;
         }
         case 'compressed': {
           const data = await this.readCompressed(m);
-          out.set(data.subarray(inCluster, inCluster + n));
+          scatterInto(sliceBuffers(dsts, pos, n), data.subarray(inCluster, inCluster + n));
           break;
         }
       }
@@ -287,11 +293,24 @@ export class Qcow2Image implements BlockBackend {
     }
   }
 
-  private async readBacking(guest: number, out: Uint8Array): Promise<void> {
+  /** Reads guest range [guest, guest + length of `outs`) from the backing file; zeros past its end. */
+  private async readBacking(guest: number, outs: Uint8Array[]): Promise<void> {
     const b = this.backing;
-    const inBacking = b ? Math.max(0, Math.min(out.length, b.sizeBytes - guest)) : 0;
-    if (inBacking > 0) await b!.read(guest, out.subarray(0, inBacking));
-    out.fill(0, inBacking);
+    const length = totalLength(outs);
+    const inBacking = b ? Math.max(0, Math.min(length, b.sizeBytes - guest)) : 0;
+    if (inBacking > 0) {
+      const parts = sliceBuffers(outs, 0, inBacking);
+      if (parts.length === 1) await b!.read(guest, parts[0]);
+      else if (b!.readv) await b!.readv(guest, parts);
+      else {
+        let at = guest;
+        for (const p of parts) {
+          await b!.read(at, p);
+          at += p.length;
+        }
+      }
+    }
+    for (const z of sliceBuffers(outs, inBacking, length - inBacking)) z.fill(0);
   }
 
   private async readCompressed(m: { hostOffset: number; sectors: number }): Promise<Uint8Array> {
@@ -312,7 +331,7 @@ export class Qcow2Image implements BlockBackend {
     const len = Math.min(cs, this.header.size - guest);
     switch (m.kind) {
       case 'unallocated':
-        await this.readBacking(guest, buf.subarray(0, len));
+        await this.readBacking(guest, [buf.subarray(0, len)]);
         break;
       case 'zero':
         break;
@@ -331,21 +350,36 @@ export class Qcow2Image implements BlockBackend {
   async write(offset: number, src: Uint8Array): Promise<void> {
     if (this.readonly) throw new ReadOnlyError(this.path);
     this.checkRange(offset, src.length, 'write');
-    return this.inflight.track(this.writeUnchecked(offset, src));
+    return this.inflight.track(this.writeUnchecked(offset, [src], src.length));
   }
 
-  private async writeUnchecked(offset: number, src: Uint8Array): Promise<void> {
+  /** `write` from back-to-back buffers (a request's segments): one host write per contiguous run. */
+  async writev(offset: number, srcs: readonly Uint8Array[]): Promise<void> {
+    if (this.readonly) throw new ReadOnlyError(this.path);
+    const length = totalLength(srcs);
+    this.checkRange(offset, length, 'write');
+    return this.inflight.track(this.writeUnchecked(offset, srcs, length));
+  }
+
+  private async writeUnchecked(offset: number, srcs: readonly Uint8Array[], length: number): Promise<void> {
     const cs = this.clusterSize;
     let pos = 0;
-    while (pos < src.length) {
+    while (pos < length) {
       const guest = offset + pos;
       const g = Math.floor(guest / cs);
       const inCluster = guest % cs;
-      const n = Math.min(cs - inCluster, src.length - pos);
+      let n = Math.min(cs - inCluster, length - pos);
       const m = await this.lookup(g);
       if (m.kind === 'normal' && m.copied) {
         this.checkDataWrite(m.hostOffset);
-        await this.file.write(m.hostOffset + inCluster, src.subarray(pos, pos + n));
+        // Following clusters that are ours too and contiguous on the host: one write.
+        for (let k = 1; pos + n < length; k++) {
+          const next = await this.lookup(g + k);
+          if (next.kind !== 'normal' || !next.copied || next.hostOffset !== m.hostOffset + k * cs) break;
+          this.checkDataWrite(next.hostOffset);
+          n += Math.min(cs, length - pos - n);
+        }
+        await this.file.writev(m.hostOffset + inCluster, sliceBuffers(srcs, pos, n));
         pos += n;
         continue;
       }
@@ -353,11 +387,11 @@ export class Qcow2Image implements BlockBackend {
       // written with one request.
       let count = 1;
       let bytes = n;
-      while (pos + bytes < src.length && count < MAX_RUN && needsNewCluster(await this.lookup(g + count))) {
-        bytes += Math.min(cs, src.length - pos - bytes);
+      while (pos + bytes < length && count < MAX_RUN && needsNewCluster(await this.lookup(g + count))) {
+        bytes += Math.min(cs, length - pos - bytes);
         count++;
       }
-      const part = src.subarray(pos, pos + bytes);
+      const part = joinBuffers(sliceBuffers(srcs, pos, bytes));
       await this.meta.run(() => this.allocatingWrite(g, count, inCluster, part));
       pos += bytes;
     }
@@ -634,5 +668,49 @@ export class Qcow2Image implements BlockBackend {
       await this.file.close();
       await this.backing?.close();
     }
+  }
+}
+
+function totalLength(bufs: readonly Uint8Array[]): number {
+  let n = 0;
+  for (const b of bufs) n += b.length;
+  return n;
+}
+
+/** Views of bytes [start, start + len) of `bufs` taken back to back (no copy; no empty views). */
+function sliceBuffers(bufs: readonly Uint8Array[], start: number, len: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (const b of bufs) {
+    if (len <= 0) break;
+    if (start >= b.length) {
+      start -= b.length;
+      continue;
+    }
+    const n = Math.min(b.length - start, len);
+    out.push(b.subarray(start, start + n));
+    len -= n;
+    start = 0;
+  }
+  return out;
+}
+
+/** One buffer with the bytes of `bufs` (the buffer itself when there is just one). */
+function joinBuffers(bufs: Uint8Array[]): Uint8Array {
+  if (bufs.length === 1) return bufs[0];
+  const out = new Uint8Array(totalLength(bufs));
+  let at = 0;
+  for (const b of bufs) {
+    out.set(b, at);
+    at += b.length;
+  }
+  return out;
+}
+
+/** Copies `src` into `dsts` back to back. */
+function scatterInto(dsts: Uint8Array[], src: Uint8Array): void {
+  let at = 0;
+  for (const d of dsts) {
+    d.set(src.subarray(at, at + d.length));
+    at += d.length;
   }
 }

@@ -16,6 +16,14 @@ export interface BlockBackend {
   readonly serial?: string;
   read(offset: number, dst: Uint8Array): Promise<void>;
   write(offset: number, src: Uint8Array): Promise<void>;
+  /**
+   * Optional vectored forms of read/write: the buffers are consecutive ranges of the disk
+   * starting at `offset` (the data segments of one request, e.g. one guest page each). One host
+   * call (preadv/pwritev) instead of one per buffer. Without them virtio-blk bounces a
+   * many-segment request through one buffer and one read/write.
+   */
+  readv?(offset: number, dsts: readonly Uint8Array[]): Promise<void>;
+  writev?(offset: number, srcs: readonly Uint8Array[]): Promise<void>;
   flush(): Promise<void>;
   /** Deallocate a range (reads afterwards may return anything; the device does not promise zeroes). */
   discard?(offset: number, length: number): Promise<void>;
