@@ -6,7 +6,7 @@
 //   vm.console.onData((bytes) => process.stdout.write(bytes));
 //   const exit = await vm.stop();   // or vm.shutdown(), or vm.wait(): { code, reason, message }
 export { Vm, type VmConsole, type VmExit, type VmIo, type VmState, EXIT_POWEROFF, EXIT_VMM_ERROR, EXIT_GUEST_CRASH } from './vmm/vm.js';
-export { defaultConfig, validateConfig, parseMemorySize, ConfigError, type VmConfig, type DiskConfig, type NetConfig } from './vmm/vm-config.js';
+export { defaultConfig, validateConfig, parseMemorySize, ConfigError, type VmConfig, type DiskConfig, type NetConfig, type ConsoleKind } from './vmm/vm-config.js';
 export type { VmMetrics } from './vmm/runtime-metrics.js';
 export { loadConfigFile, documentFromConfig, type VmConfigDocument } from './vmm/config-file.js';
 export { apiRequest, type ApiResponse } from './api/client.js';

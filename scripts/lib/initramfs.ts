@@ -6,7 +6,9 @@
 //   2. mounts proc (/proc), sysfs (/sys), devtmpfs (/dev), devpts (/dev/pts), tmpfs (/tmp);
 //      prints "tsvm-initramfs: uptime <seconds>" (the guest's own clock at that point);
 //   3. loads the modules chosen at build time with insmod, dependencies first, one line each
-//      on failure, then "tsvm-initramfs: modules loaded (<n>)";
+//      on failure; opens /dev/console again (a console provided by a module, such as hvc0 from
+//      virtio_console with console=hvc0, exists only now: the lines of steps 1-3 are lost then),
+//      then prints "tsvm-initramfs: modules loaded (<n>)";
 //   4. if the kernel command line has `tsvm.run="<command>"` (double quotes, no double quotes
 //      inside; or `tsvm.run=<word>`), or `tsvm.run64=<base64 of a shell script>`, runs it with
 //      sh on the console and prints "tsvm-initramfs: run exit status <n>", then powers off
@@ -74,7 +76,9 @@ fi
 mkdir -p /dev/pts /dev/shm
 mount -t devpts -o gid=5,mode=620 devpts /dev/pts
 mount -t tmpfs tmpfs /tmp
-exec </dev/console >/dev/console 2>&1
+# The console may not exist yet: with console=hvc0 it comes with virtio_console, loaded below.
+# Until then /init has no output; it opens /dev/console again once the modules are in.
+if (exec </dev/console) 2>/dev/null; then exec </dev/console >/dev/console 2>&1; fi
 read -r up _ < /proc/uptime
 echo "tsvm-initramfs: uptime $up"
 
@@ -90,6 +94,7 @@ if [ -f /etc/tsvm/modules ]; then
   done < /etc/tsvm/modules
   rm -f /tmp/insmod.err
 fi
+if (exec </dev/console) 2>/dev/null; then exec </dev/console >/dev/console 2>&1; fi
 echo "tsvm-initramfs: modules loaded ($n)"
 
 hostname tsvm

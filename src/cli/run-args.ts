@@ -4,7 +4,7 @@
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { loadConfigFile } from '../vmm/config-file.js';
-import { ConfigError, defaultConfig, parseMemorySize, validateConfig, type DiskConfig, type NetConfig, type VmConfig } from '../vmm/vm-config.js';
+import { CONSOLE_KINDS, ConfigError, defaultAppend, defaultConfig, parseMemorySize, setConsole, validateConfig, type ConsoleKind, type DiskConfig, type NetConfig, type VmConfig } from '../vmm/vm-config.js';
 
 export const RUN_OPTIONS = {
   kernel: { type: 'string' },
@@ -18,6 +18,7 @@ export const RUN_OPTIONS = {
   'boot-mode': { type: 'string' },
   'no-reboot': { type: 'boolean' },
   'no-irqchip': { type: 'boolean' },
+  console: { type: 'string' },
   testdev: { type: 'boolean' },
   grace: { type: 'string' },
   disk: { type: 'string', multiple: true },
@@ -108,8 +109,14 @@ export function parseRunArgs(argv: string[]): RunArgs {
   if (v.kernel !== undefined) c.kernel = v.kernel;
   if (v.initrd !== undefined) c.initrd = v.initrd;
   if (v.firmware !== undefined) c.firmware = v.firmware;
+  if (v.console !== undefined) {
+    if (!CONSOLE_KINDS.includes(v.console as ConsoleKind)) throw new ConfigError(`--console "${v.console}" is unknown: use serial or virtio`);
+    // An --append given here is the user's: only a default command line follows the console.
+    if (v.append === undefined) setConsole(c, v.console as ConsoleKind);
+    else c.console = v.console as ConsoleKind;
+  }
   if (v.append !== undefined) c.append = v.append;
-  else if (v.kernel !== undefined) c.append = 'console=ttyS0';
+  else if (v.kernel !== undefined) c.append = defaultAppend(c.console);
   else if (v.firmware !== undefined) c.append = '';
   if (v.memory !== undefined) c.memoryBytes = parseMemorySize(v.memory);
   if (v.cpus !== undefined) c.cpus = integer('--cpus', v.cpus);

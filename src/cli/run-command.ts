@@ -76,6 +76,10 @@ export async function runCommand(argv: string[]): Promise<number> {
   if (console) {
     inst.onConsoleOutput((bytes) => console.write(bytes));
     console.onInput = (bytes) => inst.consoleInput(bytes);
+    // --console virtio: stdout is hvc0; what the guest still writes to COM1 (early boot
+    // messages, a panic before virtio_console loads) goes to stderr, untouched, so it is seen
+    // without mixing into the console's stream.
+    inst.onSerialOutput((bytes) => process.stderr.write(bytes));
   }
 
   let signalled: NodeJS.Signals | undefined;

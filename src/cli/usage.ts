@@ -8,7 +8,7 @@ Commands:
   kill       end a VM's process at once (SIGKILL)
   pause      pause a VM's vCPUs
   resume     resume a paused VM
-  console    attach this terminal to a VM's serial console (Ctrl-] detaches)
+  console    attach this terminal to a VM's console (Ctrl-] detaches)
   img        create, inspect, check and convert disk images (tsvm img --help)
   help       show this text
   version    print the version
@@ -20,7 +20,7 @@ $XDG_RUNTIME_DIR/tsvm, else /run/tsvm (root) or $TMPDIR/tsvm-UID.
 
 export const RUN_USAGE = `Usage: tsvm run [options]
 
-Boot a virtual machine; its serial console (COM1) is this terminal.
+Boot a virtual machine; its console (COM1, or hvc0 with --console virtio) is this terminal.
 
 Boot source (one of):
   --kernel PATH        Linux bzImage or vmlinux (ELF), or a multiboot v1 ELF
@@ -28,7 +28,8 @@ Boot source (one of):
                        ends at 4 GiB, starts in real mode at F000:FFF0
 Options:
   --initrd PATH        initial ramdisk for a Linux kernel (or module for multiboot)
-  --append STR         kernel command line (default: "console=ttyS0")
+  --append STR         kernel command line (default: "console=ttyS0", with --console
+                       virtio "console=hvc0")
   --memory SIZE        guest RAM, e.g. 512M or 2G (default 512M; a bare number is MiB)
   --cpus N             number of vCPUs (default 1)
   --accel ACCEL        kvm, soft or auto (default auto: KVM when usable)
@@ -37,6 +38,9 @@ Options:
                        bzimage-64 (the kernel decompresses itself) or pvh
   --no-reboot          exit instead of resetting when the guest reboots
   --no-irqchip         KVM: no in-kernel interrupt controller (HLT then exits to tsvm)
+  --console KIND       the guest's console on this terminal: serial (COM1, Linux ttyS0;
+                       default) or virtio (a virtio-console, Linux hvc0; COM1 stays, and
+                       what the guest writes there goes to stderr)
   --testdev            add kvm-unit-tests' pc-testdev (scratch ports 0xe0-0xe8, MMIO 0xff000000)
   --grace SECONDS      after SIGTERM, how long the guest may take to power off (default 10)
   --disk PATH[,ro][,root][,id=ID][,format=raw|qcow2]
@@ -100,7 +104,7 @@ Resume a VM paused with tsvm pause.
 
 export const CONSOLE_USAGE = `Usage: tsvm console NAME
 
-Attach to the VM's serial console: what you type goes to the guest, what it prints comes
-here. Ctrl-] detaches (with input from a pipe, its end does); the VM keeps running. Output
+Attach to the VM's console (COM1, or hvc0 for a VM run with --console virtio): what you
+type goes to the guest, what it prints comes here. Ctrl-] detaches (with input from a pipe, its end does); the VM keeps running. Output
 the guest printed while nobody was attached (the last 64 KiB) comes first.
 `;

@@ -8,7 +8,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { apiSchemas } from '../api/openapi.js';
 import { SchemaError } from '../api/json-schema.js';
 import { MiB } from '../memory/guest-memory.js';
-import { ConfigError, defaultConfig, validateConfig, type DiskConfig, type NetConfig, type VmConfig } from './vm-config.js';
+import { ConfigError, defaultAppend, defaultConfig, setConsole, validateConfig, type ConsoleKind, type DiskConfig, type NetConfig, type VmConfig } from './vm-config.js';
 
 export interface BootSourceDoc {
   kernel_image_path?: string;
@@ -29,6 +29,7 @@ export interface MachineConfigDoc {
   irqchip?: boolean;
   no_reboot?: boolean;
   testdev?: boolean;
+  console?: ConsoleKind;
 }
 
 export interface DriveDoc {
@@ -113,7 +114,7 @@ export function applyBootSource(c: VmConfig, b: BootSourceDoc, opts: ApplyOption
   if (c.kernel === undefined) delete c.kernel;
   if (c.initrd === undefined) delete c.initrd;
   if (c.firmware === undefined) delete c.firmware;
-  c.append = b.boot_args ?? (kernel !== undefined ? 'console=ttyS0' : '');
+  c.append = b.boot_args ?? (kernel !== undefined ? defaultAppend(c.console) : '');
   c.bootMode = b.boot_mode ?? 'elf';
 }
 
@@ -129,6 +130,7 @@ export function applyMachineConfig(c: VmConfig, m: MachineConfigDoc, opts: Apply
   c.irqchip = pick(m.irqchip, c.irqchip, d.irqchip);
   c.noReboot = pick(m.no_reboot, c.noReboot, d.noReboot);
   c.testdev = pick(m.testdev, c.testdev, d.testdev);
+  setConsole(c, pick(m.console, c.console, d.console));
 }
 
 function driveToDisk(dr: DriveDoc, opts: ApplyOptions): DiskConfig {
@@ -173,8 +175,9 @@ export function applyDocument(doc: unknown, base: VmConfig = defaultConfig(), op
   const d = doc as VmConfigDocument;
   const c: VmConfig = { ...base, disks: [...base.disks], nets: [...base.nets] };
   if (d.tsvm) applyTsvmSettings(c, d.tsvm);
-  if (d['boot-source']) applyBootSource(c, d['boot-source'], { ...opts, prefix: 'boot-source' });
+  // machine-config first: boot-source's default boot_args depend on its console.
   if (d['machine-config']) applyMachineConfig(c, d['machine-config'], { ...opts, prefix: 'machine-config' });
+  if (d['boot-source']) applyBootSource(c, d['boot-source'], { ...opts, prefix: 'boot-source' });
   const driveIds = new Set<string>();
   for (const [i, dr] of (d.drives ?? []).entries()) {
     if (driveIds.has(dr.drive_id)) throw new ConfigError(`drives[${i}].drive_id: "${dr.drive_id}" is used twice`);
@@ -254,6 +257,7 @@ export function machineConfigOf(c: VmConfig): Required<MachineConfigDoc> {
     irqchip: c.irqchip,
     no_reboot: c.noReboot,
     testdev: c.testdev,
+    console: c.console,
   };
 }
 

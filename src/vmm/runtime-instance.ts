@@ -37,6 +37,7 @@ export class VmInstance implements VmmController {
   private api?: ApiServer;
   private readonly hub: ConsoleHub;
   private readonly outputListeners = new Set<(bytes: Uint8Array) => void>();
+  private readonly serialListeners = new Set<(bytes: Uint8Array) => void>();
   private resolveExit!: (exit: VmExit) => void;
   private ended = false;
   private readonly log: Logger;
@@ -88,6 +89,11 @@ export class VmInstance implements VmmController {
     this.outputListeners.add(listener);
   }
 
+  /** COM1's output when COM1 is not the console (config `console: 'virtio'`); nothing otherwise. */
+  onSerialOutput(listener: (bytes: Uint8Array) => void): void {
+    this.serialListeners.add(listener);
+  }
+
   consoleInput(bytes: Uint8Array): void {
     this.vm?.consoleInput(bytes);
   }
@@ -103,6 +109,7 @@ export class VmInstance implements VmmController {
       this.hub.output(b);
       for (const l of this.outputListeners) l(b);
     });
+    if (vm.serial !== vm.console) vm.serial.onData((b) => { for (const l of this.serialListeners) l(b); });
     this.runtime?.writeConfig(documentFromConfig(vm.config));
     const p = vm.run();
     void p.then((exit) => this.finish(exit));

@@ -46,6 +46,29 @@ export interface VmConfig {
   disks: DiskConfig[];
   /** Network interfaces, in the order the guest sees them. */
   nets: NetConfig[];
+  /**
+   * The guest's console (what stdout/stdin, `vm.console`, `tsvm console` and the API's console
+   * carry): 'serial' is COM1 (Linux's ttyS0); 'virtio' adds a virtio-console PCI function (hvc0)
+   * and makes it the console, while COM1 stays present with its output kept apart.
+   */
+  console: ConsoleKind;
+}
+
+export type ConsoleKind = 'serial' | 'virtio';
+export const CONSOLE_KINDS: readonly ConsoleKind[] = ['serial', 'virtio'];
+
+/** The kernel command line a --kernel boot gets when none is given: the console's Linux device. */
+export function defaultAppend(console: ConsoleKind): string {
+  return console === 'virtio' ? 'console=hvc0' : 'console=ttyS0';
+}
+
+/**
+ * Sets the console kind. A kernel command line that is still the other kind's default (nobody
+ * wrote it: e.g. a config file without boot_args, then --console virtio) follows the choice.
+ */
+export function setConsole(c: VmConfig, console: ConsoleKind): void {
+  if (c.kernel !== undefined && c.console !== console && c.append === defaultAppend(c.console)) c.append = defaultAppend(console);
+  c.console = console;
 }
 
 export class ConfigError extends Error {}
@@ -67,6 +90,7 @@ export function defaultConfig(): VmConfig {
     shutdownGraceSeconds: 10,
     disks: [],
     nets: [],
+    console: 'serial',
   };
 }
 
@@ -98,6 +122,7 @@ export function validateConfig(c: VmConfig): VmConfig {
   if (!['kvm', 'soft', 'auto'].includes(c.accel)) throw new ConfigError(`--accel "${c.accel}" is unknown: use kvm, soft or auto`);
   if (!['elf', 'bzimage-64', 'pvh'].includes(c.bootMode)) throw new ConfigError(`--boot-mode "${c.bootMode}" is unknown: use elf, bzimage-64 or pvh`);
   if (!(c.shutdownGraceSeconds >= 0)) throw new ConfigError('the shutdown grace period must be 0 or more seconds');
+  if (!CONSOLE_KINDS.includes(c.console)) throw new ConfigError(`--console "${String(c.console)}" is unknown: use serial or virtio`);
   validateDevices(c);
   return c;
 }

@@ -23,10 +23,12 @@ import { openDisk, type OpenedDisk } from '../block/open.js';
 import { TapBackend } from '../net/tap.js';
 import { loadBootFiles, prepareBoot, type BootFiles } from './boot-setup.js';
 import type { Logger } from './log.js';
-import { stderrLogger } from './log.js';
+import { debugLogger, stderrLogger } from './log.js';
 import type { MachineControl, StopRequest } from './machine-control.js';
 import * as layout from './platform-layout.js';
 import { defaultConfig, validateConfig, type VmConfig } from './vm-config.js';
+import { GuestOutput } from './guest-output.js';
+import { CONSOLE_INPUT_LIMIT } from '../devices/virtio/console.js';
 import { addDeviceCounters, CountingIrqSink, MeteredBus, virtioCounters, type DeviceCounters, type InterruptCounters, type VmMetrics } from './runtime-metrics.js';
 
 /** How the VM ended, and the process exit status that stands for it (see `tsvm run --help`). */
@@ -42,17 +44,24 @@ export const EXIT_GUEST_CRASH = 2;
 
 export interface VmIo {
   log?: Logger;
-  /** Receives the guest's serial output (COM1), byte batches in order. */
+  /** Receives the guest's console output (COM1, or hvc0 with `console: 'virtio'`), byte batches in order. */
   consoleOutput?: (bytes: Uint8Array) => void;
 }
 
 export type VmState = 'created' | 'running' | 'paused' | 'stopped';
 
-/** The guest's serial console (COM1) from code: `vm.console`. */
+/**
+ * The guest's console from code: `vm.console` (COM1, or the virtio-console's hvc0 when the config
+ * says `console: 'virtio'`); `vm.serial` is always COM1 (the same object in serial mode).
+ */
 export interface VmConsole {
   /** Guest output from now on, in order, in batches; returns a function that unsubscribes. */
   onData(listener: (bytes: Uint8Array) => void): () => void;
-  /** Input for the guest (typed at its serial port). Bytes that do not fit the UART's queue are dropped. */
+  /**
+   * Input for the guest (typed at its console). Bytes that do not fit are dropped: COM1's input
+   * queue; the virtio-console keeps up to 64 KiB until the guest's console is up (it has posted
+   * receive buffers and written once: see src/devices/virtio/console.ts).
+   */
   write(data: string | Uint8Array): void;
   /** The guest's most recent output (the last 64 KiB at most), e.g. to wait for a prompt. */
   recent(): Buffer;
@@ -87,10 +96,13 @@ export class Vm {
   private state: VmState = 'created';
   private booted = false;
   private readonly startedAt = Date.now();
-  private pendingOutput: number[] = [];
-  private readonly outputListeners = new Set<(bytes: Uint8Array) => void>();
-  private tail: Buffer[] = [];
-  private tailBytes = 0;
+  /** What the console carries from the guest (COM1's output, or hvc0's in virtio mode). */
+  private readonly consoleOut = new GuestOutput(CONSOLE_TAIL_BYTES);
+  /** COM1's output: `consoleOut` itself in serial mode, a stream of its own in virtio mode. */
+  private readonly serialOut: GuestOutput;
+  /** virtio mode: input typed before the virtio-console exists (bounded as the device's buffer). */
+  private earlyInput: Uint8Array[] = [];
+  private earlyInputBytes = 0;
   private runPromise?: Promise<VmExit>;
   private readonly runningWaiters: ((exit?: VmExit) => void)[] = [];
   private graceTimer?: NodeJS.Timeout;
@@ -99,7 +111,6 @@ export class Vm {
   private readonly pastDevices: Record<string, DeviceCounters> = {};
   private readonly pastExits = { exits: 0, ioExits: 0, mmioExits: 0, forwarded: 0 };
   private readonly pastBus = { unclaimed: 0 };
-  private serialTx = 0;
   private serialRx = 0;
   private resets = 0;
   accelChoice?: AcceleratorChoice;
@@ -110,7 +121,20 @@ export class Vm {
     io: VmIo,
   ) {
     this.log = io.log ?? stderrLogger;
-    if (io.consoleOutput) this.outputListeners.add(io.consoleOutput);
+    this.serialOut = config.console === 'virtio' ? new GuestOutput(CONSOLE_TAIL_BYTES) : this.consoleOut;
+    if (io.consoleOutput) this.consoleOut.onData(io.consoleOutput);
+    this.console = {
+      onData: (listener) => this.onConsoleOutput(listener),
+      write: (data) => this.consoleInput(typeof data === 'string' ? Buffer.from(data, 'utf8') : data),
+      recent: () => this.consoleOut.recent(),
+    };
+    this.serial = config.console === 'virtio'
+      ? {
+        onData: (listener) => this.serialOut.onData(listener),
+        write: (data) => this.serialInput(typeof data === 'string' ? Buffer.from(data, 'utf8') : data),
+        recent: () => this.serialOut.recent(),
+      }
+      : this.console;
   }
 
   /**
@@ -132,22 +156,38 @@ export class Vm {
    */
   get guestMemory(): GuestMemory | undefined { return this.machine?.mem; }
 
+  /** The console's output (COM1, or hvc0 in virtio mode); returns a function that unsubscribes. */
   onConsoleOutput(listener: (bytes: Uint8Array) => void): () => void {
-    this.outputListeners.add(listener);
-    return () => this.outputListeners.delete(listener);
+    return this.consoleOut.onData(listener);
   }
 
-  /** Host input for the guest's serial console. */
+  /** Host input for the guest's console (COM1, or hvc0 in virtio mode). */
   consoleInput(bytes: Uint8Array): void {
+    if (this.config.console !== 'virtio') {
+      this.serialInput(bytes);
+      return;
+    }
+    const dev = this.machine?.pci.consoleDevice;
+    if (dev) {
+      dev.receive(bytes);
+      return;
+    }
+    // No machine yet: kept (bounded like the device's own buffer) and handed over when it exists.
+    const take = Math.min(bytes.length, CONSOLE_INPUT_LIMIT - this.earlyInputBytes);
+    if (take <= 0) return;
+    this.earlyInput.push(bytes.slice(0, take));
+    this.earlyInputBytes += take;
+  }
+
+  /** Host input for COM1 (the console in serial mode). */
+  private serialInput(bytes: Uint8Array): void {
     this.serialRx += this.machine?.uart.receive(bytes) ?? 0;
   }
 
-  /** The serial console from code: subscribe to output, type input, read the recent output. */
-  readonly console: VmConsole = {
-    onData: (listener) => this.onConsoleOutput(listener),
-    write: (data) => this.consoleInput(typeof data === 'string' ? Buffer.from(data, 'utf8') : data),
-    recent: () => Buffer.concat(this.tail),
-  };
+  /** The console from code: subscribe to output, type input, read the recent output. */
+  readonly console: VmConsole;
+  /** COM1 from code; the same object as `console` unless the console is the virtio-console. */
+  readonly serial: VmConsole;
 
   private readonly control: MachineControl = {
     requestStop: (req) => {
@@ -163,7 +203,7 @@ export class Vm {
     try {
       const bus = new MeteredBus();
       const irq = new CountingIrqSink(accel.irq, this.interruptCounts);
-      const uart = new Uart16550({ irq: new IrqLine(irq, layout.COM1_IRQ), onTransmit: (byte) => this.queueOutput(byte) });
+      const uart = new Uart16550({ irq: new IrqLine(irq, layout.COM1_IRQ), onTransmit: (byte) => this.serialOut.pushByte(byte) });
       bus.addPio(layout.COM1_PORT, 8, uart);
       new I8042({
         control: this.control,
@@ -192,12 +232,21 @@ export class Vm {
         disks: backends.disks.map((d) => ({ backend: d.backend, id: d.id })),
         nets: backends.nets.map((n) => ({ backend: n.backend, mac: n.mac })),
         rng: true,
+        console: c.console === 'virtio' ? { onOutput: (bytes) => this.consoleOut.push(bytes) } : undefined,
       });
+      if (pci.consoleDevice && this.earlyInput.length > 0) {
+        for (const chunk of this.earlyInput) pci.consoleDevice.receive(chunk);
+        this.earlyInput = [];
+        this.earlyInputBytes = 0;
+      }
       let ioEventFds: KvmIoEventFds | undefined;
       if (accel instanceof KvmAccelerator && c.irqchip) {
         // Queue notifications signal an eventfd in the kernel: the vCPU does not wait for the device thread.
         ioEventFds = new KvmIoEventFds(accel.vmFd, this.log);
         for (const dev of pci.devices) ioEventFds.bindVirtio(dev);
+        // Interrupts need no binding here: accel.msi hands each MSI-X vector an irqfd route (kvm-irqfd.ts).
+        const msi = accel.msiStats();
+        debugLogger(this.log)(`virtio: queue notifications through ioeventfd; MSI-X through ${msi.path}${msi.why ? ` (${msi.why})` : ''}`);
       }
       const boot = prepareBoot({ ...c, append: kernelCommandLine(c) }, this.files, mem, { extraTables: pci.acpiTables, extraDsdtAml: pci.dsdtAml });
       if (!this.booted) {
@@ -226,21 +275,9 @@ export class Vm {
     addDeviceCounters(this.pastDevices, m.bus.devices);
   }
 
-  private queueOutput(byte: number): void {
-    // Batch the bytes of one event-loop turn into one write: byte-at-a-time writes are slow.
-    if (this.pendingOutput.length === 0) setImmediate(() => this.flushOutput());
-    this.pendingOutput.push(byte);
-  }
-
   private flushOutput(): void {
-    if (this.pendingOutput.length === 0) return;
-    const bytes = Uint8Array.from(this.pendingOutput);
-    this.pendingOutput = [];
-    this.serialTx += bytes.length;
-    this.tail.push(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length));
-    this.tailBytes += bytes.length;
-    while (this.tailBytes - this.tail[0].length >= CONSOLE_TAIL_BYTES) this.tailBytes -= this.tail.shift()!.length;
-    for (const l of this.outputListeners) l(bytes);
+    this.serialOut.flush();
+    this.consoleOut.flush();
   }
 
   /**
@@ -458,7 +495,7 @@ export class Vm {
       devices,
       bus: { unclaimed: this.pastBus.unclaimed + (live && m ? m.bus.stats.unclaimed : 0) },
       interrupts: { total: this.interruptCounts.total, by_gsi: { ...this.interruptCounts.by_gsi } },
-      serial: { tx_bytes: this.serialTx, rx_bytes: this.serialRx },
+      serial: { tx_bytes: this.serialOut.total, rx_bytes: this.serialRx },
       virtio: live && m ? virtioCounters(m.pci.devices) : {},
       resets: this.resets,
     };

@@ -48,7 +48,7 @@ test('api: configuration before InstanceStart: PUTs answer 204, GETs show what w
       api_socket: '', console_socket: '', runtime_dir: '',
     });
     r = await call('GET', '/machine-config');
-    assert.deepEqual(r.body, { vcpu_count: 1, mem_size_mib: 512, smt: false, track_dirty_pages: false, huge_pages: 'None', cpu_template: 'None', accel: 'auto', irqchip: true, no_reboot: false, testdev: false });
+    assert.deepEqual(r.body, { vcpu_count: 1, mem_size_mib: 512, smt: false, track_dirty_pages: false, huge_pages: 'None', cpu_template: 'None', accel: 'auto', irqchip: true, no_reboot: false, testdev: false, console: 'serial' });
 
     assert.equal((await call('PUT', '/boot-source', { kernel_image_path: kernel, boot_args: 'console=ttyS0 quiet' })).status, 204);
     assert.equal((await call('PUT', '/machine-config', { vcpu_count: 2, mem_size_mib: 256 })).status, 204);
@@ -63,7 +63,7 @@ test('api: configuration before InstanceStart: PUTs answer 204, GETs show what w
     assert.equal(r.status, 200);
     assert.deepEqual(r.body, {
       'boot-source': { kernel_image_path: kernel, boot_args: 'console=ttyS0 quiet', boot_mode: 'elf' },
-      'machine-config': { vcpu_count: 2, mem_size_mib: 256, smt: false, track_dirty_pages: false, huge_pages: 'None', cpu_template: 'None', accel: 'kvm', irqchip: true, no_reboot: false, testdev: false },
+      'machine-config': { vcpu_count: 2, mem_size_mib: 256, smt: false, track_dirty_pages: false, huge_pages: 'None', cpu_template: 'None', accel: 'kvm', irqchip: true, no_reboot: false, testdev: false, console: 'serial' },
       drives: [
         { drive_id: 'rootfs', path_on_host: disk, is_root_device: true, is_read_only: false },
         { drive_id: 'data', path_on_host: disk, is_root_device: false, is_read_only: false },
@@ -74,6 +74,13 @@ test('api: configuration before InstanceStart: PUTs answer 204, GETs show what w
     // PUT /machine-config resets what it leaves out (as Firecracker's does); PATCH keeps it.
     assert.equal((await call('PUT', '/machine-config', { vcpu_count: 1, mem_size_mib: 64 })).status, 204);
     assert.equal(((await call('GET', '/machine-config')).body as { accel: string }).accel, 'auto');
+    // console: virtio; a boot-source without boot_args gets console=hvc0, whichever came first.
+    assert.equal((await call('PUT', '/boot-source', { kernel_image_path: kernel })).status, 204);
+    assert.equal((await call('PATCH', '/machine-config', { console: 'virtio' })).status, 204);
+    r = await call('GET', '/vm/config');
+    assert.equal((r.body as { 'boot-source': { boot_args: string } })['boot-source'].boot_args, 'console=hvc0');
+    assert.equal((r.body as { 'machine-config': { console: string } })['machine-config'].console, 'virtio');
+    assert.equal((await call('PATCH', '/machine-config', { console: 'hvc0' })).status, 400);
 
     r = await call('GET', '/metrics');
     assert.equal(r.status, 200);

@@ -26,6 +26,20 @@ test('flags become a VmConfig with documented defaults', () => {
   assert.equal(d.append, '');
 });
 
+test('--console: serial by default; virtio makes hvc0 the console and the default command line', () => {
+  assert.equal(config(['--kernel', '/k']).console, 'serial');
+  const v = config(['--kernel', '/k', '--console', 'virtio']);
+  assert.equal(v.console, 'virtio');
+  assert.equal(v.append, 'console=hvc0');
+  assert.equal(config(['--kernel', '/k', '--console', 'serial']).append, 'console=ttyS0');
+  // An --append is the user's, whatever the console.
+  assert.equal(config(['--kernel', '/k', '--console', 'virtio', '--append', 'console=ttyS0 console=hvc0']).append, 'console=ttyS0 console=hvc0');
+  assert.equal(config(['--kernel', '/k', '--append', 'quiet', '--console', 'virtio']).append, 'quiet');
+  const fw = config(['--firmware', '/f', '--console', 'virtio']);
+  assert.equal(fw.console, 'virtio');
+  assert.equal(fw.append, '', 'a firmware gets no command line');
+});
+
 test('memory sizes parse like QEMU -m', () => {
   assert.equal(parseMemorySize('512M'), 512 * 2 ** 20);
   assert.equal(parseMemorySize('2G'), 2 * 2 ** 30);
@@ -48,6 +62,9 @@ test('bad input gives one-line ConfigErrors that name the problem', () => {
     [['--kernel', '/k', '--accel', 'hvf'], /--accel "hvf" is unknown/],
     [['--kernel', '/k', '--name', 'bad name'], /name "bad name" is not valid/],
     [['--kernel', '/k', '--boot-mode', 'x'], /--boot-mode "x" is unknown/],
+    [['--kernel', '/k', '--console', 'hvc0'], /--console "hvc0" is unknown: use serial or virtio/],
+    [['--kernel', '/k', '--console', ''], /--console "" is unknown/],
+    [['--kernel', '/k', '--console'], /--console/],
   ];
   for (const [argv, re] of cases) {
     assert.throws(() => parseRunArgs(argv), (e: Error) => {

@@ -50,6 +50,20 @@ test('config file: flags and the file produce the same VmConfig', () => {
   assert.deepEqual(flags(['--config', file('min.json', { 'boot-source': { kernel_image_path: kernel }, tsvm: { name: 'm' } })]), flags(['--kernel', kernel, '--name', 'm']));
 });
 
+test('config file: machine-config.console is --console; default boot_args follow it, given ones are kept', () => {
+  const fromFile = flags(['--config', file('hvc.json', { 'boot-source': { kernel_image_path: kernel }, 'machine-config': { vcpu_count: 1, console: 'virtio' }, tsvm: { name: 'h' } })]);
+  assert.deepEqual(fromFile, flags(['--kernel', kernel, '--console', 'virtio', '--name', 'h']));
+  assert.equal(fromFile.append, 'console=hvc0');
+  assert.deepEqual(applyDocument(documentFromConfig(fromFile)), fromFile);
+  // The file's default command line follows a --console flag; the file's own boot_args do not.
+  const plain = file('plain.json', { 'boot-source': { kernel_image_path: kernel }, tsvm: { name: 'p' } });
+  assert.equal(flags(['--config', plain, '--console', 'virtio']).append, 'console=hvc0');
+  const given = file('given.json', { 'boot-source': { kernel_image_path: kernel, boot_args: 'console=ttyS0 quiet' }, 'machine-config': { vcpu_count: 1, console: 'virtio' }, tsvm: { name: 'g' } });
+  assert.equal(flags(['--config', given]).append, 'console=ttyS0 quiet');
+  assert.equal(flags(['--config', given, '--console', 'serial']).console, 'serial');
+  assert.throws(() => flags(['--config', file('badcon.json', { 'machine-config': { vcpu_count: 1, console: 'hvc' } })]), /machine-config\.console/);
+});
+
 test('config file: flags override the file; relative paths are relative to the file', () => {
   mkdirSync(join(dir, 'sub'), { recursive: true });
   writeFileSync(join(dir, 'sub', 'fw.bin'), 'x');

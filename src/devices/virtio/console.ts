@@ -5,6 +5,12 @@
 // Offered: VIRTIO_CONSOLE_F_EMERG_WRITE (§5.3.3): a byte written to the emerg_wr config field
 // is output at once (usable before the queues are set up).
 // Config (§5.3.4): cols le16, rows le16, max_nr_ports le32, emerg_wr le32.
+//
+// Host input waits (up to CONSOLE_INPUT_LIMIT bytes) until the driver, since its last reset, has
+// written to the transmitq once: without MULTIPORT the device is not told when the port is
+// opened, and Linux throws away data that arrives between posting its receive buffers and
+// setting the port up as hvc0 (virtio_console discards input for a port not yet connected).
+// Once the driver writes, the port is set up; Linux then keeps input until hvc0 is read.
 import { VIRTIO_ID_CONSOLE, bit } from './constants.js';
 import type { VirtioDevice, VirtioDeviceContext } from './device.js';
 import { gather, scatter } from './queue.js';
@@ -35,7 +41,10 @@ export class VirtioConsole implements VirtioDevice {
   private ctx?: VirtioDeviceContext;
   private input: Uint8Array[] = [];
   private inputBytes = 0;
-  dropped = 0;
+  /** The driver has used the transmitq since its last reset: its console is set up. */
+  private guestWrote = false;
+  /** Bytes to the host (transmitq and emerg_wr), bytes delivered to the guest, host input dropped. */
+  readonly stats = { tx_bytes: 0, rx_bytes: 0, rx_dropped: 0 };
 
   constructor(private readonly opts: VirtioConsoleOptions) {
     const n = opts.queueSize ?? 128;
@@ -53,7 +62,10 @@ export class VirtioConsole implements VirtioDevice {
 
   writeConfig(offset: number, size: 1 | 2 | 4, value: number): void {
     // emerg_wr (offset 8): the low byte is a character to output (§5.3.4).
-    if (offset === 8) this.opts.onOutput(Uint8Array.of(value & 0xff));
+    if (offset === 8) {
+      this.stats.tx_bytes++;
+      this.opts.onOutput(Uint8Array.of(value & 0xff));
+    }
     void size;
   }
 
@@ -63,6 +75,7 @@ export class VirtioConsole implements VirtioDevice {
 
   reset(): void {
     this.ctx = undefined;
+    this.guestWrote = false;
   }
 
   /** Host input for the guest (keyboard); delivered when the guest has receive buffers. */
@@ -70,11 +83,11 @@ export class VirtioConsole implements VirtioDevice {
     if (bytes.length === 0) return;
     const room = CONSOLE_INPUT_LIMIT - this.inputBytes;
     if (room <= 0) {
-      this.dropped += bytes.length;
+      this.stats.rx_dropped += bytes.length;
       return;
     }
     const take = bytes.length > room ? bytes.subarray(0, room) : bytes;
-    this.dropped += bytes.length - take.length;
+    this.stats.rx_dropped += bytes.length - take.length;
     this.input.push(take.slice());
     this.inputBytes += take.length;
     // Started by the host, not a guest kick: a bad ring must not throw into the caller.
@@ -87,7 +100,7 @@ export class VirtioConsole implements VirtioDevice {
 
   private fillReceive(): void {
     const ctx = this.ctx;
-    if (!ctx?.alive) return;
+    if (!ctx?.alive || !this.guestWrote) return;
     const q = ctx.queues[RX];
     while (this.inputBytes > 0) {
       const chain = q.pop();
@@ -101,6 +114,7 @@ export class VirtioConsole implements VirtioDevice {
         else this.input[0] = head.subarray(n);
         this.inputBytes -= n;
       }
+      this.stats.rx_bytes += written;
       ctx.complete(RX, chain.head, written);
     }
   }
@@ -119,9 +133,14 @@ export class VirtioConsole implements VirtioDevice {
       if (n > 0) {
         const out = new Uint8Array(n);
         gather(chain.readable, out);
+        this.stats.tx_bytes += n;
         this.opts.onOutput(out);
       }
       ctx.complete(TX, chain.head, 0);
+      if (!this.guestWrote) {
+        this.guestWrote = true;
+        this.fillReceive();
+      }
     }
   }
 }
