@@ -78,6 +78,8 @@ export class SoftJit {
   private epoch = 0;
   /** Compile modules asynchronously (V8's background threads); tune(_, 0) makes it synchronous. */
   async = true;
+  /** Modules being compiled on V8's threads (their blocks wait, interpreted, until installed). */
+  inFlight = 0;
   private readonly markPage: (host: number) => number;
   private readonly enable: (on: number) => void;
 
@@ -219,9 +221,10 @@ export class SoftJit {
         // runs (the soft accelerator yields every few milliseconds). Until then they stay queued
         // (E_FN -1) and the interpreter runs them.
         const epoch = this.epoch;
+        this.inFlight++;
         wasm.compile(bytes).then(
-          (mod) => { if (epoch === this.epoch) this.install(mod, done); },
-          (err: unknown) => { process.stderr.write(`tsvm: soft JIT: a module failed to compile: ${String(err)}\n`); },
+          (mod) => { this.inFlight--; if (epoch === this.epoch) this.install(mod, done); },
+          (err: unknown) => { this.inFlight--; process.stderr.write(`tsvm: soft JIT: a module failed to compile: ${String(err)}\n`); },
         );
       } else {
         const t1 = performance.now();
