@@ -124,12 +124,14 @@ test('JIT: integer instructions in hot loops match the interpreter (registers, f
 });
 
 test('JIT: conditions after every kind of flag producer match the interpreter', { skip }, async () => {
-  // every Jcc/SETcc condition after ADD, SUB/CMP, logic, INC/DEC, shifts, NEG and IMUL, at all sizes
+  // every Jcc/SETcc condition after ADD, SUB/CMP, logic, INC/DEC, shifts, NEG, IMUL and MUL, at all sizes
   let body = '';
   const producers = ['add al, bl', 'sub ax, bx', 'cmp eax, ebx', 'cmp rax, rbx', 'and eax, ebx', 'test al, bl', 'inc bx', 'dec rax', 'shl eax, 1', 'shr bx, 3', 'sar al, 5', 'shl rax, 63', 'sar rax, 17', 'neg bl', 'adc rax, rbx', 'sbb eax, ebx',
     // IMUL's lazy CF/OF (as/flags.ts OP_IMUL), with and without overflow, and the INT64_MIN * -1 corner
     'imul rax, rbx', 'imul eax, ebx, -3', 'imul bx, ax', 'imul rax, rax, 0x40000001',
-    'mov rax, 0x8000000000000000\nmov rbx, -1\nimul rax, rbx', 'mov rax, 0x8000000000000000\nmov rbx, -1\nimul rbx, rax', 'mov rbx, -1\nimul rbx, rbx'];
+    'mov rax, 0x8000000000000000\nmov rbx, -1\nimul rax, rbx', 'mov rax, 0x8000000000000000\nmov rbx, -1\nimul rbx, rax', 'mov rbx, -1\nimul rbx, rbx',
+    // MUL's lazy flags (OP_MUL) and rDX:rAX, 64- and 32-bit, register and memory, with and without a high half
+    'mul rbx', 'mul ebx', 'mul qword [r8 + 8]', 'mul dword [r8 + 12]', 'mov rbx, 3\nmul rbx', 'mov ebx, 1\nmul ebx'];
   const ccs = ['o', 'no', 'b', 'ae', 'e', 'ne', 'be', 'a', 's', 'ns', 'p', 'np', 'l', 'ge', 'le', 'g'];
   producers.forEach((p, i) => {
     ccs.forEach((cc, j) => {

@@ -12,6 +12,7 @@ import { PlatformClock } from '../../devices/platform/clock.js';
 import { createPlatformInterrupts, type PlatformInterrupts } from '../../devices/platform/platform.js';
 import type { GuestMemory } from '../../memory/guest-memory.js';
 import { SoftCpu } from './soft-cpu.js';
+import { GuestProfile } from './guest-profile.js';
 
 export interface SoftOptions {
   cpus: number;
@@ -78,6 +79,7 @@ class SoftAccelerator implements Accelerator {
     cpu.setState(boot);
     const stopped = (): GuestStop => ({ reason: 'requested', message: 'stopped by the VMM', vcpuId: 0 });
     let sliceStart = performance.now();
+    const profile = GuestProfile.fromEnv();
     for (;;) {
       if (this.stopRequested) return stopped();
       if (this.paused) {
@@ -86,7 +88,9 @@ class SoftAccelerator implements Accelerator {
         continue;
       }
       clock.runDue();
+      const t0 = profile ? performance.now() : 0;
       const exit = cpu.run(SLICE);
+      if (profile) profile.charge(cpu.getState().regs.rip, performance.now() - t0);
       this.counters.slices++;
       if (this.stopRequested) return stopped();
       switch (exit.kind) {

@@ -19,6 +19,9 @@ export const OP_DEC: i32 = 7;
  * "the product did not fit" (vol. 2A IMUL), computed only when read; AF clear, SF/ZF/PF of the
  * result, as for the eager form the core used before (those four are undefined for IMUL). */
 export const OP_IMUL: i32 = 8;
+/** MUL: lfRes the low half, lfA the high half; CF = OF = (high half != 0), AF clear, SF/ZF/PF of
+ * the low half (as mulFlags computes eagerly; only the JIT records it lazily). */
+export const OP_MUL: i32 = 9;
 
 export let lfOp: i32 = OP_EAGER;
 export let lfSize: i32 = 4;
@@ -81,6 +84,7 @@ export function getCF(): bool {
     case OP_SBB: return (lfA & m) <= (lfB & m);
     case OP_LOGIC: return false;
     case OP_IMUL: return imulOverflow();
+    case OP_MUL: return lfA != 0;
     case OP_INC:
     case OP_DEC: return lfCin != 0;
     default: return (lfEager & F_CF) != 0;
@@ -108,6 +112,7 @@ export function getOF(): bool {
     case OP_DEC: return ((lfA ^ lfB) & (lfA ^ lfRes) & sb) != 0;
     case OP_LOGIC: return false;
     case OP_IMUL: return imulOverflow();
+    case OP_MUL: return lfA != 0;
     default: return (lfEager & F_OF) != 0;
   }
 }
@@ -123,7 +128,7 @@ export function getPF(): bool {
 
 export function getAF(): bool {
   if (lfOp == OP_EAGER) return (lfEager & F_AF) != 0;
-  if (lfOp == OP_LOGIC || lfOp == OP_IMUL) return false;
+  if (lfOp == OP_LOGIC || lfOp == OP_IMUL || lfOp == OP_MUL) return false;
   return ((lfA ^ lfB ^ lfRes) & 0x10) != 0;
 }
 

@@ -30,7 +30,7 @@ export const G = { rip: 0, lfOp: 1, lfSize: 2, lfRes: 3, lfA: 4, lfB: 5, lfCin: 
 // imported functions
 export const F = { cond: 0, getCF: 1, shift: 2, bitScan: 3, getFlags: 4, patchStatus: 5, chain: 6 } as const;
 // lazy flag operations (as/flags.ts)
-const OP_ADD = 1, OP_ADC = 2, OP_SUB = 3, OP_SBB = 4, OP_LOGIC = 5, OP_INC = 6, OP_DEC = 7, OP_IMUL = 8;
+const OP_ADD = 1, OP_ADC = 2, OP_SUB = 3, OP_SBB = 4, OP_LOGIC = 5, OP_INC = 6, OP_DEC = 7, OP_IMUL = 8, OP_MUL = 9;
 
 // locals of a block function
 // parameter 0: the instruction budget (the block may loop while it lasts)
@@ -347,6 +347,41 @@ export class BlockCompiler {
     c.get(A).sext(size).tee(A).get(B).sext(size).tee(B).op(OP.i64Mul).mask(size).set(R);
     this.setLazy(OP_IMUL, size);
     this.fk = null; // no inline condition code knows OP_IMUL: conditions go through the core
+  }
+
+  /**
+   * MUL r/m32 / r/m64 (vol. 2B MUL): rDX:rAX = rAX * r/m, unsigned; the lazy flags of the
+   * interpreter's MUL (as/flags.ts OP_MUL: CF = OF = "the high half is not zero", SF/ZF/PF of the
+   * low half, AF clear). The Linux kernel's bignum code (RSA signature checks of its
+   * certificates) runs MUL in its inner loops, so leaving the block there cost a lot.
+   */
+  private mul(m: ModRM, size: number): boolean {
+    const c = this.code;
+    this.readRm(m, size, A, false);
+    c.i32c(0).load(size, S).set(B); // rAX
+    if (size === 4) {
+      c.get(A).get(B).op(OP.i64Mul).set(V); // exact in 64 bits
+      c.get(V).i64c(32n).op(OP.i64ShrU).set(T);
+      c.get(V).mask(4).set(R);
+    } else {
+      // the high 64 bits of the 128-bit product from four 32 x 32 -> 64 products (as alu.ts mulHiU)
+      const lo32 = (x: number) => c.get(x).i64c(0xffffffffn).op(OP.i64And);
+      const hi32 = (x: number) => c.get(x).i64c(32n).op(OP.i64ShrU);
+      lo32(A); lo32(B); c.op(OP.i64Mul).set(V); // ll
+      lo32(A); hi32(B); c.op(OP.i64Mul).set(L); // lh
+      hi32(A); lo32(B); c.op(OP.i64Mul).set(T); // hl
+      // mid = (ll >> 32) + (lh & 0xffffffff) + (hl & 0xffffffff)
+      hi32(V); lo32(L); c.op(OP.i64Add); lo32(T); c.op(OP.i64Add).set(V);
+      // hi = hh + (lh >> 32) + (hl >> 32) + (mid >> 32)
+      hi32(A); hi32(B); c.op(OP.i64Mul); hi32(L); c.op(OP.i64Add); hi32(T); c.op(OP.i64Add); hi32(V); c.op(OP.i64Add).set(T);
+      c.get(A).get(B).op(OP.i64Mul).set(R);
+    }
+    // rAX, rDX (a 32-bit write zero-extends into the 64-bit register)
+    c.i32c(0).get(R).store(8, S);
+    c.i32c(0).get(T).store(8, S + 2 * 8);
+    c.i32c(OP_MUL).gset(G.lfOp).i32c(size).gset(G.lfSize).get(R).gset(G.lfRes).get(T).gset(G.lfA);
+    this.fk = null;
+    return false;
   }
 
   /** R = A op B (operands already masked), with the lazy flags of alu() in as/alu.ts. */
@@ -901,6 +936,7 @@ export class BlockCompiler {
       return false;
     }
     this.done();
+    if (op === 4 && (size === 4 || size === 8) && !this.lock) return this.mul(m, size);
     if (op > 3 || (this.lock && !m.mem)) bail();
     this.readRm(m, size, A, true);
     if (op === 2) { // NOT
