@@ -39,7 +39,28 @@ const OP_ADD = 1, OP_ADC = 2, OP_SUB = 3, OP_SBB = 4, OP_LOGIC = 5, OP_INC = 6, 
 const LEFT = 0, ACC = 1;
 const L = 2, V = 3, A = 4, B = 5, R = 6, T = 7; // i64
 const I = 8, H = 9, C = 10, N = 11; // i32; N: instructions retired by earlier iterations of the block's loop
-export const BLOCK_LOCALS: [number, number][] = [[6, T_I64], [4, T_I32]]; // after the 2 parameters
+// the lazy flags of the block's last flag-setting instruction, until they are stored in the core's
+// globals (see Pend): operands and result (i64), the operation when it is only known at run time
+// (ADC/SBB) and INC/DEC's carry-in (i32)
+const FA = 12, FB = 13, FR = 14, FOP = 15, FCIN = 16;
+export const BLOCK_LOCALS: [number, number][] = [[6, T_I64], [4, T_I32], [3, T_I64], [2, T_I32]]; // after the 2 parameters
+
+/**
+ * Flags a compiled instruction produced and the block keeps in locals (FA FB FR, FOP, FCIN)
+ * instead of the core's globals. Storing the five lazy-flag globals after every ALU instruction
+ * cost more than the instruction itself, and most flags are overwritten before anything reads
+ * them; so they are stored only where something outside the block's code may read them: before
+ * a call into the core that reads or sets flags, and at every exit (side exits, the end, chaining,
+ * the loop's back edge, whose head expects the globals to be current).
+ */
+interface Pend {
+  op: number; // the lazy operation (as/flags.ts), unless `dyn`
+  size: number;
+  dyn: boolean; // the operation is in FOP (ADC/SBB: which one depends on the carry-in)
+  cin: boolean; // INC/DEC: lfCin from FCIN
+  noB: boolean; // MUL: lfB is not part of it
+  synced: boolean; // already stored in the globals
+}
 
 class Bail extends Error {}
 const bail = (): never => { throw new Bail(); };
@@ -132,6 +153,9 @@ export class BlockCompiler {
   private blockStart = 0n;
   /** What the lazy flags hold at this point of the block, when a compiled instruction set them. */
   private fk: { op: number; size: number } | null = null;
+  /** Flags held in locals (see Pend), and what they were when the current instruction started. */
+  private pend: Pend | null = null;
+  private pendAtStart: Pend | null = null;
   // prefixes of the current instruction
   private rex = 0;
   private os = 4;
@@ -154,6 +178,7 @@ export class BlockCompiler {
     this.user = cpl === 3;
     this.cpl = cpl;
     this.fk = null;
+    this.pend = null;
     this.blockPage = rip >> 12n;
     this.blockStart = rip;
     const pageBase = host & ~0xfff;
@@ -170,6 +195,9 @@ export class BlockCompiler {
       this.start = pc;
       this.k = count;
       const savedFk = this.fk;
+      const cur = this.pend as Pend | null; // (assigned by the emitters: TypeScript's narrowing cannot see it)
+      const savedPend: Pend | null = cur ? { ...cur } : null;
+      this.pendAtStart = savedPend ? { ...savedPend } : null;
       this.follow = null;
       let r: boolean;
       try {
@@ -177,6 +205,7 @@ export class BlockCompiler {
       } catch (e) {
         if (!(e instanceof Bail)) throw e;
         this.fk = savedFk;
+        this.pend = savedPend;
         if (this.stops) {
           const bytes = [...this.mem.subarray(at, Math.min(at + 4, pageEnd))].map((x) => x.toString(16).padStart(2, '0')).join(' ');
           this.stops.set(bytes, (this.stops.get(bytes) ?? 0) + 1);
@@ -203,7 +232,8 @@ export class BlockCompiler {
       body.append(this.code);
     } else if (!ended) {
       const c = new Code();
-      c.i64c(pc).gset(G.rip).get(N).i32c(count).op(OP.i32Add);
+      this.flushFlags(c, this.pend);
+      c.i64c(pc).gset(G.rip).get(N).i32c(count).op(OP.i32Add).get(ACC).op(OP.i32Add);
       body.append(c);
     }
     body.byte(OP.unreachable);
@@ -252,7 +282,33 @@ export class BlockCompiler {
 
   // ---------------------------------------------------------------- emission helpers
 
+  /** Emit the stores that put flags `p` (held in locals) into the core's globals. */
+  private flushFlags(c: Code, p: Pend | null): void {
+    if (!p || p.synced) return;
+    if (p.dyn) c.get(FOP); else c.i32c(p.op);
+    c.gset(G.lfOp).i32c(p.size).gset(G.lfSize).get(FA).gset(G.lfA).get(FR).gset(G.lfRes);
+    if (!p.noB) c.get(FB).gset(G.lfB);
+    if (p.cin) c.get(FCIN).gset(G.lfCin);
+  }
+
+  /** On the straight path before a call into the core that reads the flags: store them now. */
+  private syncFlags(): void {
+    this.flushFlags(this.code, this.pend);
+    if (this.pend) this.pend.synced = true;
+  }
+
+  /** The flags were just computed into locals FA/FB/FR (and FOP/FCIN) by the current instruction. */
+  private produced(p: Omit<Pend, 'synced'>): void {
+    this.pend = { ...p, synced: false };
+  }
+
+  /**
+   * The interpreter takes over at the current instruction: it must see the flags as they were
+   * when that instruction started (a compiled instruction sets its flags only after its last
+   * possible side exit, so the locals still hold them).
+   */
   private sideExit(): void {
+    this.flushFlags(this.code, this.pendAtStart);
     this.code.i64c(this.start).gset(G.rip).i32c(-(this.k + 1)).get(N).op(OP.i32Sub).get(ACC).op(OP.i32Sub).op(OP.return);
   }
 
@@ -333,7 +389,8 @@ export class BlockCompiler {
 
   private setLazy(op: number, size: number): void {
     const c = this.code;
-    c.i32c(op).gset(G.lfOp).i32c(size).gset(G.lfSize).get(A).gset(G.lfA).get(B).gset(G.lfB).get(R).gset(G.lfRes);
+    c.get(A).set(FA).get(B).set(FB).get(R).set(FR);
+    this.produced({ op, size, dyn: false, cin: false, noB: false });
     this.fk = { op, size };
   }
 
@@ -379,7 +436,8 @@ export class BlockCompiler {
     // rAX, rDX (a 32-bit write zero-extends into the 64-bit register)
     c.i32c(0).get(R).store(8, S);
     c.i32c(0).get(T).store(8, S + 2 * 8);
-    c.i32c(OP_MUL).gset(G.lfOp).i32c(size).gset(G.lfSize).get(R).gset(G.lfRes).get(T).gset(G.lfA);
+    c.get(R).set(FR).get(T).set(FA);
+    this.produced({ op: OP_MUL, size, dyn: false, cin: false, noB: true });
     this.fk = null;
     return false;
   }
@@ -397,8 +455,9 @@ export class BlockCompiler {
         this.carry();
         c.set(C);
         c.get(A).get(B).op(op === 2 ? OP.i64Add : OP.i64Sub).get(C).op(OP.i64ExtendI32U).op(op === 2 ? OP.i64Add : OP.i64Sub).mask(size).set(R);
-        c.i32c(op === 2 ? OP_ADC : OP_SBB).i32c(op === 2 ? OP_ADD : OP_SUB).get(C).op(OP.select).gset(G.lfOp);
-        c.i32c(size).gset(G.lfSize).get(A).gset(G.lfA).get(B).gset(G.lfB).get(R).gset(G.lfRes);
+        c.i32c(op === 2 ? OP_ADC : OP_SBB).i32c(op === 2 ? OP_ADD : OP_SUB).get(C).op(OP.select).set(FOP);
+        c.get(A).set(FA).get(B).set(FB).get(R).set(FR);
+        this.produced({ op: 0, size, dyn: true, cin: false, noB: false });
         this.fk = null;
         return;
       }
@@ -410,9 +469,10 @@ export class BlockCompiler {
   private carry(): void {
     const c = this.code;
     const fk = this.fk;
-    if (fk?.op === OP_SUB) { c.gget(G.lfA).gget(G.lfB).op(OP.i64LtU); return; }
+    if (fk?.op === OP_SUB) { c.get(FA).get(FB).op(OP.i64LtU); return; }
     if (fk?.op === OP_LOGIC) { c.i32c(0); return; }
-    if (fk?.op === OP_ADD) { c.gget(G.lfRes).gget(G.lfA).op(OP.i64LtU); return; }
+    if (fk?.op === OP_ADD) { c.get(FR).get(FA).op(OP.i64LtU); return; }
+    this.syncFlags();
     c.call(F.getCF);
   }
 
@@ -427,33 +487,36 @@ export class BlockCompiler {
       const { op, size } = fk;
       done = true;
       if (base === 2) { // Z
-        c.gget(G.lfRes).op(OP.i64Eqz);
+        c.get(FR).op(OP.i64Eqz);
       } else if (base === 4) { // S
-        c.gget(G.lfRes); signBit(size);
+        c.get(FR); signBit(size);
       } else if (op === OP_SUB && base === 1) {
-        c.gget(G.lfA).gget(G.lfB).op(OP.i64LtU);
+        c.get(FA).get(FB).op(OP.i64LtU);
       } else if (op === OP_SUB && base === 3) {
-        c.gget(G.lfA).gget(G.lfB).op(OP.i64LeU);
+        c.get(FA).get(FB).op(OP.i64LeU);
       } else if (op === OP_SUB && base === 6) {
-        c.gget(G.lfA).sext(size).gget(G.lfB).sext(size).op(OP.i64LtS);
+        c.get(FA).sext(size).get(FB).sext(size).op(OP.i64LtS);
       } else if (op === OP_SUB && base === 7) {
-        c.gget(G.lfA).sext(size).gget(G.lfB).sext(size).op(OP.i64LeS);
+        c.get(FA).sext(size).get(FB).sext(size).op(OP.i64LeS);
       } else if (op === OP_LOGIC && (base === 0 || base === 1)) {
         c.i32c(0);
       } else if (op === OP_LOGIC && base === 3) {
-        c.gget(G.lfRes).op(OP.i64Eqz);
+        c.get(FR).op(OP.i64Eqz);
       } else if (op === OP_LOGIC && base === 6) {
-        c.gget(G.lfRes); signBit(size);
+        c.get(FR); signBit(size);
       } else if (op === OP_LOGIC && base === 7) {
-        c.gget(G.lfRes).op(OP.i64Eqz).gget(G.lfRes); signBit(size); c.op(OP.i32Or);
+        c.get(FR).op(OP.i64Eqz).get(FR); signBit(size); c.op(OP.i32Or);
       } else if (op === OP_ADD && base === 1) {
-        c.gget(G.lfRes).gget(G.lfA).op(OP.i64LtU);
+        c.get(FR).get(FA).op(OP.i64LtU);
       } else {
         done = false;
       }
       if (done && (cc & 1)) c.op(OP.i32Eqz);
     }
-    if (!done) c.i32c(cc).call(F.cond);
+    if (!done) {
+      this.syncFlags();
+      c.i32c(cc).call(F.cond);
+    }
   }
 
   /**
@@ -467,6 +530,7 @@ export class BlockCompiler {
   private exitTo(target: bigint | { local: number }): void {
     const c = this.code;
     const k1 = this.k + 1;
+    this.flushFlags(c, this.pend);
     if (typeof target === 'bigint') c.i64c(target);
     else c.get(target.local);
     c.get(LEFT).get(N).op(OP.i32Sub).i32c(k1).op(OP.i32Sub);
@@ -476,6 +540,7 @@ export class BlockCompiler {
 
   /** Return the number of instructions retired, this one included. */
   private retired(): void {
+    this.flushFlags(this.code, this.pend);
     this.code.get(N).i32c(this.k + 1).op(OP.i32Add).get(ACC).op(OP.i32Add).op(OP.return);
   }
 
@@ -485,6 +550,7 @@ export class BlockCompiler {
    */
   private backEdge(depth: number): void {
     const c = this.code;
+    this.flushFlags(c, this.pend); // the loop's head expects the flags in the globals
     c.get(N).i32c(this.k + 1).op(OP.i32Add).tee(N);
     c.i32c(MAX_INSNS).op(OP.i32Add).get(LEFT).op(OP.i32GtS);
     c.i32c(0).mem(OP.i32Load, 2, S + O.INTR_REQUEST).op(OP.i32Or);
@@ -753,7 +819,9 @@ export class BlockCompiler {
         c.i32c(m.reg & 7).i32c(size).get(A);
         if (cnt >= 0) c.i32c(cnt & cmask);
         else c.i32c(0).load(1, S + 8).op(OP.i32WrapI64).i32c(cmask).op(OP.i32And);
+        this.syncFlags(); // a count of 0 keeps them, others keep some (ROL/ROR)
         c.call(F.shift).set(R);
+        this.pend = null; // the core holds them now
         this.fk = null;
         this.writeRm(m, size, R);
         return false;
@@ -804,6 +872,7 @@ export class BlockCompiler {
       case 0x9c: { // PUSHF (64-bit mode: VM is 0; RF is not pushed)
         if (this.h66) bail();
         this.done();
+        this.syncFlags();
         c.call(F.getFlags).i32c(~0x30000).op(OP.i32And).op(OP.i64ExtendI32U).set(A);
         this.push(A);
         return false;
@@ -856,7 +925,9 @@ export class BlockCompiler {
       c.set(R);
       this.writeRm(m, os, R);
     }
+    this.syncFlags(); // only CF changes
     c.i32c(1).get(C).call(F.patchStatus);
+    this.pend = null;
     this.fk = null;
     return false;
   }
@@ -887,6 +958,7 @@ export class BlockCompiler {
     c.get(R).i64c(BigInt(bits - 1)).op(OP.i64ShrU).op(OP.i32WrapI64).i32c(7).op(OP.i32Shl).op(OP.i32Or);
     c.get(R).i64c(0xffn).op(OP.i64And).op(OP.i64Popcnt).op(OP.i32WrapI64).i32c(1).op(OP.i32And).i32c(1).op(OP.i32Xor).i32c(2).op(OP.i32Shl).op(OP.i32Or);
     c.gset(G.lfEager).i32c(0).gset(G.lfOp);
+    this.pend = null; // every status flag is in lfEager now
     this.fk = null;
   }
 
@@ -961,8 +1033,9 @@ export class BlockCompiler {
       c.get(A).i64c(1n).op(op === 0 ? OP.i64Add : OP.i64Sub).mask(size).set(R);
       this.writeRm(m, size, R);
       this.carry();
-      c.gset(G.lfCin);
-      c.i32c(op === 0 ? OP_INC : OP_DEC).gset(G.lfOp).i32c(size).gset(G.lfSize).get(A).gset(G.lfA).i64c(1n).gset(G.lfB).get(R).gset(G.lfRes);
+      c.set(FCIN);
+      c.get(A).set(FA).i64c(1n).set(FB).get(R).set(FR);
+      this.produced({ op: op === 0 ? OP_INC : OP_DEC, size, dyn: false, cin: true, noB: false });
       this.fk = { op: op === 0 ? OP_INC : OP_DEC, size };
       return false;
     }
@@ -1072,7 +1145,9 @@ export class BlockCompiler {
         this.readRm(m, os, B, false);
         c.i32c(b === 0xbd ? 1 : 0).i32c(os).get(B);
         this.getReg(os, m.reg);
+        this.syncFlags();
         c.call(F.bitScan).set(R);
+        this.pend = null;
         this.fk = null;
         // a zero source leaves the destination alone, all 64 bits (as the interpreter)
         c.get(B).mask(os).op(OP.i64Eqz).op(OP.i32Eqz).op(OP.if).byte(0x40);
