@@ -13,9 +13,6 @@
 %include "common.inc"
 
 PIC1_CMD        equ 0x20
-PIC1_DATA       equ 0x21
-PIC2_CMD        equ 0xa0
-PIC2_DATA       equ 0xa1
 PIT_CH0         equ 0x40
 PIT_MODE        equ 0x43
 PIT_DIVISOR     equ 23864           ; 1193182 Hz / 50
@@ -31,26 +28,8 @@ start:
     mov word [fs:IRQ0_VECTOR * 4], irq0
     mov word [fs:IRQ0_VECTOR * 4 + 2], 0xF000
 
-    ; The two 8259s: ICW1 (edge, cascade, ICW4 follows), ICW2 (vector bases 8 and 0x70),
-    ; ICW3 (slave on IRQ 2), ICW4 (8086 mode); then mask everything but IRQ 0.
-    mov al, 0x11
-    out PIC1_CMD, al
-    out PIC2_CMD, al
-    mov al, IRQ0_VECTOR
-    out PIC1_DATA, al
-    mov al, 0x70
-    out PIC2_DATA, al
-    mov al, 0x04
-    out PIC1_DATA, al
-    mov al, 0x02
-    out PIC2_DATA, al
-    mov al, 0x01
-    out PIC1_DATA, al
-    out PIC2_DATA, al
-    mov al, 0xfe
-    out PIC1_DATA, al
-    mov al, 0xff
-    out PIC2_DATA, al
+    ; The two 8259s: vector bases 8 and 0x70, everything masked but IRQ 0.
+    INIT_PICS IRQ0_VECTOR, 0x70, 0xfe, 0xff
 
     ; PIT channel 0: lobyte/hibyte, mode 2 (rate generator).
     mov al, 0x34

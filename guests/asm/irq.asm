@@ -55,9 +55,6 @@ IOAPIC_SEL      equ IOAPIC + 0x00
 IOAPIC_WIN      equ IOAPIC + 0x10
 
 PIC1_CMD        equ 0x20
-PIC1_DATA       equ 0x21
-PIC2_CMD        equ 0xa0
-PIC2_DATA       equ 0xa1
 
 ; SET_VECTOR v, handler: interrupt vector table entry v -> F000:handler (FS base 0).
 %macro SET_VECTOR 2
@@ -100,26 +97,8 @@ start:
     SET_VECTOR IOAPIC_VECTOR, ioapic_handler
     SET_VECTOR SPURIOUS_VECTOR, spurious_handler
 
-    ; The two 8259s: ICW1 (edge, cascade, ICW4), ICW2 (vector bases), ICW3 (slave on IRQ 2),
-    ; ICW4 (8086 mode); then mask everything but IRQ 3.
-    mov al, 0x11
-    out PIC1_CMD, al
-    out PIC2_CMD, al
-    mov al, PIC_VECTOR_BASE
-    out PIC1_DATA, al
-    mov al, PIC_VECTOR_BASE + 8
-    out PIC2_DATA, al
-    mov al, 0x04
-    out PIC1_DATA, al
-    mov al, 0x02
-    out PIC2_DATA, al
-    mov al, 0x01
-    out PIC1_DATA, al
-    out PIC2_DATA, al
-    mov al, ~(1 << PIC_IRQ) & 0xff
-    out PIC1_DATA, al
-    mov al, 0xff
-    out PIC2_DATA, al
+    ; The two 8259s: everything masked but IRQ 3.
+    INIT_PICS PIC_VECTOR_BASE, PIC_VECTOR_BASE + 8, ~(1 << PIC_IRQ) & 0xff, 0xff
 
     mov edi, LAPIC_SVR
     mov dword [fs:edi], 0x100 | SPURIOUS_VECTOR

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { findDefaultGuest } from '../support/guests.js';
-import { startTsvm } from '../support/tsvm-process.js';
+import { guestShell, startTsvm } from '../support/tsvm-process.js';
 
 const READY = 'tsvm-initramfs: ready';
 const PROMPT = '~ # ';
@@ -14,17 +14,7 @@ test('soft: Debian kernel boots to a shell; ls /proc, cpuinfo, date, sleep 1, dm
     ['run', '--accel', 'soft', '--kernel', guest.kernel, '--initrd', guest.initrd, '--memory', '256M', '--append', 'console=ttyS0 panic=-1'],
     { timeoutMs: 540_000 },
   );
-  // One command at a time: type it, wait for its end marker. The shell echoes what we type, so the
-  // marker is printed by `echo` with a split string and matched as one word.
-  let n = 0;
-  const sh = async (cmd: string, timeoutMs = 60_000): Promise<string> => {
-    const id = `${++n}`;
-    const before = run.stdout().length;
-    run.child.stdin!.write(`${cmd}; echo "done-""${id}"\n`);
-    await run.waitFor(new RegExp(`(^|\\n)done-${id}\\r?\\n`), timeoutMs);
-    const out = run.stdout().slice(before);
-    return out.slice(0, out.lastIndexOf(`done-${id}`));
-  };
+  const sh = guestShell(run);
   try {
     await run.waitFor(READY, 480_000);
     await run.waitFor(PROMPT, 30_000);

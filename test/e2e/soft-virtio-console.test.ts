@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { findDefaultGuest } from '../support/guests.js';
-import { startTsvm } from '../support/tsvm-process.js';
+import { guestShell, startTsvm } from '../support/tsvm-process.js';
 
 const READY = 'tsvm-initramfs: ready';
 const PROMPT = '~ # ';
@@ -18,15 +18,7 @@ test('soft: --console virtio: the shell runs on hvc0; input typed before the gue
     // device keep it until the guest's console is up, and the shell runs it.
     { timeoutMs: 540_000, input: 'echo "early-""$((20+3))"\n' },
   );
-  let n = 0;
-  const sh = async (cmd: string, timeoutMs = 60_000): Promise<string> => {
-    const id = `${++n}`;
-    const before = run.stdout().length;
-    run.child.stdin!.write(`${cmd}; echo "done-""${id}"\n`);
-    await run.waitFor(new RegExp(`(^|\\n)done-${id}\\r?\\n`), timeoutMs);
-    const out = run.stdout().slice(before);
-    return out.slice(0, out.lastIndexOf(`done-${id}`));
-  };
+  const sh = guestShell(run);
   try {
     await run.waitFor(READY, 480_000);
     await run.waitFor(PROMPT, 30_000);

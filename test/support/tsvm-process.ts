@@ -71,3 +71,21 @@ export function runTsvm(args: string[], opts: { timeoutMs: number; input?: strin
   if (opts.input === undefined) r.child.stdin!.end();
   return r.result;
 }
+
+/**
+ * Commands for the shell on a started guest's console, one at a time: `sh(cmd)` types `cmd`,
+ * waits for an end marker and returns what the command printed (with the echoed command line).
+ * The shell echoes what is typed, so the marker is printed by `echo` from a split string and
+ * matched as a word of its own.
+ */
+export function guestShell(run: TsvmRun): (cmd: string, timeoutMs?: number) => Promise<string> {
+  let n = 0;
+  return async (cmd, timeoutMs = 60_000) => {
+    const id = `${++n}`;
+    const before = run.stdout().length;
+    run.child.stdin!.write(`${cmd}; echo "done-""${id}"\n`);
+    await run.waitFor(new RegExp(`(^|\\n)done-${id}\\r?\\n`), timeoutMs);
+    const out = run.stdout().slice(before);
+    return out.slice(0, out.lastIndexOf(`done-${id}`));
+  };
+}
