@@ -68,7 +68,13 @@ class SoftAccelerator implements Accelerator {
     platform.attach(bus);
     platform.currentCpu = 0;
     const lapic = platform.lapics[0];
-    const cpu = (this.cpu = new SoftCpu({ mem: this.mem, bus, nowNs: () => clock.nowNs(), apic: true }));
+    const cpu = (this.cpu = new SoftCpu({
+      mem: this.mem, bus, nowNs: () => clock.nowNs(), apic: true,
+      tscDeadline: {
+        read: () => lapic.readTscDeadline(),
+        write: (value, tscOffset) => { lapic.tscOffset = tscOffset; lapic.writeTscDeadline(value); },
+      },
+    }));
     cpu.interruptSource = {
       pending: () => lapic.hasInterrupt(),
       acknowledge: () => {

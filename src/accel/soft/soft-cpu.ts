@@ -37,6 +37,11 @@ export interface SoftCpuOptions {
   nowNs?: () => number;
   /** The platform provides a local APIC for this CPU: CPUID says so. */
   apic?: boolean;
+  /**
+   * The local APIC's IA32_TSC_DEADLINE (with `apic`): `tscOffset` is this CPU's guest TSC minus
+   * the clock's (IA32_TSC writes move it), for the APIC to turn a deadline into clock time.
+   */
+  tscDeadline?: { read(): bigint; write(value: bigint, tscOffset: bigint): void };
 }
 
 interface CoreExports {
@@ -116,6 +121,11 @@ export class SoftCpu {
       hostNanos: opts.nowNs ?? (() => performance.now() * 1e6),
       fmath: (op: number, a: number, b: number) => FMATH[op]?.(a, b) ?? NaN,
       jitFlush: () => this.jit?.flush(),
+      tscDeadlineRead: () => opts.tscDeadline?.read() ?? 0n,
+      tscDeadlineWrite: (value: bigint) => {
+        opts.tscDeadline?.write(BigInt.asUintN(64, value), BigInt.asIntN(64, this.u64(O.TSC_OFFSET)));
+        refresh(); // a deadline in the past fires at once
+      },
     };
     const table = newFunctionTable();
     const inst = new wasm.Instance(coreModule(), { env: { memory, table }, host });

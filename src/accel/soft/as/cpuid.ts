@@ -1,7 +1,7 @@
  
 // AssemblyScript. CPUID (SDM vol. 2A CPUID): reports exactly the features this core implements.
 // FPU (x87 computed in double precision, see fpu.ts), MMX, FXSR, SSE, SSE2; no SSE3+; the APIC bit only when the platform provides a local
-// APIC (xAPIC MMIO; no x2APIC, no TSC-deadline mode yet); no MTRR bit (the MTRR MSRs read back
+// APIC (xAPIC MMIO, its timer's TSC-deadline mode through IA32_TSC_DEADLINE; no x2APIC); no MTRR bit (the MTRR MSRs read back
 // but do nothing).
 
 import { MAXPHYADDR } from './mmu';
@@ -13,7 +13,7 @@ export let outD: u32 = 0;
 let apicId: u32 = 0;
 export function setApicId(v: u32): void { apicId = v; }
 /** Whether the platform gives this CPU a local APIC (the VMM's src/devices/platform model). */
-let apicPresent: bool = false;
+export let apicPresent: bool = false;
 export function setApicPresent(v: bool): void { apicPresent = v; }
 
 function set(a: u32, b: u32, c: u32, d: u32): void { outA = a; outB = b; outC = c; outD = d; }
@@ -31,7 +31,8 @@ export function cpuid(leaf: u32, _sub: u32): void {
       // family 6, model 0x0f, stepping 1
       const eax: u32 = 0x000006f1;
       const ebx: u32 = (apicId << 24) | (1 << 16) | (8 << 8); // CLFLUSH line 8*8 bytes
-      const ecx: u32 = 1 << 13; // CX16
+      // CX16(13); TSC_Deadline(24) with the local APIC (its timer's TSC-deadline mode, IA32_TSC_DEADLINE)
+      const ecx: u32 = (1 << 13) | (apicPresent ? 1 << 24 : 0);
       // FPU(0) PSE(3) TSC(4) MSR(5) PAE(6) CX8(8) PGE(13) CMOV(15) PAT(16) PSE36(17) CLFSH(19)
       // MMX(23) FXSR(24) SSE(25) SSE2(26)
       const edx: u32 = 1 | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 8) | (1 << 13) | (1 << 15) | (1 << 16) | (1 << 17) | (1 << 19) |

@@ -12,5 +12,8 @@ export declare function mmioWrite(addr: f64, size: u32, value: u32): void;
 export declare function hostNanos(): f64;
 /** Math functions for the x87 transcendentals: 0 sin, 1 cos, 2 tan, 3 atan2(a, b), 4 2^a, 5 log2(a). */
 export declare function fmath(op: i32, a: f64, b: f64): f64;
+/** IA32_TSC_DEADLINE (MSR 0x6E0), kept by the platform's local APIC model (SDM vol. 3A 10.5.4.1). */
+export declare function tscDeadlineRead(): u64;
+export declare function tscDeadlineWrite(value: u64): void;
 /** Compile the blocks queued by the JIT (jit.ts); the host writes the results into the block table. */
 export declare function jitFlush(): void;

@@ -9,7 +9,8 @@ import {
   updateMode,
 } from './state';
 import { gp } from './fault';
-import { hostNanos } from './host';
+import { hostNanos, tscDeadlineRead, tscDeadlineWrite } from './host';
+import { apicPresent } from './cpuid';
 import { isCanonical } from './seg';
 import { tlbFlush } from './mmu';
 
@@ -50,6 +51,9 @@ export function rdmsr(msr: u32): u64 {
     case 0xc0000101: return segBase(GS);
     case 0xc0000102: return ld64(O_KGSBASE);
     case 0xc0000103: return ld64(O_TSC_AUX);
+    case 0x6e0: // IA32_TSC_DEADLINE: the local APIC's (CPUID.1:ECX.TSC_Deadline with an APIC)
+      if (!apicPresent) gp(0);
+      return tscDeadlineRead();
     default:
       if (msr >= 0x200 && msr < 0x210) return ld64(O_MTRR_VAR + (msr - 0x200) * 8);
       if (fixedIndex(msr) >= 0) return ld64(O_MTRR_FIX + <u32>fixedIndex(msr) * 8);
@@ -99,6 +103,10 @@ export function wrmsr(msr: u32, v: u64): void {
     case 0xc0000101: needCanonical(v); setSegBase(GS, v); return;
     case 0xc0000102: needCanonical(v); st64(O_KGSBASE, v); return;
     case 0xc0000103: st64(O_TSC_AUX, v & 0xffffffff); return;
+    case 0x6e0:
+      if (!apicPresent) gp(0);
+      tscDeadlineWrite(v);
+      return;
     default:
       if (msr >= 0x200 && msr < 0x210) { st64(O_MTRR_VAR + (msr - 0x200) * 8, v); return; }
       if (fixedIndex(msr) >= 0) { st64(O_MTRR_FIX + <u32>fixedIndex(msr) * 8, v); return; }
