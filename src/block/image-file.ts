@@ -7,6 +7,7 @@ import { constants } from 'node:fs';
 import { BlockError, fsError, ReadOnlyError } from './errors.js';
 import { punchHole, zeroRange } from './fallocate.js';
 import { readNowait } from './nowait.js';
+import { sliceBuffers, totalLength } from './buffers.js';
 
 /**
  * Reads up to this size first try the page cache synchronously (nowait.ts), so the event loop is
@@ -111,7 +112,7 @@ export class ImageFile {
     const cached = this.readCached(offset, bufs, totalLength(bufs));
     if (cached > 0) {
       pos += cached;
-      bufs = advance(bufs, cached);
+      bufs = sliceBuffers(bufs, cached, totalLength(bufs) - cached);
     }
     try {
       while (bufs.length > 0) {
@@ -121,7 +122,7 @@ export class ImageFile {
           return;
         }
         pos += bytesRead;
-        bufs = advance(bufs, bytesRead);
+        bufs = sliceBuffers(bufs, bytesRead, totalLength(bufs) - bytesRead);
       }
     } catch (e) {
       throw fsError(e, this.path, `read of ${totalLength(dsts)} bytes at ${offset} failed`);
@@ -161,7 +162,7 @@ export class ImageFile {
       while (bufs.length > 0) {
         const { bytesWritten } = await this.fh.writev(bufs, pos);
         pos += bytesWritten;
-        bufs = advance(bufs, bytesWritten);
+        bufs = sliceBuffers(bufs, bytesWritten, totalLength(bufs) - bytesWritten);
       }
     } catch (e) {
       throw fsError(e, this.path, `write of ${total} bytes at ${offset} failed`);
@@ -222,21 +223,6 @@ export class ImageFile {
   async close(): Promise<void> {
     await this.fh.close();
   }
-}
-
-function totalLength(bufs: readonly Uint8Array[]): number {
-  let n = 0;
-  for (const b of bufs) n += b.length;
-  return n;
-}
-
-/** The buffers left after the first `n` bytes of them were transferred. */
-function advance(bufs: Uint8Array[], n: number): Uint8Array[] {
-  let i = 0;
-  while (i < bufs.length && n >= bufs[i].length) n -= bufs[i++].length;
-  const rest = bufs.slice(i);
-  if (n > 0 && rest.length > 0) rest[0] = rest[0].subarray(n);
-  return rest;
 }
 
 async function blockDeviceSize(fh: FileHandle): Promise<number> {

@@ -3,6 +3,7 @@
 // fdatasync; discard punches a hole (fallocate) and falls back to writing zeros.
 import type { BlockBackend } from './backend.js';
 import { BlockError, ReadOnlyError } from './errors.js';
+import { joinBuffers, totalLength } from './buffers.js';
 import { ImageFile } from './image-file.js';
 
 /** The qcow2 magic "QFI\xfb": what makes a probed raw image look like a qcow2 one. */
@@ -66,23 +67,17 @@ export class RawBackend implements BlockBackend {
   }
 
   async readv(offset: number, dsts: readonly Uint8Array[]): Promise<void> {
-    this.check(offset, dsts.reduce((n, d) => n + d.length, 0), 'read');
+    this.check(offset, totalLength(dsts), 'read');
     await this.file.readv(offset, dsts);
   }
 
   async writev(offset: number, srcs: readonly Uint8Array[]): Promise<void> {
     if (this.readonly) throw new ReadOnlyError(this.file.path);
-    const length = srcs.reduce((n, s) => n + s.length, 0);
+    const length = totalLength(srcs);
     this.check(offset, length, 'write');
     if (this.probed && offset < QCOW2_MAGIC.length && length > 0) {
       // The probed-raw rule looks at the first bytes as they will be: do it on one buffer.
-      const whole = new Uint8Array(length);
-      let at = 0;
-      for (const s of srcs) {
-        whole.set(s, at);
-        at += s.length;
-      }
-      await this.write(offset, whole);
+      await this.write(offset, joinBuffers(srcs));
       return;
     }
     await this.file.writev(offset, srcs);

@@ -22,6 +22,7 @@
 // (refcount.ts). The L2 cache writes back dirty tables by the same steps 2-3 when it fills up.
 import type { BlockBackend } from '../backend.js';
 import { BlockError, CorruptImageError, ReadOnlyError, UnsupportedImageError } from '../errors.js';
+import { joinBuffers, sliceBuffers, totalLength } from '../buffers.js';
 import { ImageFile } from '../image-file.js';
 import { InFlight, Mutex } from '../mutex.js';
 import { compressedClusters, compressedRange, decodeL1Entry, decodeL2Entry, encodeL2Normal, encodeL2Zero, type ClusterMapping } from './mapping.js';
@@ -244,8 +245,7 @@ export class Qcow2Image implements BlockBackend {
   // ---- reads --------------------------------------------------------------------------------
 
   async read(offset: number, dst: Uint8Array): Promise<void> {
-    this.checkRange(offset, dst.length, 'read');
-    return this.inflight.track(this.readUnchecked(offset, [dst], dst.length));
+    return this.readv(offset, [dst]);
   }
 
   /** `read` into back-to-back buffers (a request's segments): one host read per contiguous run. */
@@ -348,9 +348,7 @@ export class Qcow2Image implements BlockBackend {
   // ---- writes -------------------------------------------------------------------------------
 
   async write(offset: number, src: Uint8Array): Promise<void> {
-    if (this.readonly) throw new ReadOnlyError(this.path);
-    this.checkRange(offset, src.length, 'write');
-    return this.inflight.track(this.writeUnchecked(offset, [src], src.length));
+    return this.writev(offset, [src]);
   }
 
   /** `write` from back-to-back buffers (a request's segments): one host write per contiguous run. */
@@ -669,41 +667,6 @@ export class Qcow2Image implements BlockBackend {
       await this.backing?.close();
     }
   }
-}
-
-function totalLength(bufs: readonly Uint8Array[]): number {
-  let n = 0;
-  for (const b of bufs) n += b.length;
-  return n;
-}
-
-/** Views of bytes [start, start + len) of `bufs` taken back to back (no copy; no empty views). */
-function sliceBuffers(bufs: readonly Uint8Array[], start: number, len: number): Uint8Array[] {
-  const out: Uint8Array[] = [];
-  for (const b of bufs) {
-    if (len <= 0) break;
-    if (start >= b.length) {
-      start -= b.length;
-      continue;
-    }
-    const n = Math.min(b.length - start, len);
-    out.push(b.subarray(start, start + n));
-    len -= n;
-    start = 0;
-  }
-  return out;
-}
-
-/** One buffer with the bytes of `bufs` (the buffer itself when there is just one). */
-function joinBuffers(bufs: Uint8Array[]): Uint8Array {
-  if (bufs.length === 1) return bufs[0];
-  const out = new Uint8Array(totalLength(bufs));
-  let at = 0;
-  for (const b of bufs) {
-    out.set(b, at);
-    at += b.length;
-  }
-  return out;
 }
 
 /** Copies `src` into `dsts` back to back. */
