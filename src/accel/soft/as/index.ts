@@ -23,7 +23,7 @@ import { codeBits } from './state';
 // wasm globals, the lazy-flag helpers and the few operations they do not inline.
 export { rip, cpl } from './state';
 export { lfOp, lfSize, lfRes, lfA, lfB, lfCin, lfEager, flagsOther, cond, getCF, getFlags, patchStatus } from './flags';
-export { shift, imulTrunc, bitScan } from './alu';
+export { shift, bitScan } from './alu';
 export { jitEnable, jitMarkPage, jitTune, jitLookup, jitChained, jitCalls, jitRuns, jitTlbMiss, jitClaims, jitSides, jitInvalidations } from './jit';
 
 export const EXIT_BUDGET: i32 = 0;
@@ -66,13 +66,13 @@ function interruptible(): bool {
   return load<i32>(S + O_INTR_REQUEST) != 0 && (flagsOther & F_IF) != 0;
 }
 
+/** Instructions the run loop interpreted (for the JIT's statistics). */
+export let jitInterpreted: u64 = 0;
+
 /**
  * Execute up to `budget` instructions. Returns an EXIT_* code; EXIT_INTR means an external
  * interrupt can be taken now (the host acknowledges it and calls deliverExternal()).
  */
-/** Instructions the run loop interpreted (for the JIT's statistics). */
-export let jitInterpreted: u64 = 0;
-
 export function run(budget: i32): i32 {
   clearStop();
   clearUnsupported();

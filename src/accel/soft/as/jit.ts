@@ -96,6 +96,15 @@ export let jitChained: u64 = 0;
 /** Code pages made stale by a write (guest writes through the TLB fill path or physWrite). */
 export let jitInvalidations: u64 = 0;
 
+/** Host address of the code byte at RIP `r` through the fetch TLB, or -1 when it has no entry. */
+function codeHost(r: u64): i64 {
+  const vpn = r >> 12;
+  const tb = S + O_TLB + (4 + (cpl == 3 ? 1 : 0)) * TLB_BYTES; // fetch TLB (K_FETCH = 2)
+  const i = (<u32>vpn & (TLB_N - 1)) << 3;
+  if (load<u64>(tb + i) != vpn) return -1;
+  return <i64>(<u32>(r + load<u64>(tb + TLB_N * 8 + i)));
+}
+
 /** Whether entry `e` is the block table's entry for (r, host, current CPL). */
 function holds(e: u32, r: u64, host: u32): bool {
   return load<u64>(e, E_RIP) == r && load<u32>(e, E_HOST) == host && <i32>load<u8>(e, E_CPL) == cpl;
@@ -113,11 +122,9 @@ export function jitTry(left: i32): i32 {
   jitRefusedHere = false;
   jitCalls++;
   const r = rip;
-  const vpn = r >> 12;
-  const tb = S + O_TLB + (4 + (cpl == 3 ? 1 : 0)) * TLB_BYTES; // fetch TLB (K_FETCH = 2)
-  const i = (<u32>vpn & (TLB_N - 1)) << 3;
-  if (load<u64>(tb + i) != vpn) { jitTlbMiss++; return -1; }
-  const host = <u32>(r + load<u64>(tb + TLB_N * 8 + i));
+  const h = codeHost(r);
+  if (h < 0) { jitTlbMiss++; return -1; }
+  const host = <u32>h;
   // two-way: a start lives in slot(r) or its neighbour
   let e = slot(r);
   if (!holds(e, r, host)) {
@@ -202,11 +209,9 @@ function runEntry(e: u32, host: u32, left: i32): i32 {
  */
 export function jitLookup(target: u64, left: i32): i32 {
   if (load<i32>(S + O_INTR_REQUEST) != 0) return 0;
-  const vpn = target >> 12;
-  const tb = S + O_TLB + (4 + (cpl == 3 ? 1 : 0)) * TLB_BYTES;
-  const i = (<u32>vpn & (TLB_N - 1)) << 3;
-  if (load<u64>(tb + i) != vpn) return 0;
-  const host = <u32>(target + load<u64>(tb + TLB_N * 8 + i));
+  const h = codeHost(target);
+  if (h < 0) return 0;
+  const host = <u32>h;
   let e = slot(target);
   if (!holds(e, target, host)) {
     e ^= 32;

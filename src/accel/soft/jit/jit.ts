@@ -29,6 +29,11 @@ const MAX_SLOTS = 1 << 16;
 const DEFAULT_HOT = 150;
 const DEFAULT_WAIT = 16;
 
+/** Magic and version of a wasm binary (core spec 5.5.16). */
+const WASM_HEADER = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
+/** The type of every block function: (budget, instructions retired before it) -> retired. */
+const BLOCK_TYPE = [0x60, 2, T_I32, T_I32, 1, T_I32];
+
 const GLOBAL_NAMES = ['rip', 'lfOp', 'lfSize', 'lfRes', 'lfA', 'lfB', 'lfCin', 'lfEager', 'flagsOther'] as const;
 const GLOBAL_TYPES = [T_I64, T_I32, T_I32, T_I64, T_I64, T_I64, T_I32, T_I32, T_I32];
 // imported helpers: name, params, results (type index = position + 1; type 0 is a block)
@@ -88,9 +93,9 @@ export class SoftJit {
     this.view = new DataView(buf);
     this.compiler = new BlockCompiler(new Uint8Array(buf));
     const c: Record<string, unknown> = { m: memory };
-    const imported: Record<string, unknown> = { ...core, chain: chainTrampoline(table, core.jitLookup) };
+    const chain = chainTrampoline(table, core.jitLookup);
     GLOBAL_NAMES.forEach((n, i) => { c[`g${i}`] = core[n]; });
-    FUNCS.forEach(([n], i) => { c[`f${i}`] = imported[n]; });
+    FUNCS.forEach(([n], i) => { c[`f${i}`] = n === 'chain' ? chain : core[n]; });
     this.imports = { c };
     this.markPage = core.jitMarkPage as (host: number) => number;
     this.enable = core.jitEnable as (on: number) => void;
@@ -259,11 +264,11 @@ export class SoftJit {
 
 function buildModule(bodies: Bytes[]): Uint8Array {
   const out = new Bytes();
-  out.bytes([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
+  out.bytes(WASM_HEADER);
   // types: 0 = block (i32, i32) -> i32, then one per helper
   const types = new Bytes();
   types.u32(1 + FUNCS.length);
-  types.byte(0x60).u32(2).byte(T_I32).byte(T_I32).u32(1).byte(T_I32); // (budget, retired before) -> retired
+  types.bytes(BLOCK_TYPE);
   for (const [, params, results] of FUNCS) {
     types.byte(0x60).u32(params.length).bytes(params).u32(results.length).bytes(results);
   }
@@ -301,10 +306,10 @@ function buildModule(bodies: Bytes[]): Uint8Array {
  */
 function chainTrampoline(table: WasmTable, lookup: unknown): unknown {
   const out = new Bytes();
-  out.bytes([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
+  out.bytes(WASM_HEADER);
   const types = new Bytes();
   types.u32(3);
-  types.byte(0x60).u32(2).byte(T_I32).byte(T_I32).u32(1).byte(T_I32); // 0: a block
+  types.bytes(BLOCK_TYPE); // 0
   types.byte(0x60).u32(2).byte(T_I64).byte(T_I32).u32(1).byte(T_I32); // 1: jitLookup(target, left) -> table index
   types.byte(0x60).u32(3).byte(T_I64).byte(T_I32).byte(T_I32).u32(1).byte(T_I32); // 2: chain
   section(out, 1, types);
