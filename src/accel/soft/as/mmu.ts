@@ -82,14 +82,25 @@ export function physToHost(pa: u64, len: u32, write: bool): i64 {
   return -1;
 }
 
+/** A 1-, 2-, 4- or 8-byte little-endian value at host address `p` (guest RAM in this memory). */
+function loadHost(p: usize, size: i32): u64 {
+  if (size == 1) return <u64>load<u8>(p);
+  if (size == 2) return <u64>load<u16>(p);
+  if (size == 4) return <u64>load<u32>(p);
+  return load<u64>(p);
+}
+
+function storeHost(p: usize, size: i32, v: u64): void {
+  if (size == 1) store<u8>(p, <u8>v);
+  else if (size == 2) store<u16>(p, <u16>v);
+  else if (size == 4) store<u32>(p, <u32>v);
+  else store<u64>(p, v);
+}
+
 export function physRead(pa: u64, size: i32): u64 {
   const h = physToHost(pa, <u32>size, false);
   if (h >= 0) {
-    const p = <usize>h;
-    if (size == 1) return <u64>load<u8>(p);
-    if (size == 2) return <u64>load<u16>(p);
-    if (size == 4) return <u64>load<u32>(p);
-    return load<u64>(p);
+    return loadHost(<usize>h, size);
   }
   return mmioReadSized(pa, size);
 }
@@ -99,10 +110,7 @@ export function physWrite(pa: u64, size: i32, v: u64): void {
   if (h >= 0) {
     const p = <usize>h;
     jitNoteWrite(<u32>p);
-    if (size == 1) store<u8>(p, <u8>v);
-    else if (size == 2) store<u16>(p, <u16>v);
-    else if (size == 4) store<u32>(p, <u32>v);
-    else store<u64>(p, v);
+    storeHost(p, size, v);
     return;
   }
   mmioWriteSized(pa, size, v);
@@ -386,11 +394,7 @@ export function readLin(lin: u64, size: i32, user: bool): u64 {
   }
   const h = translate(lin, K_READ, user);
   if (h >= 0) {
-    const p = <usize>h;
-    if (size == 1) return <u64>load<u8>(p);
-    if (size == 2) return <u64>load<u16>(p);
-    if (size == 4) return <u64>load<u32>(p);
-    return load<u64>(p);
+    return loadHost(<usize>h, size);
   }
   return mmioReadSized(lastPhys, size);
 }
@@ -407,11 +411,7 @@ export function writeLin(lin: u64, size: i32, v: u64, user: bool): void {
   }
   const h = translate(lin, K_WRITE, user);
   if (h >= 0) {
-    const p = <usize>h;
-    if (size == 1) store<u8>(p, <u8>v);
-    else if (size == 2) store<u16>(p, <u16>v);
-    else if (size == 4) store<u32>(p, <u32>v);
-    else store<u64>(p, v);
+    storeHost(<usize>h, size, v);
     return;
   }
   mmioWriteSized(lastPhys, size, v);
