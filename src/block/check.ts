@@ -18,7 +18,7 @@ import { probeFormat } from './probe.js';
 import { BlockError } from './errors.js';
 import { EXT_BITMAPS, H, HI_COPIED, INCOMPAT_CORRUPT, INCOMPAT_DIRTY } from './qcow2/format.js';
 import { headerClusterSize, parseHeader, type Qcow2Header } from './qcow2/header.js';
-import { compressedClusters, decodeL2Entry, entryOffset } from './qcow2/mapping.js';
+import { compressedClusters, decodeL2Entry, entryOffset, type ClusterMapping } from './qcow2/mapping.js';
 import { decodeOffsetTable, encodeU64, getRefcountEntry, setRefcountEntry } from './qcow2/refcount.js';
 
 export interface CheckResult {
@@ -290,16 +290,8 @@ class Checker {
       const l2 = await this.file.readNew(off, cs);
       const l2v = new DataView(l2.buffer);
       let changed = false;
-      for (let j = 0; j < cs / 8; j++) {
-        const ehi = l2v.getUint32(j * 8);
-        const elo = l2v.getUint32(j * 8 + 4);
-        if (ehi === 0 && elo === 0) continue;
-        let m;
-        try {
-          m = decodeL2Entry(ehi, elo, h.clusterBits, h.version, this.file.path);
-        } catch {
-          continue;
-        }
+      for (const { j, hi: ehi, m } of this.l2Entries(l2v)) {
+        if (!m) continue; // undecodable: left as it is (check reports it)
         let wantHi = ehi;
         if (m.kind === 'compressed') wantHi = (ehi & ~HI_COPIED) >>> 0;
         else if ((m.kind === 'normal' || m.kind === 'zero') && m.hostOffset !== 0) {
@@ -316,8 +308,23 @@ class Checker {
     await this.file.datasync();
   }
 
+  /** The non-empty entries of an L2 table, decoded, or with the reason they cannot be. */
+  private *l2Entries(l2v: DataView): Generator<{ j: number; hi: number; m: ClusterMapping | null; error?: Error }> {
+    const { h } = this;
+    for (let j = 0; j < this.cs / 8; j++) {
+      const hi = l2v.getUint32(j * 8);
+      const lo = l2v.getUint32(j * 8 + 4);
+      if (hi === 0 && lo === 0) continue;
+      try {
+        yield { j, hi, m: decodeL2Entry(hi, lo, h.clusterBits, h.version, this.file.path) };
+      } catch (e) {
+        yield { j, hi, m: null, error: e as Error };
+      }
+    }
+  }
+
   private async walkL1(l1Offset: number, l1Size: number, which: string, stored: ((c: number) => number) | null): Promise<void> {
-    const { cs, h } = this;
+    const { cs } = this;
     if (l1Size === 0) return;
     if (l1Offset % cs !== 0) {
       this.corrupt(`${which} L1 table at unaligned offset ${l1Offset}`);
@@ -346,16 +353,9 @@ class Checker {
     }
     for (const [off, times] of tables) {
       const l2 = await this.file.readNew(off, cs);
-      const l2v = new DataView(l2.buffer);
-      for (let j = 0; j < cs / 8; j++) {
-        const ehi = l2v.getUint32(j * 8);
-        const elo = l2v.getUint32(j * 8 + 4);
-        if (ehi === 0 && elo === 0) continue;
-        let m;
-        try {
-          m = decodeL2Entry(ehi, elo, h.clusterBits, h.version, this.file.path);
-        } catch (e) {
-          this.corrupt(`${which} L2 table at ${off}, entry ${j}: ${(e as Error).message.replace(/^.*corrupt image: /, '')}`);
+      for (const { j, hi: ehi, m, error } of this.l2Entries(new DataView(l2.buffer))) {
+        if (!m) {
+          this.corrupt(`${which} L2 table at ${off}, entry ${j}: ${error!.message.replace(/^.*corrupt image: /, '')}`);
           continue;
         }
         if (m.kind === 'compressed') {
