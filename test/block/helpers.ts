@@ -6,6 +6,7 @@ import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { xorshift32 } from '../support/xorshift.js';
 
 export function tempDir(tag: string): string {
   return mkdtempSync(join(tmpdir(), `tsvm-block-${tag}-`));
@@ -14,29 +15,15 @@ export function tempDir(tag: string): string {
 /** Deterministic bytes: a small xorshift generator seeded by `seed`. */
 export function pattern(length: number, seed: number): Uint8Array {
   const b = new Uint8Array(length);
-  let x = (seed * 2654435761) >>> 0 || 1;
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    b[i] = x & 0xff;
-  }
+  const next = xorshift32((seed * 2654435761) >>> 0 || 1);
+  for (let i = 0; i < length; i++) b[i] = next() & 0xff;
   return b;
 }
 
 /** A seeded PRNG returning integers in [0, n). */
 export function rng(seed: number): (n: number) => number {
-  let x = seed >>> 0 || 0x9e3779b9;
-  return (n: number) => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x % n;
-  };
+  const next = xorshift32(seed >>> 0 || 0x9e3779b9);
+  return (n: number) => next() % n;
 }
 
 const IMG_COMMAND_JS = fileURLToPath(new URL('../../src/cli/img-command.js', import.meta.url));

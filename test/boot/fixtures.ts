@@ -1,5 +1,6 @@
 // Builders for small synthetic kernels (ELF images, bzImages) and helpers shared by the boot tests.
 import { spawnSync } from 'node:child_process';
+export { rng } from '../support/xorshift.js';
 
 export interface SegSpec {
   paddr: number;
@@ -218,15 +219,3 @@ export function runTool(name: string, args: string[], input: Uint8Array): Uint8A
   return new Uint8Array(r.stdout);
 }
 
-/** A small deterministic PRNG for fuzzing. */
-export function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x;
-  };
-}

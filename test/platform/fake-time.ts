@@ -2,6 +2,7 @@
 // timers run in deadline order with the clock set to each deadline, as a CPU loop would see.
 
 import { PlatformClock } from '../../src/devices/platform/clock.js';
+export { rng } from '../support/xorshift.js';
 
 export class FakeTime {
   t = 0;
@@ -28,18 +29,6 @@ export class FakeTime {
   }
 }
 
-/** A small deterministic PRNG (xorshift32) for the hostile-input loops. */
-export function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x;
-  };
-}
 
 export function pickSize(r: number): 1 | 2 | 4 {
   return ([1, 2, 4] as const)[r % 3];

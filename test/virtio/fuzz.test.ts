@@ -14,19 +14,8 @@ import { MemoryBlockBackend } from '../../src/devices/virtio/block-backend.js';
 import { STATUS_DEVICE_NEEDS_RESET, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE } from '../../src/devices/virtio/constants.js';
 import { TestMachine, VirtioDriver, settle } from './guest-driver.js';
 import { LoopbackNetBackend } from './net-helpers.js';
+import { rng } from '../support/xorshift.js';
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    // xorshift32
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s;
-  };
-}
 
 const RAM = 4 << 20;
 
