@@ -7,7 +7,7 @@ import { constants } from 'node:fs';
 import { BlockError, fsError, ReadOnlyError } from './errors.js';
 import { punchHole, zeroRange } from './fallocate.js';
 import { readNowait } from './nowait.js';
-import { sliceBuffers, totalLength } from './buffers.js';
+import { sliceBuffers, totalLength } from '../memory/buffers.js';
 
 /**
  * Reads up to this size first try the page cache synchronously (nowait.ts), so the event loop is

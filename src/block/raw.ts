@@ -3,7 +3,7 @@
 // fdatasync; discard punches a hole (fallocate) and falls back to writing zeros.
 import type { BlockBackend } from './backend.js';
 import { BlockError, ReadOnlyError } from './errors.js';
-import { joinBuffers, totalLength } from './buffers.js';
+import { joinBuffers, totalLength } from '../memory/buffers.js';
 import { ImageFile } from './image-file.js';
 
 /** The qcow2 magic "QFI\xfb": what makes a probed raw image look like a qcow2 one. */

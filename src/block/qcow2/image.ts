@@ -22,7 +22,7 @@
 // (refcount.ts). The L2 cache writes back dirty tables by the same steps 2-3 when it fills up.
 import type { BlockBackend } from '../backend.js';
 import { BlockError, CorruptImageError, ReadOnlyError, UnsupportedImageError } from '../errors.js';
-import { joinBuffers, sliceBuffers, totalLength } from '../buffers.js';
+import { joinBuffers, scatter, sliceBuffers, totalLength } from '../../memory/buffers.js';
 import { ImageFile } from '../image-file.js';
 import { InFlight, Mutex } from '../mutex.js';
 import { compressedClusters, compressedRange, decodeL1Entry, decodeL2Entry, encodeL2Normal, encodeL2Zero, type ClusterMapping } from './mapping.js';
@@ -285,7 +285,7 @@ export class Qcow2Image implements BlockBackend {
         }
         case 'compressed': {
           const data = await this.readCompressed(m);
-          scatterInto(sliceBuffers(dsts, pos, n), data.subarray(inCluster, inCluster + n));
+          scatter(sliceBuffers(dsts, pos, n), data.subarray(inCluster, inCluster + n));
           break;
         }
       }
@@ -669,11 +669,3 @@ export class Qcow2Image implements BlockBackend {
   }
 }
 
-/** Copies `src` into `dsts` back to back. */
-function scatterInto(dsts: Uint8Array[], src: Uint8Array): void {
-  let at = 0;
-  for (const d of dsts) {
-    d.set(src.subarray(at, at + d.length));
-    at += d.length;
-  }
-}

@@ -12,7 +12,8 @@
 import type { BlockBackend } from './block-backend.js';
 import { VIRTIO_ID_BLOCK, bit } from './constants.js';
 import type { VirtioDevice, VirtioDeviceContext } from './device.js';
-import { type DescChain, type Segment, gather, scatter, slice } from './queue.js';
+import { type DescChain, type Segment } from './queue.js';
+import { gather, scatter, sliceBuffers } from '../../memory/buffers.js';
 
 /** Feature bits (§5.2.3). */
 export const VIRTIO_BLK_F_SIZE_MAX = 1;
@@ -173,9 +174,9 @@ export class VirtioBlk implements VirtioDevice {
     const hv = new DataView(hdr.buffer);
     const type = hv.getUint32(0, true);
     const sector = hv.getUint32(8, true) + hv.getUint32(12, true) * 2 ** 32;
-    const inData = slice(chain.writable, 0, chain.writableLength - 1);
+    const inData = sliceBuffers(chain.writable, 0, chain.writableLength - 1);
     const inLength = chain.writableLength - 1;
-    const outData = slice(chain.readable, 16, chain.readableLength - 16);
+    const outData = sliceBuffers(chain.readable, 16, chain.readableLength - 16);
     const outLength = chain.readableLength - 16;
     switch (type) {
       case VIRTIO_BLK_T_IN:

@@ -13,7 +13,7 @@
 // Once the driver writes, the port is set up; Linux then keeps input until hvc0 is read.
 import { VIRTIO_ID_CONSOLE, bit } from './constants.js';
 import type { VirtioDevice, VirtioDeviceContext } from './device.js';
-import { gather, scatter } from './queue.js';
+import { gather, scatter } from '../../memory/buffers.js';
 
 export const VIRTIO_CONSOLE_F_SIZE = 0;
 export const VIRTIO_CONSOLE_F_MULTIPORT = 1;

@@ -14,7 +14,8 @@
 // is full the backend is paused until the guest adds buffers.
 import { VIRTIO_ID_NET, bit } from './constants.js';
 import type { VirtioDevice, VirtioDeviceContext } from './device.js';
-import { type DescChain, gather, scatter } from './queue.js';
+import { type DescChain } from './queue.js';
+import { gather, scatter } from '../../memory/buffers.js';
 
 /** Feature bits (§5.1.3). */
 export const VIRTIO_NET_F_CSUM = 0;
