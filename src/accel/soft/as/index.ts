@@ -16,7 +16,7 @@ import { pendVector, pendErr, pendHasErr, unsupported, clearUnsupported, clearPe
 import { deliverPending as deliver, deliverExternal as external, lastVector, lastError } from './except';
 import { setApicId, setApicPresent } from './cpuid';
 import { fpuPowerOn } from './fpu';
-import { jitOn, jitTry, jitSide, jitRefusedHere, jitFlushPending } from './jit';
+import { jitOn, jitTry, jitSide, jitRefusedHere, jitFlushPending, jitNoteInterpreted } from './jit';
 import { codeBits } from './state';
 
 // What compiled blocks (src/accel/soft/jit/) import from the core: the hot state that lives in
@@ -24,7 +24,7 @@ import { codeBits } from './state';
 export { rip, cpl } from './state';
 export { lfOp, lfSize, lfRes, lfA, lfB, lfCin, lfEager, flagsOther, cond, getCF, getFlags, patchStatus } from './flags';
 export { shift, bitScan } from './alu';
-export { jitEnable, jitMarkPage, jitTune, jitLookup, jitChained, jitCalls, jitRuns, jitTlbMiss, jitClaims, jitSides, jitInvalidations } from './jit';
+export { jitEnable, jitMarkPage, jitTune, jitLookup, jitChained, jitSamePage, jitCalls, jitInterpretedAfter, jitRuns, jitTlbMiss, jitClaims, jitSides, jitInvalidations } from './jit';
 
 export const EXIT_BUDGET: i32 = 0;
 export const EXIT_HLT: i32 = 1;
@@ -89,6 +89,7 @@ export function run(budget: i32): i32 {
       side = true; // the instruction in the STI / MOV SS shadow runs alone, then interrupts are checked
     } else if (interruptible()) { jitFlushPending(); return EXIT_INTR; }
     if (jitOn && !side && look && codeBits == 64) {
+      jitNoteInterpreted(jitInterpreted); // what the last lookup's outcome cost
       const done = jitTry(budget - n);
       if (done >= 0) {
         icount += <u64>done;

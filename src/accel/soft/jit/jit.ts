@@ -28,6 +28,8 @@ const MAX_SLOTS = 1 << 16;
 /** The core's defaults (as/jit.ts JIT_HOT, JIT_WAIT). */
 const DEFAULT_HOT = 150;
 const DEFAULT_WAIT = 16;
+/** What kept instructions interpreted (as/jit.ts WHY_*, in order). */
+const WHY_NAMES = ['no lookup', 'fetch-TLB miss', 'set full', 'new start', 'over budget', 'page written', 'counting', 'queued', 'refused', 'side exit'];
 
 /** Magic and version of a wasm binary (core spec 5.5.16). */
 const WASM_HEADER = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
@@ -85,6 +87,8 @@ export class SoftJit {
   async = true;
   /** Modules being compiled on V8's threads (their blocks wait, interpreted, until installed). */
   inFlight = 0;
+  /** Milliseconds from flush to install of each asynchronously compiled module (statistics). */
+  private readonly latencies: number[] = [];
   private readonly markPage: (host: number) => number;
   private readonly enable: (on: number) => void;
 
@@ -114,7 +118,13 @@ export class SoftJit {
       process.once('exit', () => {
         const s = this.stats;
         const g = (n: string) => Number((core[n] as { value: bigint } | undefined)?.value ?? 0n);
-        process.stderr.write(`tsvm: soft JIT: lookups ${g('jitCalls')}, blocks run ${g('jitRuns')} (+ ${g('jitChained')} entered by tail calls), fetch-TLB misses ${g('jitTlbMiss')}, entries claimed ${g('jitClaims')}, side exits ${g('jitSides')}, code pages written ${g('jitInvalidations')}, ${(g('jitInterpreted') / 1e6).toFixed(1)} M instructions interpreted\n`);
+        process.stderr.write(`tsvm: soft JIT: lookups ${g('jitCalls')}, blocks run ${g('jitRuns')} (+ ${g('jitChained')} entered by tail calls, ${g('jitSamePage')} same page), fetch-TLB misses ${g('jitTlbMiss')}, entries claimed ${g('jitClaims')}, side exits ${g('jitSides')}, code pages written ${g('jitInvalidations')}, ${(g('jitInterpreted') / 1e6).toFixed(1)} M instructions interpreted\n`);
+        const after = core.jitInterpretedAfter as (why: number) => number;
+        const whys = WHY_NAMES.map((n, i) => `${n} ${(after(i) / 1e6).toFixed(1)} M`).join(', ');
+        process.stderr.write(`tsvm: soft JIT: interpreted after a lookup found: ${whys}\n`);
+        const lat = this.latencies.sort((a, b) => a - b);
+        const q = (f: number) => (lat[Math.floor(f * (lat.length - 1))] ?? 0).toFixed(1);
+        if (lat.length > 0) process.stderr.write(`tsvm: soft JIT: from queue flush to installed: median ${q(0.5)} ms, 90th percentile ${q(0.9)} ms\n`);
         if (process.env.TSVM_SOFT_JIT_STATS === '2') {
           const top = [...stops].sort((a, b) => b[1] - a[1]).slice(0, 25).map(([k, n]) => `${k}: ${n}`);
           process.stderr.write(`tsvm: soft JIT: blocks stopped at: ${top.join('; ')}\n`);
@@ -227,8 +237,13 @@ export class SoftJit {
         // (E_FN -1) and the interpreter runs them.
         const epoch = this.epoch;
         this.inFlight++;
+        const flushed = performance.now();
         wasm.compile(bytes).then(
-          (mod) => { this.inFlight--; if (epoch === this.epoch) this.install(mod, done); },
+          (mod) => {
+            this.inFlight--;
+            if (epoch === this.epoch) this.install(mod, done);
+            if (this.latencies.length < 100_000) this.latencies.push(performance.now() - flushed);
+          },
           (err: unknown) => { this.inFlight--; process.stderr.write(`tsvm: soft JIT: a module failed to compile: ${String(err)}\n`); },
         );
       } else {
