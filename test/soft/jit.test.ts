@@ -329,6 +329,39 @@ test('JIT: run(n) retires exactly n instructions', { skip }, async () => {
   assert.ok(r.m.cpu.jit!.stats.blocks > 0);
 });
 
+test('JIT: branch targets compiled along with a hot block are tail-called directly, budget and all', { skip }, async () => {
+  const src = `
+    mov rcx, 3000
+    xor eax, eax
+    mov rdx, 7
+  top:
+    test cl, 1
+    jnz odd
+    add rax, 3
+    jmp join
+    times 16 nop ; (the interpreter looks up only branches longer than an instruction can be)
+  odd:
+    add rbx, 5
+    test cl, 2
+    jz join2
+    sub rdx, 1
+    times 16 nop
+  join2:
+    xor rdx, rcx
+  join:
+    dec rcx
+    jnz top
+    hlt
+  `;
+  // blocks hot after 10 runs, compiled at once; 'odd' and 'join2' have run by then
+  const setup: Setup = (_s, m) => { if (m.cpu.jit) { m.cpu.jit.tune(10, 0); m.cpu.jit.siblingMinRuns = 2; } };
+  for (const budget of [2_000_000, 5003]) {
+    const r = await runBoth('long', src, setup, budget);
+    assertSame(r);
+    assert.ok(r.jit.m.cpu.jit!.stats.siblings > 0, 'branch targets were compiled along');
+  }
+});
+
 test('JIT: code below 64-bit mode stays with the interpreter', { skip }, async () => {
   const r = await runBoth('prot32', `
     mov ecx, 100

@@ -153,7 +153,7 @@ export function jitTry(left: i32): i32 {
   const h = codeHost(r);
   if (h < 0) { jitTlbMiss++; jitWhy = WHY_TLB_MISS; return -1; }
   const host = <u32>h;
-  let e = Sets.find(r, host);
+  let e = Sets.find(r, host, <u8>cpl);
   if (e == 0) {
     // a new start: take the way of the set that is cheapest to lose (see victim)
     e = victim(slot(r));
@@ -205,10 +205,9 @@ export function jitTry(left: i32): i32 {
 
 /** The lookup on the hot paths (jitTry, jitLookup), as a class only so that it can be inlined. */
 class Sets {
-  /** The entry of the set of `r` that holds (r, host, current CPL), or 0. */
-  @inline static find(r: u64, host: u32): u32 {
+  /** The entry of the set of `r` that holds (r, host, CPL c), or 0. */
+  @inline static find(r: u64, host: u32, c: u8): u32 {
     let e = slot(r);
-    const c = <u8>cpl;
     if (load<u64>(e, E_RIP) == r && load<u32>(e, E_HOST) == host && load<u8>(e, E_CPL) == c) return e;
     e += 32;
     if (load<u64>(e, E_RIP) == r && load<u32>(e, E_HOST) == host && load<u8>(e, E_CPL) == c) return e;
@@ -241,6 +240,41 @@ function victim(set: u32): u32 {
     if (hot < bestHot) { best = e; bestHot = hot; }
   }
   return best;
+}
+
+/**
+ * How often the start (r, host, CPL c) ran while counting towards JIT_HOT, or -1 when the table
+ * has no counting entry for it (never seen, forgotten, queued, compiled or refused).
+ */
+export function jitCount(r: u64, host: u32, c: u32): i32 {
+  const e = Sets.find(r, host, <u8>c);
+  if (e == 0 || load<i32>(e, E_FN) != 0) return -1;
+  return <i32>load<u32>(e, E_HOTN);
+}
+
+/**
+ * Enter a block the host compiled without it being queued (a branch target compiled along with a
+ * hot block): (r, host, CPL c) runs table function `fn`, compiled under page generation `gen`,
+ * `len` instructions at most. Returns false when it was not entered: its set has no way to spare,
+ * or it is queued (that compilation will enter it) or already compiled and current.
+ */
+export function jitPut(r: u64, host: u32, c: u32, fn: i32, gen: u32, len: u32): bool {
+  let e = Sets.find(r, host, <u8>c);
+  if (e != 0) {
+    const cur = load<i32>(e, E_FN);
+    if (cur == -1 || (cur > 0 && <u32>load<u16>(e, E_GEN) == pageGen(host))) return false;
+  } else {
+    e = victim(slot(r));
+    if (e == 0) return false;
+    store<u64>(e, r, E_RIP);
+    store<u32>(e, host, E_HOST);
+    store<u8>(e, <u8>c, E_CPL);
+  }
+  store<u32>(e, 0, E_HOTN);
+  store<u16>(e, <u16>gen, E_GEN);
+  store<u8>(e, <u8>len, E_LEN);
+  store<i32>(e, fn, E_FN);
+  return true;
 }
 
 /** Queue entry `e` for compilation; true when it was compiled right away (JIT_WAIT 0). */
@@ -278,7 +312,7 @@ export function jitLookup(target: u64, left: i32): i32 {
   const h = codeHost(target);
   if (h < 0) return 0;
   const host = <u32>h;
-  const e = Sets.find(target, host);
+  const e = Sets.find(target, host, <u8>cpl);
   if (e == 0) return 0;
   const fn = load<i32>(e, E_FN);
   if (fn <= 0 || <u32>load<u16>(e, E_GEN) != pageGen(host) || <i32>load<u8>(e, E_LEN) > left) return 0;

@@ -164,6 +164,12 @@ export class BlockCompiler {
   private rep = 0;
   private seg = -1;
 
+  /**
+   * For the block being compiled: the wasm function index of the block at a same-page target in
+   * the same module (the caller then compiles that block too), or -1 (see compile()).
+   */
+  private sibling: ((target: bigint) => number) | null = null;
+
   /** When set, counts the instructions compilation stopped at (their first bytes), for tuning. */
   stops?: Map<string, number>;
 
@@ -173,8 +179,16 @@ export class BlockCompiler {
    * Compile the block at `rip` whose first byte is at host address `host`. Returns the function
    * body (locals + code + end) and the number of instructions, or null when the first
    * instruction cannot be compiled.
+   *
+   * `sibling`, when given, is asked for each target of a taken conditional branch on the block's
+   * page; when it returns a function index (>= 0) the block tail-calls that function directly
+   * instead of going through the chain trampoline and the core's lookup. The caller promises that
+   * the function is the block at that target, compiled from the same page under the same
+   * generation and CPL: it is then current whenever this block is (same page, so the same
+   * translation and the same code bytes), and needs no lookup.
    */
-  compile(rip: bigint, host: number, cpl: number): { body: Bytes; count: number } | null {
+  compile(rip: bigint, host: number, cpl: number, sibling: ((target: bigint) => number) | null = null): { body: Bytes; count: number } | null {
+    this.sibling = sibling;
     this.user = cpl === 3;
     this.cpl = cpl;
     this.fk = null;
@@ -531,6 +545,18 @@ export class BlockCompiler {
     const c = this.code;
     const k1 = this.k + 1;
     this.flushFlags(c, this.pend);
+    const fn = typeof target === 'bigint' && target >> 12n === this.blockPage && this.sibling ? this.sibling(target) : -1;
+    if (fn >= 0) {
+      // a block of this module: call it directly when the budget has room for any block and no
+      // interrupt request is pending (jitLookup's conditions), else return to the core's loop
+      c.get(LEFT).get(N).op(OP.i32Sub).i32c(k1 + MAX_INSNS).op(OP.i32LtS);
+      c.i32c(0).mem(OP.i32Load, 2, S + O.INTR_REQUEST).op(OP.i32Or);
+      c.op(OP.if).byte(0x40).get(N).i32c(k1).op(OP.i32Add).get(ACC).op(OP.i32Add).op(OP.return).op(OP.end);
+      c.get(LEFT).get(N).op(OP.i32Sub).i32c(k1).op(OP.i32Sub);
+      c.get(ACC).get(N).op(OP.i32Add).i32c(k1).op(OP.i32Add);
+      c.op(OP.returnCall).u32(fn);
+      return;
+    }
     if (typeof target === 'bigint') c.i64c(target);
     else c.get(target.local);
     c.get(LEFT).get(N).op(OP.i32Sub).i32c(k1).op(OP.i32Sub);
