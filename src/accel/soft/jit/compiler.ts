@@ -62,8 +62,10 @@ interface Pend {
   synced: boolean; // already stored in the globals
 }
 
-class Bail extends Error {}
-const bail = (): never => { throw new Bail(); };
+/** Thrown when an instruction cannot be compiled (not an Error: capturing a stack trace per block end cost more than compiling an instruction). */
+class Bail {}
+const BAIL = new Bail();
+const bail = (): never => { throw BAIL; };
 
 interface Mem { base: number; index: number; scale: number; disp: bigint; ripRel: boolean }
 interface ModRM { mod: number; reg: number; rm: number; mem?: Mem }
@@ -197,7 +199,7 @@ export class BlockCompiler {
     this.blockStart = rip;
     const pageBase = host & ~0xfff;
     const pageEnd = pageBase + 0x1000;
-    const out = new Bytes();
+    const out = new Bytes(4096);
     let pc = rip;
     let count = 0;
     let ended = false;
@@ -232,7 +234,7 @@ export class BlockCompiler {
       if (r) { ended = true; break; }
     }
     if (count === 0) return null;
-    const body = new Bytes();
+    const body = new Bytes(out.length + 256);
     body.u32(BLOCK_LOCALS.length);
     for (const [n, t] of BLOCK_LOCALS) body.u32(n).byte(t);
     body.byte(OP.loop).byte(0x40);

@@ -340,7 +340,9 @@ export class SoftJit {
 }
 
 function buildModule(bodies: Bytes[]): Uint8Array {
-  const out = new Bytes();
+  let size = 0;
+  for (const b of bodies) size += b.length + 8;
+  const out = new Bytes(size + 1024);
   out.bytes(WASM_HEADER);
   // types: 0 = block (i32, i32) -> i32, then one per helper
   const types = new Bytes();
@@ -365,7 +367,7 @@ function buildModule(bodies: Bytes[]): Uint8Array {
   exp.u32(bodies.length);
   for (let i = 0; i < bodies.length; i++) exp.name(`f${i}`).byte(0x00).u32(FUNCS.length + i);
   section(out, 7, exp);
-  const code = new Bytes();
+  const code = new Bytes(size + 16);
   code.u32(bodies.length);
   for (const b of bodies) code.u32(b.length).append(b);
   section(out, 10, code);
