@@ -130,9 +130,6 @@ export let jitClaims: u64 = 0;
 export let jitSides: u64 = 0;
 /** Blocks entered by a tail call from another block (jitLookup). */
 export let jitChained: u64 = 0;
-/** ... of which the target is on the page of the block entered before it (about 2 in 3). */
-export let jitSamePage: u64 = 0;
-let lastTarget: u64 = 0;
 /** Code pages made stale by a write (guest writes through the TLB fill path or physWrite). */
 export let jitInvalidations: u64 = 0;
 
@@ -159,10 +156,8 @@ export function jitTry(left: i32): i32 {
     e = victim(slot(r));
     if (e == 0) { jitWhy = WHY_BUSY; return -1; }
     jitClaims++;
-    store<u64>(e, r, E_RIP);
-    store<u32>(e, host, E_HOST);
+    claim(e, r, host, cpl);
     store<i32>(e, 0, E_FN);
-    store<u8>(e, <u8>cpl, E_CPL);
     store<u32>(e, 1, E_HOTN);
     if (JIT_HOT <= 1 && enqueue(e)) return runEntry(e, host, left);
     jitWhy = WHY_NEW;
@@ -173,7 +168,6 @@ export function jitTry(left: i32): i32 {
     if (<u32>load<u16>(e, E_GEN) == pageGen(host)) {
       if (<i32>load<u8>(e, E_LEN) > left) { jitWhy = WHY_BUDGET; return -1; }
       jitRuns++;
-      lastTarget = r;
       const n = call_indirect<i32>(<u32>fn, left, 0);
       if (n >= 0) return n;
       jitSide = true;
@@ -205,18 +199,27 @@ export function jitTry(left: i32): i32 {
 
 /** The lookup on the hot paths (jitTry, jitLookup), as a class only so that it can be inlined. */
 class Sets {
-  /** The entry of the set of `r` that holds (r, host, CPL c), or 0. */
+  /** The entry of the set of `r` that holds (r, host, CPL c), or 0 (the four ways unrolled). */
   @inline static find(r: u64, host: u32, c: u8): u32 {
-    let e = slot(r);
-    if (load<u64>(e, E_RIP) == r && load<u32>(e, E_HOST) == host && load<u8>(e, E_CPL) == c) return e;
-    e += 32;
-    if (load<u64>(e, E_RIP) == r && load<u32>(e, E_HOST) == host && load<u8>(e, E_CPL) == c) return e;
-    e += 32;
-    if (load<u64>(e, E_RIP) == r && load<u32>(e, E_HOST) == host && load<u8>(e, E_CPL) == c) return e;
-    e += 32;
-    if (load<u64>(e, E_RIP) == r && load<u32>(e, E_HOST) == host && load<u8>(e, E_CPL) == c) return e;
+    const e = slot(r);
+    if (Sets.holds(e, r, host, c)) return e;
+    if (Sets.holds(e + 32, r, host, c)) return e + 32;
+    if (Sets.holds(e + 64, r, host, c)) return e + 64;
+    if (Sets.holds(e + 96, r, host, c)) return e + 96;
     return 0;
   }
+
+  /** Whether entry `e` is the block table's entry for (r, host, CPL c). */
+  @inline static holds(e: u32, r: u64, host: u32, c: u8): bool {
+    return load<u64>(e, E_RIP) == r && load<u32>(e, E_HOST) == host && load<u8>(e, E_CPL) == c;
+  }
+}
+
+/** Entry `e` now belongs to the start (r, host, CPL c); the caller sets its state. */
+function claim(e: u32, r: u64, host: u32, c: u32): void {
+  store<u64>(e, r, E_RIP);
+  store<u32>(e, host, E_HOST);
+  store<u8>(e, <u8>c, E_CPL);
 }
 
 /**
@@ -266,9 +269,7 @@ export function jitPut(r: u64, host: u32, c: u32, fn: i32, gen: u32, len: u32): 
   } else {
     e = victim(slot(r));
     if (e == 0) return false;
-    store<u64>(e, r, E_RIP);
-    store<u32>(e, host, E_HOST);
-    store<u8>(e, <u8>c, E_CPL);
+    claim(e, r, host, c);
   }
   store<u32>(e, 0, E_HOTN);
   store<u16>(e, <u16>gen, E_GEN);
@@ -317,8 +318,6 @@ export function jitLookup(target: u64, left: i32): i32 {
   const fn = load<i32>(e, E_FN);
   if (fn <= 0 || <u32>load<u16>(e, E_GEN) != pageGen(host) || <i32>load<u8>(e, E_LEN) > left) return 0;
   jitChained++;
-  if ((target >> 12) == (lastTarget >> 12)) jitSamePage++;
-  lastTarget = target;
   return fn;
 }
 

@@ -294,9 +294,11 @@ export class BlockCompiler {
       return { body, count };
     }
     // prologue: the registers the block uses, into locals
+    const pro = new Code();
     for (let r = 0; r < 16; r++) {
-      if (this.used & (1 << r)) body.byte(OP.i32Const).byte(0).byte(OP.i64Load).byte(3).u32(S + O.GPR + r * 8).byte(OP.localSet).u32(RG + r);
+      if (this.used & (1 << r)) pro.i32c(0).mem(OP.i64Load, 3, S + O.GPR + r * 8).set(RG + r);
     }
+    body.append(pro);
     // every exit sets XV/XK (XT) and branches out of this wasm block to the epilogue
     body.byte(OP.block).byte(0x40).byte(OP.loop).byte(0x40);
     body.append(out);
@@ -314,10 +316,10 @@ export class BlockCompiler {
    * trampoline for a chaining exit, or return the count.
    */
   private epilogue(body: Bytes): void {
-    for (let r = 0; r < 16; r++) {
-      if (this.written & (1 << r)) body.byte(OP.i32Const).byte(0).byte(OP.localGet).u32(RG + r).byte(OP.i64Store).byte(3).u32(S + O.GPR + r * 8);
-    }
     const c = new Code();
+    for (let r = 0; r < 16; r++) {
+      if (this.written & (1 << r)) c.i32c(0).get(RG + r).store(8, S + O.GPR + r * 8);
+    }
     c.get(XV).get(N).op(OP.i32Add).set(XV);
     c.get(XK).i32c(EXIT_SIDE).op(OP.i32Eq).op(OP.if).byte(0x40).i32c(-1).get(XV).get(ACC).op(OP.i32Add).op(OP.i32Sub).op(OP.return).op(OP.end);
     c.get(XK).i32c(EXIT_CHAIN).op(OP.i32Eq).op(OP.if).byte(0x40);
@@ -460,14 +462,17 @@ export class BlockCompiler {
     c.get(I).mem(OP.i64Load, 3, tb + TLB_N * 8).get(L).op(OP.i64Add).op(OP.i32WrapI64).set(h);
   }
 
+  /** Whether byte register number r is AH..BH (4..7 without a REX prefix; vol. 2A 3.7.2.1). */
+  private highByte(size: number, r: number): boolean { return size === 1 && this.rex === 0 && r >= 4 && r < 8; }
+
   /** Push a register operand of `size` (byte registers without REX: AH..BH for 4..7). */
   private getReg(size: number, r: number): void {
     if (!this.regs) {
-      if (size === 1 && this.rex === 0 && r >= 4 && r < 8) this.code.i32c(0).load(1, S + (r - 4) * 8 + 1);
+      if (this.highByte(size, r)) this.code.i32c(0).load(1, S + (r - 4) * 8 + 1);
       else this.code.i32c(0).load(size, S + r * 8);
       return;
     }
-    if (size === 1 && this.rex === 0 && r >= 4 && r < 8) { this.reg64(r - 4); this.code.i64c(8n).op(OP.i64ShrU).mask(1); return; }
+    if (this.highByte(size, r)) { this.reg64(r - 4); this.code.i64c(8n).op(OP.i64ShrU).mask(1); return; }
     this.reg64(r);
     this.code.mask(size);
   }
@@ -476,7 +481,7 @@ export class BlockCompiler {
   private setReg(size: number, r: number, src: number): void {
     const c = this.code;
     if (!this.regs) {
-      if (size === 1 && this.rex === 0 && r >= 4 && r < 8) { c.i32c(0).get(src).store(1, S + (r - 4) * 8 + 1); return; }
+      if (this.highByte(size, r)) { c.i32c(0).get(src).store(1, S + (r - 4) * 8 + 1); return; }
       c.i32c(0).get(src);
       if (size === 4) c.i64c(0xffffffffn).op(OP.i64And);
       c.store(size === 4 ? 8 : size, S + r * 8);
@@ -484,7 +489,7 @@ export class BlockCompiler {
     }
     if (size === 8) { this.setReg64(r, src); return; }
     let shift = 0n;
-    if (size === 1 && this.rex === 0 && r >= 4 && r < 8) { r -= 4; shift = 8n; }
+    if (this.highByte(size, r)) { r -= 4; shift = 8n; }
     this.used |= 1 << r;
     this.written |= 1 << r;
     if (size === 4) { c.get(src).i64c(0xffffffffn).op(OP.i64And).set(RG + r); return; }
@@ -674,8 +679,7 @@ export class BlockCompiler {
     if (fn >= 0) {
       // a block of this module: call it directly when the budget has room for any block and no
       // interrupt request is pending (jitLookup's conditions), else return to the core's loop
-      c.get(LEFT).get(N).op(OP.i32Sub).i32c(k1 + MAX_INSNS).op(OP.i32LtS);
-      c.i32c(0).mem(OP.i32Load, 2, S + O.INTR_REQUEST).op(OP.i32Or);
+      this.mustStop(k1);
       c.op(OP.if).byte(0x40).get(N).i32c(k1).op(OP.i32Add).get(ACC).op(OP.i32Add).op(OP.return).op(OP.end);
       c.get(LEFT).get(N).op(OP.i32Sub).i32c(k1).op(OP.i32Sub);
       c.get(ACC).get(N).op(OP.i32Add).i32c(k1).op(OP.i32Add);
@@ -687,6 +691,17 @@ export class BlockCompiler {
     c.get(LEFT).get(N).op(OP.i32Sub).i32c(k1).op(OP.i32Sub);
     c.get(ACC).get(N).op(OP.i32Add).i32c(k1).op(OP.i32Add);
     c.op(OP.returnCall).u32(F.chain);
+  }
+
+  /**
+   * Push whether the block must return to the core's loop instead of running another block (or
+   * its loop's next pass) after `more` further instructions: the budget may not hold a block of
+   * MAX_INSNS, or an interrupt request is pending (jitLookup's conditions).
+   */
+  private mustStop(more: number): void {
+    const c = this.code;
+    c.get(N).i32c(more + MAX_INSNS).op(OP.i32Add).get(LEFT).op(OP.i32GtS);
+    c.i32c(0).mem(OP.i32Load, 2, S + O.INTR_REQUEST).op(OP.i32Or);
   }
 
   /** Return the number of instructions retired, this one included. */
@@ -708,9 +723,8 @@ export class BlockCompiler {
   private backEdge(depth: number): void {
     const c = this.code;
     this.flushFlags(c, this.pend); // the loop's head expects the flags in the globals
-    c.get(N).i32c(this.k + 1).op(OP.i32Add).tee(N);
-    c.i32c(MAX_INSNS).op(OP.i32Add).get(LEFT).op(OP.i32GtS);
-    c.i32c(0).mem(OP.i32Load, 2, S + O.INTR_REQUEST).op(OP.i32Or);
+    c.get(N).i32c(this.k + 1).op(OP.i32Add).set(N);
+    this.mustStop(0);
     c.op(OP.if).byte(0x40).i64c(this.blockStart).gset(G.rip);
     if (this.regs) {
       c.i32c(0).set(XV).i32c(EXIT_RETURN).set(XK); // N already counts this pass

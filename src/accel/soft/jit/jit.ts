@@ -137,7 +137,7 @@ export class SoftJit {
       process.once('exit', () => {
         const s = this.stats;
         const g = (n: string) => Number((core[n] as { value: bigint } | undefined)?.value ?? 0n);
-        process.stderr.write(`tsvm: soft JIT: lookups ${g('jitCalls')}, blocks run ${g('jitRuns')} (+ ${g('jitChained')} entered by tail calls, ${g('jitSamePage')} same page), fetch-TLB misses ${g('jitTlbMiss')}, entries claimed ${g('jitClaims')}, side exits ${g('jitSides')}, code pages written ${g('jitInvalidations')}, ${(g('jitInterpreted') / 1e6).toFixed(1)} M instructions interpreted\n`);
+        process.stderr.write(`tsvm: soft JIT: lookups ${g('jitCalls')}, blocks run ${g('jitRuns')} (+ ${g('jitChained')} entered by tail calls), fetch-TLB misses ${g('jitTlbMiss')}, entries claimed ${g('jitClaims')}, side exits ${g('jitSides')}, code pages written ${g('jitInvalidations')}, ${(g('jitInterpreted') / 1e6).toFixed(1)} M instructions interpreted\n`);
         const after = core.jitInterpretedAfter as (why: number) => number;
         const whys = WHY_NAMES.map((n, i) => `${n} ${(after(i) / 1e6).toFixed(1)} M`).join(', ');
         process.stderr.write(`tsvm: soft JIT: interpreted after a lookup found: ${whys}\n`);
@@ -226,7 +226,8 @@ export class SoftJit {
     // SIBLINGS_PER_BLOCK per queued block, found while compiling): a branch to a sibling
     // tail-calls it directly, without the trampoline and the core's lookup, and the sibling is
     // compiled now rather than after 150 more interpreted executions. Two in three block-to-block
-    // transitions on the way to Linux's /init stay on the page (jitSamePage).
+    // transitions on the way to Linux's /init stayed on the page (measured with a temporary
+    // counter in jitLookup; docs/soft-cpu-strategy.md).
     const items: Item[] = [];
     const index = new Map<string, number>();
     const key = (rip: bigint, host: number, cpl: number) => `${rip}:${host}:${cpl}`;
@@ -275,7 +276,6 @@ export class SoftJit {
       this.stats.instructions += r.count;
       if (it.e < 0) this.stats.siblings++;
     }
-    const done = items;
     v.setUint32(JIT_QUEUE, 0, true);
     if (items.some((it) => it.count > 0)) {
       const bytes = buildModule(bodies);
@@ -294,7 +294,7 @@ export class SoftJit {
         wasm.compile(bytes).then(
           (mod) => {
             this.inFlight--;
-            if (epoch === this.epoch) this.install(mod, done);
+            if (epoch === this.epoch) this.install(mod, items);
             if (this.latencies.length < 100_000) this.latencies.push(performance.now() - flushed);
           },
           (err: unknown) => { this.inFlight--; process.stderr.write(`tsvm: soft JIT: a module failed to compile: ${String(err)}\n`); },
@@ -303,7 +303,7 @@ export class SoftJit {
         const t1 = performance.now();
         const mod = new wasm.Module(bytes);
         this.stats.wasmMs += performance.now() - t1;
-        this.install(mod, done);
+        this.install(mod, items);
       }
     }
     this.stats.compileMs += performance.now() - t0;
