@@ -51,6 +51,8 @@ export const BLOCK_LOCALS: [number, number][] = [[6, T_I64], [4, T_I32], [3, T_I
 const RG = 17, XT = 33, XV = 34, XK = 35;
 const LOOP_LOCALS: [number, number][] = [...BLOCK_LOCALS, [17, T_I64], [2, T_I32]];
 const EXIT_SIDE = 0, EXIT_CHAIN = 1, EXIT_RETURN = 2;
+/** XK = EXIT_SIBLING + i: tail-call the block's i-th distinct sibling (see `siblingExits`). */
+const EXIT_SIBLING = 3;
 
 /**
  * Flags a compiled instruction produced and the block keeps in locals (FA FB FR, FOP, FCIN)
@@ -197,6 +199,8 @@ export class BlockCompiler {
   private used = 0;
   private written = 0;
   private loops = false;
+  /** Loop mode: the function indices of the siblings the block calls, in order of first use. */
+  private siblingExits: number[] = [];
 
   /** When set, counts the instructions compilation stopped at (their first bytes), for tuning. */
   stops?: Map<string, number>;
@@ -217,7 +221,7 @@ export class BlockCompiler {
    */
   compile(rip: bigint, host: number, cpl: number, sibling: ((target: bigint) => number) | null = null): { body: Bytes; count: number } | null {
     const r = this.compileOnce(rip, host, cpl, sibling, false);
-    return r && this.loops ? this.compileOnce(rip, host, cpl, null, true) : r;
+    return r && this.loops ? this.compileOnce(rip, host, cpl, sibling, true) : r;
   }
 
   private compileOnce(rip: bigint, host: number, cpl: number, sibling: ((target: bigint) => number) | null, regs: boolean): { body: Bytes; count: number } | null {
@@ -226,6 +230,7 @@ export class BlockCompiler {
     this.used = 0;
     this.written = 0;
     this.loops = false;
+    this.siblingExits = [];
     this.user = cpl === 3;
     this.cpl = cpl;
     this.fk = null;
@@ -325,6 +330,15 @@ export class BlockCompiler {
     c.get(XK).i32c(EXIT_CHAIN).op(OP.i32Eq).op(OP.if).byte(0x40);
     c.get(XT).get(LEFT).get(XV).op(OP.i32Sub).get(ACC).get(XV).op(OP.i32Add).op(OP.returnCall).u32(F.chain);
     c.op(OP.end);
+    this.siblingExits.forEach((fn, i) => {
+      // as exitTo's direct call: only when the budget holds any block and no interrupt is pending
+      c.get(XK).i32c(EXIT_SIBLING + i).op(OP.i32Eq).op(OP.if).byte(0x40);
+      c.get(XV).i32c(MAX_INSNS).op(OP.i32Add).get(LEFT).op(OP.i32GtS);
+      c.i32c(0).mem(OP.i32Load, 2, S + O.INTR_REQUEST).op(OP.i32Or);
+      c.op(OP.if).byte(0x40).get(XV).get(ACC).op(OP.i32Add).op(OP.return).op(OP.end);
+      c.get(LEFT).get(XV).op(OP.i32Sub).get(ACC).get(XV).op(OP.i32Add).op(OP.returnCall).u32(fn);
+      c.op(OP.end);
+    });
     c.get(XV).get(ACC).op(OP.i32Add);
     body.append(c);
   }
@@ -668,14 +682,21 @@ export class BlockCompiler {
     const c = this.code;
     const k1 = this.k + 1;
     this.flushFlags(c, this.pend);
+    const fn = typeof target === 'bigint' && target >> 12n === this.blockPage && this.sibling ? this.sibling(target) : -1;
     if (this.regs) {
-      if (typeof target === 'bigint') c.i64c(target);
-      else c.get(target.local);
-      c.set(XT).i32c(k1).set(XV).i32c(EXIT_CHAIN).set(XK);
+      if (fn >= 0) {
+        // the epilogue stores the registers, then makes the call (one branch per sibling)
+        let i = this.siblingExits.indexOf(fn);
+        if (i < 0) i = this.siblingExits.push(fn) - 1;
+        c.i32c(k1).set(XV).i32c(EXIT_SIBLING + i).set(XK);
+      } else {
+        if (typeof target === 'bigint') c.i64c(target);
+        else c.get(target.local);
+        c.set(XT).i32c(k1).set(XV).i32c(EXIT_CHAIN).set(XK);
+      }
       if (!tail) this.toEpilogue(); // (the block's tail falls into the epilogue)
       return;
     }
-    const fn = typeof target === 'bigint' && target >> 12n === this.blockPage && this.sibling ? this.sibling(target) : -1;
     if (fn >= 0) {
       // a block of this module: call it directly when the budget has room for any block and no
       // interrupt request is pending (jitLookup's conditions), else return to the core's loop
