@@ -68,6 +68,10 @@ export function machine(ramMiB = 4): Machine {
   const mem = allocateSoftMemory(ramMiB * 1024 * 1024);
   const bus = new Bus();
   const cpu = new SoftCpu({ mem, bus });
+  // Compile in this thread (V8 compiles in the background; nothing here runs the event loop, so
+  // those modules never install unless a test tunes the JIT): a compiler thread per machine would
+  // outlive each of the hundreds of short tests. The compiler thread has its own tests (jit.test.ts).
+  if (cpu.jit) cpu.jit.mode = 'async';
   return { mem, bus, cpu };
 }
 

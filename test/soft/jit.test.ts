@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CODE, DATA, STACK, SEL, runAsm, stubRip, type Machine, type RunResult, type Mode } from './harness.js';
 import type { CpuState } from '../../src/accel/cpu-state.js';
+import { countingRuns, setOf, JIT_TABLE, E_CPL, E_FN, E_HOST, E_RIP } from '../../src/accel/soft/jit/block-table.js';
 
 type Setup = (s: CpuState, m: Machine) => void;
 
@@ -407,4 +408,81 @@ test('JIT: flags kept in locals reach the interpreter at side exits (a TLB miss 
   `);
   assertSame(r);
   assert.ok(r.jit.state.regs.rsi > 0n && r.jit.state.regs.rdi > 0n, 'the carries were seen (CF set by some ADD/SUB)');
+});
+
+/** A loop over a few blocks (a call, a same-page branch target, flags across blocks) that runs long. */
+const LONG_LOOP = `
+    mov rcx, 1000000000
+    mov rdi, ${DATA}
+    xor eax, eax
+    mov rdx, 7
+  top:
+    test cl, 3
+    jnz skip
+    call bump
+    times 16 nop
+  skip:
+    add rax, rcx
+    xor rdx, rax
+    rol rdx, 5
+    mov [rdi + 8], rdx
+    dec rcx
+    jnz top
+    hlt
+  bump:
+    add qword [rdi], 1
+    ret
+`;
+
+test('JIT: blocks compiled on the compiler thread are installed between run slices and match the interpreter', { skip }, async () => {
+  const TOTAL = 4_000_000;
+  const jit = await runAsm('long', LONG_LOOP, (_s, m) => { m.cpu.jit!.mode = 'thread'; }, 1);
+  const cpu = jit.m.cpu;
+  try {
+    // the CPU thread never waits for the compiler thread: it interprets until a batch comes back
+    const deadline = Date.now() + 30_000;
+    while (cpu.instructions < TOTAL) {
+      cpu.run(Math.min(20_000, TOTAL - cpu.instructions));
+      if (cpu.jit!.stats.blocks === 0) {
+        assert.ok(Date.now() < deadline, 'the compiler thread answered within 30 s');
+        await new Promise((r) => setTimeout(r, 1));
+      }
+    }
+    assert.equal(cpu.jit!.mode, 'thread', 'still on the compiler thread');
+    assert.ok(cpu.jit!.stats.blocks >= 2, `blocks compiled on the compiler thread (${cpu.jit!.stats.blocks})`);
+    assert.ok(cpu.jit!.stats.threadMs > 0, 'the compiler thread did the work');
+    const old = process.env.TSVM_SOFT_JIT;
+    process.env.TSVM_SOFT_JIT = '0';
+    try {
+      const interp = await runAsm('long', LONG_LOOP, undefined, TOTAL);
+      assertSame({ jit: { exit: interp.exit, state: cpu.getState(), m: jit.m }, interp });
+    } finally {
+      if (old === undefined) delete process.env.TSVM_SOFT_JIT;
+      else process.env.TSVM_SOFT_JIT = old;
+    }
+  } finally {
+    cpu.close();
+  }
+  assert.equal(cpu.jit!.mode, 'sync', 'closed: the thread is gone');
+});
+
+test("JIT: the host's reading of the block table (block-table.ts) agrees with the core's", { skip }, async () => {
+  // never hot: every start stays counting, with its run count
+  const r = await runAsm('long', LONG_LOOP, (_s, m) => { m.cpu.jit!.tune(1_000_000, 16); }, 300_000);
+  const core = (r.m.cpu as unknown as { core: Record<string, unknown> }).core;
+  const jitCount = core.jitCount as (rip: bigint, host: number, cpl: number) => number;
+  const view = new DataView(r.m.mem.buffer);
+  let counting = 0;
+  for (let e = JIT_TABLE; e < JIT_TABLE + (1 << 15) * 32; e += 32) {
+    const rip = view.getBigUint64(e + E_RIP, true);
+    const host = view.getUint32(e + E_HOST, true);
+    if (host === 0 || view.getInt32(e + E_FN, true) !== 0) continue;
+    const cpl = view.getUint8(e + E_CPL);
+    counting++;
+    assert.equal(setOf(rip), JIT_TABLE + (((e - JIT_TABLE) >> 7) << 7), `entry ${e.toString(16)} is in the set setOf names`);
+    assert.equal(countingRuns(view, rip, host, cpl), jitCount(rip, host, cpl), `runs of ${rip.toString(16)}`);
+    assert.ok(countingRuns(view, rip, host, cpl) > 0);
+  }
+  assert.ok(counting >= 3, `counting entries found (${counting})`);
+  assert.equal(countingRuns(view, 0x123456789n, 0x1000, 0), -1, 'a start the table does not hold');
 });

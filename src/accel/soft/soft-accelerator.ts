@@ -13,6 +13,7 @@ import { createPlatformInterrupts, type PlatformInterrupts } from '../../devices
 import type { GuestMemory } from '../../memory/guest-memory.js';
 import { SoftCpu } from './soft-cpu.js';
 import { GuestProfile } from './guest-profile.js';
+import { lowerHelperThreads } from './helper-threads.js';
 
 export interface SoftOptions {
   cpus: number;
@@ -24,9 +25,10 @@ const SLICE = 20_000;
 /** How long the CPU may run before yielding to the event loop. */
 const YIELD_MS = 4;
 /**
- * ... while the JIT has modules compiling on V8's threads: they are installed only when the event
- * loop runs, and their blocks are interpreted until then (measured: boot to Linux's /init
- * 5.2-5.7 s with 4 ms, 4.7-4.8 s with 1 ms).
+ * ... while the JIT has modules compiling on V8's threads in its `async` mode: they are installed
+ * only when the event loop runs, and their blocks are interpreted until then (measured: boot to
+ * Linux's /init 5.2-5.7 s with 4 ms, 4.7-4.8 s with 1 ms). The compiler thread's modules (the
+ * default) are installed between run slices without the event loop (SoftJit.poll).
  */
 const YIELD_COMPILING_MS = 1;
 /** The guest's TSC runs at 1 GHz: one tick per nanosecond of the platform clock. */
@@ -83,6 +85,7 @@ class SoftAccelerator implements Accelerator {
       },
     };
     cpu.setState(boot);
+    lowerHelperThreads(); // this thread runs the guest; the others can wait (helper-threads.ts)
     const stopped = (): GuestStop => ({ reason: 'requested', message: 'stopped by the VMM', vcpuId: 0 });
     let sliceStart = performance.now();
     const profile = GuestProfile.fromEnv();
@@ -101,7 +104,7 @@ class SoftAccelerator implements Accelerator {
       if (this.stopRequested) return stopped();
       switch (exit.kind) {
         case 'budget':
-          if (performance.now() - sliceStart >= (cpu.jit && cpu.jit.inFlight > 0 ? YIELD_COMPILING_MS : YIELD_MS)) {
+          if (performance.now() - sliceStart >= (cpu.jit?.waitsForEventLoop() ? YIELD_COMPILING_MS : YIELD_MS)) {
             await new Promise<void>((r) => setImmediate(r));
             sliceStart = performance.now();
           }
@@ -179,6 +182,7 @@ class SoftAccelerator implements Accelerator {
 
   close(): void {
     this.platform.reset();
+    this.cpu?.close();
   }
 }
 

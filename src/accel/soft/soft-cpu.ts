@@ -256,6 +256,11 @@ export class SoftCpu {
     this.core.requestExit();
   }
 
+  /** Release what outlives a run: the JIT's compiler thread. */
+  close(): void {
+    this.jit?.close();
+  }
+
   run(maxInstructions: number): SoftExit {
     const core = this.core;
     this.exitRequested = false;
@@ -267,6 +272,7 @@ export class SoftCpu {
         this.exitRequested = false;
         return { kind: 'budget' };
       }
+      this.jit?.poll(); // install what the compiler thread finished
       this.view.setInt32(intr, this.interruptSource?.pending() ? 1 : 0, true);
       let code: number;
       try {

@@ -5,10 +5,14 @@
 // indices back into the core's block table (layout in src/accel/soft/as/jit.ts).
 
 import { writeFileSync } from 'node:fs';
+import { Worker, MessageChannel, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import type { GuestMemory } from '../../../memory/guest-memory.js';
-import { JIT_AREA } from '../layout.js';
 import { BlockCompiler } from './compiler.js';
 import { Bytes, OP, section, T_I32, T_I64 } from './wasm.js';
+import { BLOCK_TYPE, FUNCS, GLOBAL_NAMES, SIBLING_MIN_RUNS, SIBLINGS_PER_BLOCK, WASM_HEADER, compileBatch, type BatchItem } from './batch.js';
+import { E_CPL, E_FN, E_GEN, E_HOST, E_LEN, E_RIP, JIT_GEN, JIT_QUEUE } from './block-table.js';
+import type { CompileReply } from './compile-worker.js';
+import { CompileChannel } from './compile-channel.js';
 
 /** Whether the JIT runs (TSVM_SOFT_JIT=0 turns it off, for comparison and bisection). */
 export function jitWanted(): boolean {
@@ -16,10 +20,6 @@ export function jitWanted(): boolean {
   return v === undefined || v === '' || v === '1' || v === 'on';
 }
 
-// the core's block table (as/jit.ts)
-const JIT_QUEUE = JIT_AREA.QUEUE;
-const JIT_GEN = JIT_AREA.GEN;
-const E_RIP = 0, E_HOST = 8, E_FN = 12, E_GEN = 16, E_CPL = 18, E_LEN = 19;
 /**
  * Table slots in use before everything compiled so far is dropped and recompiled on demand (slots
  * of stale blocks are not reused one by one; this bounds the memory their code keeps alive).
@@ -28,37 +28,9 @@ const MAX_SLOTS = 1 << 16;
 /** The core's defaults (as/jit.ts JIT_HOT, JIT_WAIT). */
 const DEFAULT_HOT = 150;
 const DEFAULT_WAIT = 16;
-/** Same-page branch targets compiled along with each queued block, at most (see flush). */
-const SIBLINGS_PER_BLOCK = 3;
-/** ... that have run this often while the block counted to its compilation (the rest may be cold). */
-const SIBLING_MIN_RUNS = 20;
-/** Functions in one module, at most. */
-const MAX_MODULE_FUNCS = 512;
-/** The body of a function for a sibling that could not be compiled: (left, acc) -> acc. */
-const STUB_BODY = new Bytes().u32(0).byte(OP.localGet).u32(1).byte(OP.end);
 
-/** A block of a batch: its queue entry (-1 for a sibling), where it is, and what it compiled to. */
-interface Item { e: number; rip: bigint; host: number; cpl: number; gen: number; count: number }
 /** What kept instructions interpreted (as/jit.ts WHY_*, in order). */
 const WHY_NAMES = ['no lookup', 'fetch-TLB miss', 'set full', 'new start', 'over budget', 'page written', 'counting', 'queued', 'refused', 'side exit'];
-
-/** Magic and version of a wasm binary (core spec 5.5.16). */
-const WASM_HEADER = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
-/** The type of every block function: (budget, instructions retired before it) -> retired. */
-const BLOCK_TYPE = [0x60, 2, T_I32, T_I32, 1, T_I32];
-
-const GLOBAL_NAMES = ['rip', 'lfOp', 'lfSize', 'lfRes', 'lfA', 'lfB', 'lfCin', 'lfEager', 'flagsOther'] as const;
-const GLOBAL_TYPES = [T_I64, T_I32, T_I32, T_I64, T_I64, T_I64, T_I32, T_I32, T_I32];
-// imported helpers: name, params, results (type index = position + 1; type 0 is a block)
-const FUNCS: [string, number[], number[]][] = [
-  ['cond', [T_I32], [T_I32]],
-  ['getCF', [], [T_I32]],
-  ['shift', [T_I32, T_I32, T_I64, T_I32], [T_I64]],
-  ['bitScan', [T_I32, T_I32, T_I64, T_I64], [T_I64]],
-  ['getFlags', [], [T_I32]],
-  ['patchStatus', [T_I32, T_I32], []],
-  ['chain', [T_I64, T_I32, T_I32], [T_I32]], // the trampoline (chainTrampoline), not the core
-];
 
 interface WasmTable {
   length: number;
@@ -79,28 +51,42 @@ export function newFunctionTable(): WasmTable {
 
 export interface JitStats {
   blocks: number;
-  /** Of `instructions`, the blocks compiled as same-page branch targets of hot blocks. */
+  /** Of `blocks`, the blocks compiled as same-page branch targets of hot blocks. */
   siblings: number;
   refused: number;
   instructions: number;
   modules: number;
+  /** Milliseconds of JIT work on the CPU's thread (flush, compile when not on the compiler thread, install). */
   compileMs: number;
+  /** Of those, in synchronous WebAssembly.Module. */
   wasmMs: number;
+  /** Milliseconds the compiler thread spent (decode, emit, V8's compile). */
+  threadMs: number;
   wasmBytes: number;
 }
 
+/**
+ * Where modules are compiled: on the compiler thread (compile-worker.ts, the default), on V8's
+ * background threads after decoding and emitting on the CPU's thread (`async`), or entirely on the
+ * CPU's thread (`sync`: the tests' stress mode, and TSVM_SOFT_JIT_SYNC=1).
+ */
+export type JitMode = 'thread' | 'async' | 'sync';
+
+/** A batch posted to the compiler thread, until its reply is installed. */
+interface Pending { items: BatchItem[]; epoch: number; posted: number }
+
 export class SoftJit {
-  readonly stats: JitStats = { blocks: 0, siblings: 0, refused: 0, instructions: 0, modules: 0, compileMs: 0, wasmMs: 0, wasmBytes: 0 };
+  readonly stats: JitStats = { blocks: 0, siblings: 0, refused: 0, instructions: 0, modules: 0, compileMs: 0, wasmMs: 0, threadMs: 0, wasmBytes: 0 };
   private readonly view: DataView;
   private readonly compiler: BlockCompiler;
   private readonly imports: object;
   private next = 1;
   private epoch = 0;
-  /** Compile modules asynchronously (V8's background threads); tune(_, 0) makes it synchronous. */
-  async = true;
-  /** Modules being compiled on V8's threads (their blocks wait, interpreted, until installed). */
+  /** See JitMode; tune(_, 0) makes it `sync`, TSVM_SOFT_JIT_THREAD=0 `async`. */
+  mode: JitMode = 'thread';
+  /** Batches being compiled (their blocks wait, interpreted, until installed). */
   inFlight = 0;
-  /** Runs a same-page branch target needs before it is compiled along with a hot block (flush). */
+  /** Runs a same-page branch target needs before it is compiled along with a hot block (batch.ts). */
   siblingMinRuns = SIBLING_MIN_RUNS;
   /** Milliseconds from flush to install of each asynchronously compiled module (statistics). */
   private readonly latencies: number[] = [];
@@ -108,8 +94,17 @@ export class SoftJit {
   private readonly count: (rip: bigint, host: number, cpl: number) => number;
   private readonly put: (rip: bigint, host: number, cpl: number, fn: number, gen: number, len: number) => number;
   private readonly enable: (on: number) => void;
+  private readonly stops?: Map<string, number>;
+  // the compiler thread, started at the first batch (mode `thread`)
+  private worker: Worker | null = null;
+  private port: MessagePort | null = null;
+  private channel: CompileChannel | null = null;
+  /** Replies taken from the port (the channel counts those posted). */
+  private received = 0;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 0;
 
-  constructor(memory: { buffer: ArrayBufferLike }, private readonly table: WasmTable, core: Record<string, unknown>) {
+  constructor(private readonly memory: { buffer: ArrayBufferLike }, private readonly table: WasmTable, core: Record<string, unknown>) {
     const buf = memory.buffer as SharedArrayBuffer;
     this.view = new DataView(buf);
     this.compiler = new BlockCompiler(new Uint8Array(buf));
@@ -126,14 +121,18 @@ export class SoftJit {
     this.tuneCore = core.jitTune as (hot: number, wait: number) => void;
     // Tuning knobs for experiments (docs/soft-cpu-strategy.md): TSVM_SOFT_JIT_HOT=N executions
     // before a block is compiled (N <= 2 also compiles each block at once), TSVM_SOFT_JIT_WAIT=N
-    // run slices a non-empty queue may wait, TSVM_SOFT_JIT_SYNC=1 compiles on the CPU's thread.
+    // run slices a non-empty queue may wait, TSVM_SOFT_JIT_SYNC=1 compiles on the CPU's thread,
+    // TSVM_SOFT_JIT_THREAD=0 decodes and emits on the CPU's thread and leaves only V8's compile to
+    // its background threads (the second session's way).
     const env = process.env;
     const hot = Number(env.TSVM_SOFT_JIT_HOT ?? '');
     const wait = env.TSVM_SOFT_JIT_WAIT ? Number(env.TSVM_SOFT_JIT_WAIT) : hot > 0 && hot <= 2 ? 0 : DEFAULT_WAIT;
     if (hot > 0 || wait !== DEFAULT_WAIT) this.tune(hot > 0 ? hot : DEFAULT_HOT, wait);
-    if (env.TSVM_SOFT_JIT_SYNC === '1') this.async = false;
+    if (env.TSVM_SOFT_JIT_THREAD === '0' && this.mode === 'thread') this.mode = 'async';
+    if (env.TSVM_SOFT_JIT_SYNC === '1') this.mode = 'sync';
     if (process.env.TSVM_SOFT_JIT_STATS) {
-      const stops = (this.compiler.stops = new Map());
+      const stops = process.env.TSVM_SOFT_JIT_STATS === '2' ? new Map<string, number>() : undefined;
+      this.stops = this.compiler.stops = stops;
       process.once('exit', () => {
         const s = this.stats;
         const g = (n: string) => Number((core[n] as { value: bigint } | undefined)?.value ?? 0n);
@@ -144,11 +143,11 @@ export class SoftJit {
         const lat = this.latencies.sort((a, b) => a - b);
         const q = (f: number) => (lat[Math.floor(f * (lat.length - 1))] ?? 0).toFixed(1);
         if (lat.length > 0) process.stderr.write(`tsvm: soft JIT: from queue flush to installed: median ${q(0.5)} ms, 90th percentile ${q(0.9)} ms\n`);
-        if (process.env.TSVM_SOFT_JIT_STATS === '2') {
+        if (stops) {
           const top = [...stops].sort((a, b) => b[1] - a[1]).slice(0, 25).map(([k, n]) => `${k}: ${n}`);
           process.stderr.write(`tsvm: soft JIT: blocks stopped at: ${top.join('; ')}\n`);
         }
-        process.stderr.write(`tsvm: soft JIT: ${s.blocks} blocks (${s.siblings} of them branch targets compiled along, ${s.instructions} instructions, ${s.refused} refused) in ${s.modules} modules (${(s.wasmBytes / 1048576).toFixed(1)} MiB), ${s.compileMs.toFixed(0)} ms compiling on the CPU's thread (${s.wasmMs.toFixed(0)} ms in synchronous WebAssembly.Module)\n`);
+        process.stderr.write(`tsvm: soft JIT: ${s.blocks} blocks (${s.siblings} of them branch targets compiled along, ${s.instructions} instructions, ${s.refused} refused) in ${s.modules} modules (${(s.wasmBytes / 1048576).toFixed(1)} MiB), ${s.compileMs.toFixed(0)} ms of JIT work on the CPU's thread (${s.wasmMs.toFixed(0)} ms in synchronous WebAssembly.Module), ${s.threadMs.toFixed(0)} ms on the compiler thread\n`);
       });
     }
   }
@@ -161,7 +160,8 @@ export class SoftJit {
    */
   tune(hot: number, wait: number): void {
     this.tuneCore(hot, wait);
-    this.async = wait !== 0;
+    if (wait === 0) this.mode = 'sync';
+    else if (this.mode === 'sync') this.mode = 'thread';
   }
 
   /**
@@ -214,164 +214,224 @@ export class SoftJit {
     const n = v.getUint32(JIT_QUEUE, true);
     if (n === 0) return;
     const t0 = performance.now();
-    if (this.next + n * (1 + SIBLINGS_PER_BLOCK) > MAX_SLOTS) {
-      // start over: the core forgets every block (and the queue); the table slots are reused
+    if (this.next + this.inFlightSlots() + n * (1 + SIBLINGS_PER_BLOCK) > MAX_SLOTS) {
+      // start over: the core forgets every block (and the queue); the table slots are reused, and
+      // batches still compiling are dropped when they come back (epoch)
       this.enable(1);
       for (let i = 1; i < this.next; i++) this.table.set(i, null); // let the old modules go
       this.next = 1;
       this.epoch++;
       return;
     }
-    // The queued blocks, then the same-page targets of their taken branches ("siblings", up to
-    // SIBLINGS_PER_BLOCK per queued block, found while compiling): a branch to a sibling
-    // tail-calls it directly, without the trampoline and the core's lookup, and the sibling is
-    // compiled now rather than after 150 more interpreted executions. Two in three block-to-block
-    // transitions on the way to Linux's /init stayed on the page (measured with a temporary
-    // counter in jitLookup; docs/soft-cpu-strategy.md).
-    const items: Item[] = [];
-    const index = new Map<string, number>();
-    const key = (rip: bigint, host: number, cpl: number) => `${rip}:${host}:${cpl}`;
+    const queued: BatchItem[] = [];
+    const seen = new Set<number>();
     for (let i = 0; i < n; i++) {
       const e = v.getUint32(JIT_QUEUE + 4 + i * 4, true);
-      if (v.getInt32(e + E_FN, true) !== -1) continue;
-      const rip = v.getBigUint64(e + E_RIP, true);
+      if (v.getInt32(e + E_FN, true) !== -1 || seen.has(e)) continue;
+      seen.add(e);
       const host = v.getUint32(e + E_HOST, true);
-      const cpl = v.getUint8(e + E_CPL);
-      const k = key(rip, host, cpl);
-      if (index.has(k)) continue;
       const gen = this.markPage(host) >>> 0; // before reading the code: later writes make it stale
-      index.set(k, items.length);
-      items.push({ e, rip, host, cpl, gen, count: 0 });
-    }
-    const cap = Math.min(MAX_MODULE_FUNCS, items.length * (1 + SIBLINGS_PER_BLOCK));
-    const bodies: Bytes[] = [];
-    for (let i = 0; i < items.length; i++) {
-      const it = items[i]!;
-      const sibling = (target: bigint): number => {
-        const host = (it.host & ~0xfff) + Number(target & 0xfffn);
-        const k = key(target, host, it.cpl);
-        let j = index.get(k);
-        if (j === undefined) {
-          // only targets that have run a while (not compiled elsewhere, not queued elsewhere)
-          if (items.length >= cap || this.count(target, host, it.cpl) < this.siblingMinRuns) return -1;
-          j = items.length;
-          index.set(k, j);
-          items.push({ e: -1, rip: target, host, cpl: it.cpl, gen: it.gen, count: 0 });
-        }
-        return FUNCS.length + j;
-      };
-      const r = this.compiler.compile(it.rip, it.host, it.cpl, sibling);
-      if (!r) {
-        // a block may already tail-call this index: it returns at once, RIP is already the target
-        bodies.push(STUB_BODY);
-        if (it.e >= 0) {
-          v.setInt32(it.e + E_FN, -2, true);
-          v.setUint16(it.e + E_GEN, it.gen, true);
-          this.stats.refused++;
-        }
-        continue;
-      }
-      it.count = r.count;
-      bodies.push(r.body);
-      this.stats.instructions += r.count;
-      if (it.e < 0) this.stats.siblings++;
+      queued.push({ e, rip: v.getBigUint64(e + E_RIP, true), host, cpl: v.getUint8(e + E_CPL), gen, count: 0 });
     }
     v.setUint32(JIT_QUEUE, 0, true);
-    if (items.some((it) => it.count > 0)) {
-      const bytes = buildModule(bodies);
-      if (process.env.TSVM_SOFT_JIT_DUMP && this.stats.modules < 50) {
-        writeFileSync(`${process.env.TSVM_SOFT_JIT_DUMP}/jit-${this.stats.modules}.wasm`, bytes);
-      }
+    if (this.mode === 'thread' && this.post(queued)) {
+      this.stats.compileMs += performance.now() - t0;
+      return;
+    }
+    const batch = compileBatch(this.compiler, queued, this.count, this.siblingMinRuns);
+    const epoch = this.epoch;
+    if (!batch.bytes) {
+      this.settle(batch.items, null, epoch);
+    } else {
+      const bytes = batch.bytes;
+      this.dump(bytes);
       this.stats.wasmBytes += bytes.length;
       this.stats.modules++;
-      if (this.async) {
-        // V8 compiles on its background threads; the blocks are installed when the event loop
-        // runs (the soft accelerator yields every few milliseconds). Until then they stay queued
-        // (E_FN -1) and the interpreter runs them.
-        const epoch = this.epoch;
-        this.inFlight++;
-        const flushed = performance.now();
-        wasm.compile(bytes).then(
-          (mod) => {
-            this.inFlight--;
-            if (epoch === this.epoch) this.install(mod, items);
-            if (this.latencies.length < 100_000) this.latencies.push(performance.now() - flushed);
-          },
-          (err: unknown) => { this.inFlight--; process.stderr.write(`tsvm: soft JIT: a module failed to compile: ${String(err)}\n`); },
-        );
-      } else {
+      if (this.mode === 'sync') {
         const t1 = performance.now();
         const mod = new wasm.Module(bytes);
         this.stats.wasmMs += performance.now() - t1;
-        this.install(mod, items);
+        this.settle(batch.items, mod, epoch);
+      } else {
+        // V8 compiles on its background threads; the blocks are installed when the event loop
+        // runs (the soft accelerator yields every few milliseconds). Until then they stay queued
+        // (E_FN -1) and the interpreter runs them.
+        this.inFlight++;
+        const flushed = performance.now();
+        wasm.compile(bytes).then(
+          (mod) => { this.inFlight--; this.settle(batch.items, mod, epoch, flushed); },
+          (err: unknown) => { this.inFlight--; this.failed(String(err)); },
+        );
       }
     }
     this.stats.compileMs += performance.now() - t0;
   }
 
-  /** Instantiate a compiled batch and hand its blocks to the core. */
-  private install(mod: object, done: Item[]): void {
-    const t0 = performance.now();
-    const v = this.view;
-    const inst = new wasm.Instance(mod, this.imports);
-    const need = this.next + done.length;
-    if (need > this.table.length) this.table.grow(Math.max(need - this.table.length, this.table.length));
-    done.forEach(({ e, gen, count, rip, host, cpl }, i) => {
-      if (count === 0) return; // not compiled
-      if (e < 0) {
-        // a sibling: into the block table too, unless its set has no room for it
-        if (this.put(rip, host, cpl, this.next, gen, count)) {
-          this.table.set(this.next++, inst.exports[`f${i}`]);
-          this.stats.blocks++;
-        }
-        return;
+  /** Table slots the batches still compiling may take (so that flush can bound the total). */
+  private inFlightSlots(): number {
+    let k = 0;
+    for (const p of this.pending.values()) k += p.items.length * (1 + SIBLINGS_PER_BLOCK);
+    return k;
+  }
+
+  /** Post a batch to the compiler thread (started on first use); false when it cannot take it. */
+  private post(items: BatchItem[]): boolean {
+    if (!this.worker) {
+      try {
+        const channel = new CompileChannel();
+        const { port1, port2 } = new MessageChannel();
+        this.worker = new Worker(new URL('./compile-worker.js', import.meta.url), {
+          workerData: { memory: this.memory, channel: channel.buffer, port: port2 },
+          transferList: [port2],
+        });
+        this.worker.unref();
+        this.worker.on('error', (err) => this.lostThread(`failed: ${err.message}`));
+        this.worker.on('exit', (code) => this.lostThread(`exited with code ${code}`));
+        this.port = port1;
+        this.channel = channel;
+      } catch (err) {
+        this.lostThread(`could not start: ${(err as Error).message}`);
+        return false;
       }
-      // still the queued entry this block was compiled for (a reset or another start clears it)
-      if (v.getInt32(e + E_FN, true) !== -1 || v.getBigUint64(e + E_RIP, true) !== rip || v.getUint32(e + E_HOST, true) !== host) return;
-      const slot = this.next++;
-      this.table.set(slot, inst.exports[`f${i}`]);
-      v.setUint16(e + E_GEN, gen, true);
-      v.setUint8(e + E_LEN, count);
-      v.setInt32(e + E_FN, slot, true);
-      this.stats.blocks++;
-    });
+    }
+    const id = this.nextId;
+    if (!this.channel!.post({ id, items, siblingMinRuns: this.siblingMinRuns })) return false; // ring full
+    this.nextId++;
+    this.pending.set(id, { items, epoch: this.epoch, posted: performance.now() });
+    this.inFlight++;
+    return true;
+  }
+
+  /**
+   * Install what the compiler thread has finished. The CPU's thread calls this after every run
+   * slice (SoftCpu.run): a shared counter says whether a reply is waiting, and the reply is taken
+   * synchronously (receiveMessageOnPort), so installing does not wait for the event loop.
+   */
+  poll(): void {
+    const ch = this.channel;
+    if (!ch || ch.replies() === this.received) return;
+    for (;;) {
+      const m = receiveMessageOnPort(this.port!);
+      if (!m) return;
+      this.received++;
+      this.receive(m.message as CompileReply);
+    }
+  }
+
+  /** Whether modules are compiling that only the event loop can install (mode `async`). */
+  waitsForEventLoop(): boolean {
+    return this.mode === 'async' && this.inFlight > 0;
+  }
+
+  /** Stop the compiler thread (the VM is gone). */
+  close(): void {
+    const w = this.worker;
+    if (!w) return;
+    this.mode = 'sync';
+    this.worker = null;
+    this.channel = null;
+    this.port?.close();
+    this.port = null;
+    void w.terminate();
+  }
+
+  private receive(r: CompileReply): void {
+    const t0 = performance.now();
+    const p = this.pending.get(r.id);
+    if (!p) return;
+    this.pending.delete(r.id);
+    this.inFlight--;
+    this.stats.threadMs += r.ms;
+    if (r.stops && this.stops) for (const [k, n] of r.stops) this.stops.set(k, (this.stops.get(k) ?? 0) + n);
+    if (r.error !== undefined) {
+      this.failed(r.error);
+      this.requeue(p);
+    } else {
+      if (r.module) {
+        this.stats.wasmBytes += r.bytes;
+        this.stats.modules++;
+      }
+      this.settle(r.items, r.module, p.epoch, p.posted);
+    }
     this.stats.compileMs += performance.now() - t0;
   }
-}
 
-function buildModule(bodies: Bytes[]): Uint8Array {
-  let size = 0;
-  for (const b of bodies) size += b.length + 8;
-  const out = new Bytes(size + 1024);
-  out.bytes(WASM_HEADER);
-  // types: 0 = block (i32, i32) -> i32, then one per helper
-  const types = new Bytes();
-  types.u32(1 + FUNCS.length);
-  types.bytes(BLOCK_TYPE);
-  for (const [, params, results] of FUNCS) {
-    types.byte(0x60).u32(params.length).bytes(params).u32(results.length).bytes(results);
+  /** The compiler thread is gone: compile on this thread from now on, and redo what it had. */
+  private lostThread(why: string): void {
+    if (this.mode !== 'thread') return;
+    process.stderr.write(`tsvm: soft JIT: the compiler thread ${why}; compiling on the CPU's thread instead\n`);
+    this.mode = 'async';
+    this.worker = null;
+    this.port = null;
+    this.channel = null;
+    for (const p of this.pending.values()) { this.inFlight--; this.requeue(p); }
+    this.pending.clear();
   }
-  section(out, 1, types);
-  // imports: the shared memory, the core's globals, the core's helpers
-  const imp = new Bytes();
-  imp.u32(1 + GLOBAL_NAMES.length + FUNCS.length);
-  imp.name('c').name('m').byte(0x02).byte(0x03).u32(1).u32(65536);
-  GLOBAL_TYPES.forEach((t, i) => { imp.name('c').name(`g${i}`).byte(0x03).byte(t).byte(1); });
-  FUNCS.forEach((_, i) => { imp.name('c').name(`f${i}`).byte(0x00).u32(i + 1); });
-  section(out, 2, imp);
-  const funcs = new Bytes();
-  funcs.u32(bodies.length);
-  for (let i = 0; i < bodies.length; i++) funcs.u32(0);
-  section(out, 3, funcs);
-  const exp = new Bytes();
-  exp.u32(bodies.length);
-  for (let i = 0; i < bodies.length; i++) exp.name(`f${i}`).byte(0x00).u32(FUNCS.length + i);
-  section(out, 7, exp);
-  const code = new Bytes(size + 16);
-  code.u32(bodies.length);
-  for (const b of bodies) code.u32(b.length).append(b);
-  section(out, 10, code);
-  return out.view();
+
+  /** A batch that did not compile: its queued entries count again from 1 (so they are retried later). */
+  private requeue(p: Pending): void {
+    if (p.epoch !== this.epoch) return;
+    const v = this.view;
+    for (const it of p.items) {
+      if (this.stillQueued(it)) v.setInt32(it.e + E_FN, 0, true);
+    }
+  }
+
+  private failed(err: string): void {
+    process.stderr.write(`tsvm: soft JIT: a module failed to compile: ${err}\n`);
+  }
+
+  private dump(bytes: Uint8Array): void {
+    if (process.env.TSVM_SOFT_JIT_DUMP && this.stats.modules < 50) {
+      writeFileSync(`${process.env.TSVM_SOFT_JIT_DUMP}/jit-${this.stats.modules}.wasm`, bytes);
+    }
+  }
+
+  /** Whether queue entry it.e still waits for this block (a reset or another start clears it). */
+  private stillQueued(it: BatchItem): boolean {
+    const v = this.view;
+    return it.e >= 0 && v.getInt32(it.e + E_FN, true) === -1 && v.getBigUint64(it.e + E_RIP, true) === it.rip && v.getUint32(it.e + E_HOST, true) === it.host;
+  }
+
+  /**
+   * A batch is back: mark the queued blocks that did not compile as refused, instantiate the
+   * module (when something compiled) and hand its blocks to the core. `posted`: when the batch
+   * left the queue (for the latency statistics).
+   */
+  private settle(items: BatchItem[], mod: object | null, epoch: number, posted?: number): void {
+    if (epoch !== this.epoch) return;
+    const v = this.view;
+    for (const it of items) {
+      if (it.count > 0 || !this.stillQueued(it)) continue;
+      v.setInt32(it.e + E_FN, -2, true);
+      v.setUint16(it.e + E_GEN, it.gen, true);
+      this.stats.refused++;
+    }
+    if (!mod) return;
+    if (posted !== undefined && this.latencies.length < 100_000) this.latencies.push(performance.now() - posted);
+    const inst = new wasm.Instance(mod, this.imports);
+    const need = this.next + items.length;
+    if (need > this.table.length) this.table.grow(Math.max(need - this.table.length, this.table.length));
+    items.forEach((it, i) => {
+      if (it.count === 0) return; // not compiled
+      const { e, gen, count, rip, host, cpl } = it;
+      if (e < 0) {
+        // a sibling: into the block table too, unless its set has no room for it
+        if (!this.put(rip, host, cpl, this.next, gen, count)) return;
+        this.table.set(this.next++, inst.exports[`f${i}`]);
+        this.stats.siblings++;
+      } else {
+        if (!this.stillQueued(it)) return;
+        const slot = this.next++;
+        this.table.set(slot, inst.exports[`f${i}`]);
+        v.setUint16(e + E_GEN, gen, true);
+        v.setUint8(e + E_LEN, count);
+        v.setInt32(e + E_FN, slot, true);
+      }
+      this.stats.blocks++;
+      this.stats.instructions += count;
+    });
+  }
 }
 
 /**

@@ -1,0 +1,132 @@
+// One batch of the JIT: the blocks the core queued, plus the same-page branch targets compiled
+// along with them ("siblings"), compiled by BlockCompiler into the bytes of one wasm module.
+// Pure with respect to the VM: it reads guest code bytes and (through `runs`) the block table, and
+// writes nothing, so it runs on the compiler thread (compile-worker.ts) as well as on the CPU's
+// thread (SoftJit in synchronous mode).
+
+import { BlockCompiler } from './compiler.js';
+import { Bytes, OP, section, T_I32, T_I64 } from './wasm.js';
+
+/** Same-page branch targets compiled along with each queued block, at most. */
+export const SIBLINGS_PER_BLOCK = 3;
+/** ... that have run this often while the block counted to its compilation (the rest may be cold). */
+export const SIBLING_MIN_RUNS = 20;
+/** Functions in one module, at most. */
+const MAX_MODULE_FUNCS = 512;
+/** The body of a function for a sibling that could not be compiled: (left, acc) -> acc. */
+const STUB_BODY = new Bytes().u32(0).byte(OP.localGet).u32(1).byte(OP.end);
+
+/**
+ * A block of a batch: its queue entry (-1 for a sibling), where it is (RIP, host address of its
+ * first byte, CPL, the page generation it is compiled under) and how many instructions it
+ * compiled to (0: refused, or not compiled yet).
+ */
+export interface BatchItem { e: number; rip: bigint; host: number; cpl: number; gen: number; count: number }
+
+export interface Batch {
+  /** The queued blocks, then the siblings; function i of the module is items[i]. */
+  items: BatchItem[];
+  /** The module's bytes, or null when nothing compiled. */
+  bytes: Uint8Array | null;
+}
+
+/** Magic and version of a wasm binary (core spec 5.5.16). */
+export const WASM_HEADER = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
+/** The type of every block function: (budget, instructions retired before it) -> retired. */
+export const BLOCK_TYPE = [0x60, 2, T_I32, T_I32, 1, T_I32];
+
+/** The core's exported globals a block module imports (as c.g0, c.g1, ...; compiler.ts G). */
+export const GLOBAL_NAMES = ['rip', 'lfOp', 'lfSize', 'lfRes', 'lfA', 'lfB', 'lfCin', 'lfEager', 'flagsOther'] as const;
+const GLOBAL_TYPES = [T_I64, T_I32, T_I32, T_I64, T_I64, T_I64, T_I32, T_I32, T_I32];
+/** Imported helpers (as c.f0, ...; compiler.ts F): name, params, results; type index = position + 1. */
+export const FUNCS: [string, number[], number[]][] = [
+  ['cond', [T_I32], [T_I32]],
+  ['getCF', [], [T_I32]],
+  ['shift', [T_I32, T_I32, T_I64, T_I32], [T_I64]],
+  ['bitScan', [T_I32, T_I32, T_I64, T_I64], [T_I64]],
+  ['getFlags', [], [T_I32]],
+  ['patchStatus', [T_I32, T_I32], []],
+  ['chain', [T_I64, T_I32, T_I32], [T_I32]], // the trampoline (jit.ts chainTrampoline), not the core
+];
+
+/**
+ * Compile `queued` (deduplicated, pages already marked as code pages) and their siblings.
+ * `runs(rip, host, cpl)` is the block table's count of a start still counting (countingRuns),
+ * or -1.
+ *
+ * Siblings: the same-page targets of the queued blocks' taken branches (up to SIBLINGS_PER_BLOCK
+ * per queued block, found while compiling). A branch to a sibling tail-calls it directly, without
+ * the trampoline and the core's lookup, and the sibling is compiled now rather than after 150 more
+ * interpreted executions. Two in three block-to-block transitions on the way to Linux's /init
+ * stayed on the page (docs/soft-cpu-strategy.md).
+ */
+export function compileBatch(
+  compiler: BlockCompiler,
+  queued: BatchItem[],
+  runs: (rip: bigint, host: number, cpl: number) => number,
+  siblingMinRuns: number,
+): Batch {
+  const items = queued.map((it) => ({ ...it, count: 0 }));
+  const index = new Map<string, number>();
+  const key = (rip: bigint, host: number, cpl: number) => `${rip}:${host}:${cpl}`;
+  items.forEach((it, i) => index.set(key(it.rip, it.host, it.cpl), i));
+  const cap = Math.min(MAX_MODULE_FUNCS, items.length * (1 + SIBLINGS_PER_BLOCK));
+  const bodies: Bytes[] = [];
+  for (let i = 0; i < items.length; i++) {
+    const it = items[i]!;
+    const sibling = (target: bigint): number => {
+      const host = (it.host & ~0xfff) + Number(target & 0xfffn);
+      const k = key(target, host, it.cpl);
+      let j = index.get(k);
+      if (j === undefined) {
+        // only targets that have run a while (not compiled elsewhere, not queued elsewhere)
+        if (items.length >= cap || runs(target, host, it.cpl) < siblingMinRuns) return -1;
+        j = items.length;
+        index.set(k, j);
+        items.push({ e: -1, rip: target, host, cpl: it.cpl, gen: it.gen, count: 0 });
+      }
+      return FUNCS.length + j;
+    };
+    const r = compiler.compile(it.rip, it.host, it.cpl, sibling);
+    // a block may already tail-call a refused sibling's index: the stub returns at once, with RIP
+    // already the target
+    bodies.push(r ? r.body : STUB_BODY);
+    if (r) it.count = r.count;
+  }
+  return { items, bytes: items.some((it) => it.count > 0) ? buildModule(bodies) : null };
+}
+
+function buildModule(bodies: Bytes[]): Uint8Array {
+  let size = 0;
+  for (const b of bodies) size += b.length + 8;
+  const out = new Bytes(size + 1024);
+  out.bytes(WASM_HEADER);
+  // types: 0 = block (i32, i32) -> i32, then one per helper
+  const types = new Bytes();
+  types.u32(1 + FUNCS.length);
+  types.bytes(BLOCK_TYPE);
+  for (const [, params, results] of FUNCS) {
+    types.byte(0x60).u32(params.length).bytes(params).u32(results.length).bytes(results);
+  }
+  section(out, 1, types);
+  // imports: the shared memory, the core's globals, the core's helpers
+  const imp = new Bytes();
+  imp.u32(1 + GLOBAL_NAMES.length + FUNCS.length);
+  imp.name('c').name('m').byte(0x02).byte(0x03).u32(1).u32(65536);
+  GLOBAL_TYPES.forEach((t, i) => { imp.name('c').name(`g${i}`).byte(0x03).byte(t).byte(1); });
+  FUNCS.forEach((_, i) => { imp.name('c').name(`f${i}`).byte(0x00).u32(i + 1); });
+  section(out, 2, imp);
+  const funcs = new Bytes();
+  funcs.u32(bodies.length);
+  for (let i = 0; i < bodies.length; i++) funcs.u32(0);
+  section(out, 3, funcs);
+  const exp = new Bytes();
+  exp.u32(bodies.length);
+  for (let i = 0; i < bodies.length; i++) exp.name(`f${i}`).byte(0x00).u32(FUNCS.length + i);
+  section(out, 7, exp);
+  const code = new Bytes(size + 16);
+  code.u32(bodies.length);
+  for (const b of bodies) code.u32(b.length).append(b);
+  section(out, 10, code);
+  return out.view();
+}
