@@ -132,7 +132,12 @@ test('JIT: conditions after every kind of flag producer match the interpreter', 
     'imul rax, rbx', 'imul eax, ebx, -3', 'imul bx, ax', 'imul rax, rax, 0x40000001',
     'mov rax, 0x8000000000000000\nmov rbx, -1\nimul rax, rbx', 'mov rax, 0x8000000000000000\nmov rbx, -1\nimul rbx, rax', 'mov rbx, -1\nimul rbx, rbx',
     // MUL's lazy flags (OP_MUL) and rDX:rAX, 64- and 32-bit, register and memory, with and without a high half
-    'mul rbx', 'mul ebx', 'mul qword [r8 + 8]', 'mul dword [r8 + 12]', 'mov rbx, 3\nmul rbx', 'mov ebx, 1\nmul ebx'];
+    'mul rbx', 'mul ebx', 'mul qword [r8 + 8]', 'mul dword [r8 + 12]', 'mov rbx, 3\nmul rbx', 'mov ebx, 1\nmul ebx',
+    // ROL/ROR by a constant change only CF and OF (compiler.ts Pend.patch): after a producer still
+    // in locals, after flags already stored, twice in a row, at every size, in memory
+    'add al, bl\nrol al, 3', 'cmp rax, rbx\nror rax, 1', 'rol ebx, 13', 'ror bx, 15', 'rol rax, 63', 'ror rbx, 32',
+    'sub eax, ebx\nror eax, 7\nrol eax, 9', 'rol byte [r8 + 0x1f0], 3', 'ror word [r8 + 0x1e0], 4', 'ror dword [r8 + 0x1d0], 31',
+    'ror rax, 5\nadc rbx, 0', 'and ebx, eax\nrol rbx, 1\ninc rax'];
   const ccs = ['o', 'no', 'b', 'ae', 'e', 'ne', 'be', 'a', 's', 'ns', 'p', 'np', 'l', 'ge', 'le', 'g'];
   producers.forEach((p, i) => {
     ccs.forEach((cc, j) => {
@@ -389,10 +394,15 @@ test('JIT: flags kept in locals reach the interpreter at side exits (a TLB miss 
     xor r12d, r12d
     mov rax, 0x7fffffffffffffc0
     mov r13, 0x9e3779b97f4a7c15
+    mov r14, 0x8000000000000005
+    xor r8d, r8d
   top:
     add rax, r13
+    ror r14, 3 ; CF and OF patched over ADD's flags, still in locals: the load's side exit must store all
     mov rbx, [rdx]
     adc rsi, 0
+    seto al
+    add r8, rax
     sub rbx, rcx
     mov [rdx + 8], rbx
     sbb rdi, 0

@@ -30,6 +30,8 @@ export const G = { rip: 0, lfOp: 1, lfSize: 2, lfRes: 3, lfA: 4, lfB: 5, lfCin: 
 // imported functions
 export const F = { cond: 0, getCF: 1, shift: 2, bitScan: 3, getFlags: 4, patchStatus: 5, chain: 6 } as const;
 // lazy flag operations (as/flags.ts)
+/** RFLAGS bits (SDM vol. 1 3.4.3). */
+const F_CF = 1, F_OF = 1 << 11;
 const OP_ADD = 1, OP_ADC = 2, OP_SUB = 3, OP_SBB = 4, OP_LOGIC = 5, OP_INC = 6, OP_DEC = 7, OP_IMUL = 8, OP_MUL = 9;
 
 // locals of a block function
@@ -43,12 +45,14 @@ const I = 8, H = 9, C = 10, N = 11; // i32; N: instructions retired by earlier i
 // globals (see Pend): operands and result (i64), the operation when it is only known at run time
 // (ADC/SBB) and INC/DEC's carry-in (i32)
 const FA = 12, FB = 13, FR = 14, FOP = 15, FCIN = 16;
-export const BLOCK_LOCALS: [number, number][] = [[6, T_I64], [4, T_I32], [3, T_I64], [2, T_I32]]; // after the 2 parameters
+/** CF and OF (RFLAGS bits 0 and 11) a rotate by a constant set, until they are patched in (Pend.patch). */
+const PATCH = 17;
+export const BLOCK_LOCALS: [number, number][] = [[6, T_I64], [4, T_I32], [3, T_I64], [3, T_I32]]; // after the 2 parameters
 // Blocks that loop keep the guest's general registers in locals RG..RG+15 (see `regs`) and leave
 // through one epilogue: XT the target of a chaining exit (i64), XV the instructions this pass of
 // the loop retired before the exit, XK the kind of exit (EXIT_*; side exits leave it 0, as
 // locals start at 0 and side exits are the most numerous exits).
-const RG = 17, XT = 33, XV = 34, XK = 35;
+const RG = 18, XT = 34, XV = 35, XK = 36;
 const LOOP_LOCALS: [number, number][] = [...BLOCK_LOCALS, [17, T_I64], [2, T_I32]];
 const EXIT_SIDE = 0, EXIT_CHAIN = 1, EXIT_RETURN = 2;
 /** XK = EXIT_SIBLING + i: tail-call the block's i-th distinct sibling (see `siblingExits`). */
@@ -69,6 +73,16 @@ interface Pend {
   cin: boolean; // INC/DEC: lfCin from FCIN
   noB: boolean; // MUL: lfB is not part of it
   synced: boolean; // already stored in the globals
+  /**
+   * ROL/ROR by a constant came after the flags above: CF and OF are those in local PATCH (the
+   * rotate changes only those two), the rest are as described. Storing means storing the flags
+   * above (unless `baseSynced`: they are in the globals already) and then having the core patch
+   * CF and OF in (patchStatus). Most rotates' flags are overwritten unread (blake2s, ChaCha, SHA:
+   * an ADD or XOR follows), so this costs nothing there, where calling the core's shift for
+   * every rotate did.
+   */
+  patch?: boolean;
+  baseSynced?: boolean;
 }
 
 /** Thrown when an instruction cannot be compiled (not an Error: capturing a stack trace per block end cost more than compiling an instruction). */
@@ -407,10 +421,13 @@ export class BlockCompiler {
   /** Emit the stores that put flags `p` (held in locals) into the core's globals. */
   private flushFlags(c: Code, p: Pend | null): void {
     if (!p || p.synced) return;
-    if (p.dyn) c.get(FOP); else c.i32c(p.op);
-    c.gset(G.lfOp).i32c(p.size).gset(G.lfSize).get(FA).gset(G.lfA).get(FR).gset(G.lfRes);
-    if (!p.noB) c.get(FB).gset(G.lfB);
-    if (p.cin) c.get(FCIN).gset(G.lfCin);
+    if (!p.baseSynced) {
+      if (p.dyn) c.get(FOP); else c.i32c(p.op);
+      c.gset(G.lfOp).i32c(p.size).gset(G.lfSize).get(FA).gset(G.lfA).get(FR).gset(G.lfRes);
+      if (!p.noB) c.get(FB).gset(G.lfB);
+      if (p.cin) c.get(FCIN).gset(G.lfCin);
+    }
+    if (p.patch) c.i32c(F_CF | F_OF).get(PATCH).call(F.patchStatus);
   }
 
   /** On the straight path before a call into the core that reads the flags: store them now. */
@@ -1017,6 +1034,11 @@ export class BlockCompiler {
           this.writeRm(m, size, R);
           return false;
         }
+        if (cnt >= 0 && (cnt & cmask) > 0 && (cnt & cmask) < size * 8 && (op === 0 || op === 1)) {
+          this.rotateConst(op === 0, size, cnt & cmask);
+          this.writeRm(m, size, R);
+          return false;
+        }
         c.i32c(m.reg & 7).i32c(size).get(A);
         if (cnt >= 0) c.i32c(cnt & cmask);
         else { this.reg64(1); c.op(OP.i32WrapI64).i32c(cmask).op(OP.i32And); }
@@ -1162,6 +1184,40 @@ export class BlockCompiler {
     c.gset(G.lfEager).i32c(0).gset(G.lfOp);
     this.pend = null; // every status flag is in lfEager now
     this.fk = null;
+  }
+
+  /**
+   * ROL (`left`) / ROR of local A by a constant 0 < n < bits into R. Only CF and OF change
+   * (shift() in as/alu.ts: ROL CF = bit 0 of the result, OF = CF xor its sign; ROR CF = the
+   * result's sign, OF = its top two bits differ; OF as for a count of 1 whatever the count): they
+   * go into local PATCH and the flags become "the previous ones, CF and OF patched" (Pend.patch),
+   * so nothing is stored unless something reads them.
+   */
+  private rotateConst(left: boolean, size: number, n: number): void {
+    const c = this.code;
+    const bits = size * 8;
+    if (size === 8) {
+      c.get(A).i64c(BigInt(n)).op(left ? OP.i64Rotl : OP.i64Rotr).set(R);
+    } else if (size === 4) {
+      c.get(A).op(OP.i32WrapI64).i32c(n).op(left ? OP.i32Rotl : OP.i32Rotr).op(OP.i64ExtendI32U).set(R);
+    } else {
+      c.get(A).mask(size).i64c(BigInt(left ? n : bits - n)).op(OP.i64Shl);
+      c.get(A).mask(size).i64c(BigInt(left ? bits - n : n)).op(OP.i64ShrU);
+      c.op(OP.i64Or).mask(size).set(R);
+    }
+    const bit = (k: number) => c.get(R).i64c(BigInt(k)).op(OP.i64ShrU).op(OP.i32WrapI64).i32c(1).op(OP.i32And);
+    if (left) {
+      bit(0).tee(C); // CF
+      bit(bits - 1).get(C).op(OP.i32Xor).i32c(11).op(OP.i32Shl).op(OP.i32Or).set(PATCH);
+    } else {
+      bit(bits - 1).tee(C); // CF
+      bit(bits - 2).get(C).op(OP.i32Xor).i32c(11).op(OP.i32Shl).op(OP.i32Or).set(PATCH);
+    }
+    const p = this.pend;
+    this.pend = p && !p.synced
+      ? { ...p, patch: true }
+      : { op: 0, size: 0, dyn: false, cin: false, noB: false, synced: false, patch: true, baseSynced: true };
+    this.fk = null; // conditions go through the core, after the flags are stored
   }
 
   private xchgAcc(r: number): void {
