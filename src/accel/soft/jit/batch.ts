@@ -93,10 +93,17 @@ export function compileBatch(
     bodies.push(r ? r.body : STUB_BODY);
     if (r) it.count = r.count;
   }
-  return { items, bytes: items.some((it) => it.count > 0) ? buildModule(bodies) : null };
+  const names = NAMES ? items.map((it) => `${it.e < 0 ? 'sib' : 'blk'}_${it.rip.toString(16)}`) : null;
+  return { items, bytes: items.some((it) => it.count > 0) ? buildModule(bodies, names) : null };
 }
 
-function buildModule(bodies: Bytes[]): Uint8Array {
+/**
+ * TSVM_SOFT_JIT_NAMES=1: name each block function after its guest RIP (wasm name section), so
+ * that `node --cpu-prof` profiles say which guest code a hot compiled function is.
+ */
+const NAMES = process.env.TSVM_SOFT_JIT_NAMES === '1';
+
+function buildModule(bodies: Bytes[], names: string[] | null): Uint8Array {
   let size = 0;
   for (const b of bodies) size += b.length + 8;
   const out = new Bytes(size + 1024);
@@ -128,5 +135,13 @@ function buildModule(bodies: Bytes[]): Uint8Array {
   code.u32(bodies.length);
   for (const b of bodies) code.u32(b.length).append(b);
   section(out, 10, code);
+  if (names) {
+    // custom section "name", subsection 1: function names (core spec, appendix 7.4)
+    const fn = new Bytes();
+    fn.u32(names.length);
+    names.forEach((n, i) => fn.u32(FUNCS.length + i).name(n));
+    const body = new Bytes().name('name').byte(1).u32(fn.length).append(fn);
+    section(out, 0, body);
+  }
   return out.view();
 }
