@@ -69,6 +69,17 @@ export class CompileChannel {
     return { id, items, siblingMinRuns };
   }
 
+  /**
+   * Compiler thread: the next batch (waiting for one) and whatever else is already posted, up to
+   * `max` batches in all, to be compiled together. `taken`: batches read so far (the caller adds
+   * the length of the result).
+   */
+  takeAll(taken: number, max: number): CompileRequest[] {
+    const out = [this.take(taken)];
+    while (Atomics.load(this.words, POSTED) > taken + out.length && out.length < max) out.push(this.take(taken + out.length));
+    return out;
+  }
+
   /** Compiler thread: a reply was posted. */
   replied(): void { Atomics.add(this.words, REPLIES, 1); }
 

@@ -22,7 +22,8 @@ import { CompileChannel } from './compile-channel.js';
 
 /** What this thread posts back: the batch's blocks (with their lengths) and the compiled module. */
 export interface CompileReply {
-  id: number;
+  /** The batches compiled together (see the loop below). */
+  ids: number[];
   items: BatchItem[];
   /** A WebAssembly.Module, or null when nothing compiled. */
   module: object | null;
@@ -33,6 +34,9 @@ export interface CompileReply {
   stops?: [string, number][];
   error?: string;
 }
+
+/** Batches merged into one module at most (a module holds at most 512 functions anyway). */
+const MERGE_MAX = 8;
 
 /** What SoftJit starts the thread with: the VM's memory, the request channel, the reply port. */
 interface Setup { memory: { buffer: ArrayBufferLike }; channel: SharedArrayBuffer; port: MessagePort }
@@ -49,16 +53,21 @@ if (setup?.port) {
   const view = new DataView(memory.buffer);
   lowerThreadPriority(currentThreadId());
   // This thread does nothing else: it blocks in Atomics.wait between batches (no event loop).
-  for (let taken = 0; ; taken++) {
-    const req = channel.take(taken);
+  // Whatever was posted while it compiled is compiled next as one module: the CPU's thread posts
+  // hot blocks soon after they become hot, and the batches grow by themselves when it posts
+  // faster than this thread compiles (fewer modules to instantiate, each block waits less).
+  for (let taken = 0; ;) {
+    const reqs = channel.takeAll(taken, MERGE_MAX);
+    taken += reqs.length;
+    const items = reqs.flatMap((r) => r.items);
     const t0 = performance.now();
     let reply: CompileReply;
     try {
-      const batch = compileBatch(compiler, req.items, (rip, host, cpl) => countingRuns(view, rip, host, cpl), req.siblingMinRuns);
+      const batch = compileBatch(compiler, items, (rip, host, cpl) => countingRuns(view, rip, host, cpl), reqs[0]!.siblingMinRuns);
       const module = batch.bytes ? new wasm.Module(batch.bytes) : null;
-      reply = { id: req.id, items: batch.items, module, bytes: batch.bytes?.length ?? 0, ms: performance.now() - t0 };
+      reply = { ids: reqs.map((r) => r.id), items: batch.items, module, bytes: batch.bytes?.length ?? 0, ms: performance.now() - t0 };
     } catch (err) {
-      reply = { id: req.id, items: req.items, module: null, bytes: 0, ms: performance.now() - t0, error: String(err) };
+      reply = { ids: reqs.map((r) => r.id), items, module: null, bytes: 0, ms: performance.now() - t0, error: String(err) };
     }
     if (compiler.stops && compiler.stops.size > 0) {
       reply.stops = [...compiler.stops];
