@@ -496,3 +496,48 @@ test("JIT: the host's reading of the block table (block-table.ts) agrees with th
   assert.ok(counting >= 3, `counting entries found (${counting})`);
   assert.equal(countingRuns(view, 0x123456789n, 0x1000, 0), -1, 'a start the table does not hold');
 });
+
+test('JIT: when the compiler thread dies, compiling goes on in the CPU thread and blocks still match the interpreter', { skip }, async () => {
+  const TOTAL = 3_000_000;
+  const jit = await runAsm('long', LONG_LOOP, (_s, m) => { m.cpu.jit!.mode = 'thread'; m.cpu.jit!.tune(1_000_000, 1); }, 1);
+  const cpu = jit.m.cpu;
+  const soft = cpu.jit!;
+  const errors: string[] = [];
+  const write = process.stderr.write.bind(process.stderr);
+  try {
+    // nothing is hot yet (threshold 1,000,000): start the thread with a first batch by hand
+    cpu.run(300_000);
+    soft.tune(50, 1);
+    const deadline = Date.now() + 30_000;
+    while (!(soft as unknown as { worker: unknown }).worker) {
+      cpu.run(20_000);
+      assert.ok(Date.now() < deadline, 'a batch went to the compiler thread');
+    }
+    process.stderr.write = ((s: string) => { errors.push(String(s)); return true; }) as typeof process.stderr.write;
+    const before = soft.stats.blocks;
+    await (soft as unknown as { worker: { terminate(): Promise<number> } }).worker.terminate();
+    while (soft.mode === 'thread') {
+      await new Promise((r) => setTimeout(r, 1));
+      assert.ok(Date.now() < deadline, "the thread's exit was noticed");
+    }
+    assert.equal(soft.mode, 'async');
+    assert.match(errors.join(''), /compiler thread exited.*compiling on the CPU's thread instead/);
+    while (cpu.instructions < TOTAL) {
+      cpu.run(Math.min(20_000, TOTAL - cpu.instructions));
+      await new Promise((r) => setImmediate(r)); // async mode installs from the event loop
+    }
+    assert.ok(soft.stats.blocks > before, `blocks compiled after the thread was gone (${before} -> ${soft.stats.blocks})`);
+  } finally {
+    process.stderr.write = write;
+    cpu.close();
+  }
+  const old = process.env.TSVM_SOFT_JIT;
+  process.env.TSVM_SOFT_JIT = '0';
+  try {
+    const interp = await runAsm('long', LONG_LOOP, undefined, TOTAL);
+    assertSame({ jit: { exit: interp.exit, state: cpu.getState(), m: jit.m }, interp });
+  } finally {
+    if (old === undefined) delete process.env.TSVM_SOFT_JIT;
+    else process.env.TSVM_SOFT_JIT = old;
+  }
+});
