@@ -541,3 +541,134 @@ test('JIT: when the compiler thread dies, compiling goes on in the CPU thread an
     else process.env.TSVM_SOFT_JIT = old;
   }
 });
+
+test('JIT: DIV, IDIV (32- and 64-bit, register and memory) and BSWAP match the interpreter, #DE included', { skip }, async () => {
+  // entries of 72 bytes: DIV64 rdx rax d | IDIV64 rdx rax d | DIV32 edx eax d | IDIV32 edx eax d
+  let seed = 0x9e3779b97f4a7c15n;
+  const rnd = (): bigint => { seed = BigInt.asUintN(64, seed * 6364136223846793005n + 1442695040888963407n); return seed; };
+  const u32 = (v: bigint) => BigInt.asUintN(32, v);
+  const entries: bigint[][] = [];
+  for (let i = 0; i < 40; i++) {
+    const d64 = rnd() >> BigInt(i % 60) | 1n;
+    const rax = rnd();
+    // DIV64: a high half (RDX != 0, the interpreter's 128-bit division) every third entry, below the divisor
+    const rdxDiv = i % 3 === 0 ? (rnd() % d64) : 0n;
+    // IDIV64: RDX the sign of RAX, or (every fourth) a 128-bit dividend whose quotient still fits
+    const ridx = BigInt.asIntN(64, rnd()) >> BigInt(i % 50);
+    const sdiv = BigInt.asIntN(64, (rnd() >> BigInt(i % 40)) | 3n) * (i % 2 === 0 ? 1n : -1n);
+    const rdxIdiv = i % 4 === 1 ? BigInt.asUintN(64, -1n) : BigInt.asUintN(64, ridx < 0n ? -1n : 0n);
+    const raxIdiv = i % 4 === 1 ? BigInt.asUintN(64, rnd() >> 8n) : BigInt.asUintN(64, ridx);
+    // DIV32 / IDIV32: quotients that fit
+    const d32 = u32(rnd() >> BigInt(32 + (i % 28))) | 1n;
+    const edx = i % 5 === 0 ? u32(rnd()) % d32 : 0n;
+    const n32 = BigInt.asIntN(32, rnd()) >> BigInt(i % 20);
+    const sd32 = BigInt.asIntN(32, (rnd() >> BigInt(40 + (i % 20))) | 1n) * (i % 3 === 0 ? -1n : 1n);
+    entries.push([rdxDiv, rax, d64, rdxIdiv, raxIdiv, BigInt.asUintN(64, sdiv), edx | (rax << 32n), u32(d32), u32(n32 < 0n ? -1n : 0n) | (u32(n32) << 32n), u32(sd32)]);
+  }
+  const TABLE = DATA + 0x1000;
+  const setup: Setup = (_s, m) => {
+    entries.forEach((e, i) => {
+      const p = TABLE + i * 72;
+      m.mem.writeU64(p, e[0]!); m.mem.writeU64(p + 8, e[1]!); m.mem.writeU64(p + 16, e[2]!);
+      m.mem.writeU64(p + 24, e[3]!); m.mem.writeU64(p + 32, e[4]!); m.mem.writeU64(p + 40, e[5]!);
+      m.mem.writeU64(p + 48, e[6]!); m.mem.writeU32(p + 56, Number(e[7]!));
+      m.mem.writeU64(p + 60, e[8]!); m.mem.writeU32(p + 68, Number(e[9]!));
+    });
+  };
+  const r = await runBoth('long', `
+    mov rcx, ${entries.length}
+    mov r8, ${TABLE}
+  top:
+    mov rdx, [r8]
+    mov rax, [r8 + 8]
+    div qword [r8 + 16]
+    add r10, rax
+    add r11, rdx
+    mov rdx, [r8 + 24]
+    mov rax, [r8 + 32]
+    mov rbx, [r8 + 40]
+    idiv rbx
+    add r12, rax
+    add r13, rdx
+    mov edx, [r8 + 48]
+    mov eax, [r8 + 52]
+    mov ebx, [r8 + 56]
+    div ebx
+    add r14, rax
+    add r15, rdx
+    mov edx, [r8 + 60]
+    mov eax, [r8 + 64]
+    idiv dword [r8 + 68]
+    add r9, rax
+    add rsi, rdx
+    mov rax, [r8 + 8]
+    bswap rax
+    xor rdi, rax
+    bswap eax
+    add rdi, rax
+    bswap r9d
+    bswap r9
+    add r8, 72
+    dec rcx
+    jnz top
+    mov rax, 0x8000000000000000
+    cqo
+    mov rbx, -1
+    idiv rbx ; INT64_MIN / -1: #DE
+    hlt
+  `, setup);
+  assertSame(r);
+  assert.equal(r.jit.exit.kind, 'hlt');
+  assert.equal(r.jit.state.regs.rip, stubRip(0), '#DE delivered at the IDIV');
+  assert.ok(r.jit.m.cpu.jit!.stats.blocks > 0);
+  // #DE from inside a compiled block: a zero divisor, and quotients too large for 32 bits
+  for (const [what, fault] of [
+    ['DIV by zero', 'xor ebx, ebx\nmov eax, 5\nxor edx, edx\ndiv ebx'],
+    ['DIV32 overflow', 'mov edx, 1\nxor eax, eax\nmov ebx, 1\ndiv ebx'],
+    ['IDIV32 overflow', 'mov edx, 1\nxor eax, eax\nmov ebx, 1\nidiv ebx'],
+    ['IDIV32 negative overflow', 'mov edx, -2\nxor eax, eax\nmov ebx, 1\nidiv ebx'],
+  ]) {
+    const z = await runBoth('long', `
+      mov rcx, 50
+    top:
+      mov eax, ecx
+      xor edx, edx
+      mov ebx, 7
+      div ebx
+      add r10, rdx
+      cmp rcx, 1
+      jne next
+      ${fault}
+    next:
+      dec rcx
+      jnz top
+      hlt
+    `);
+    assertSame(z);
+    assert.equal(z.jit.state.regs.rip, stubRip(0), `#DE from ${what}`);
+  }
+});
+
+test('JIT: LEAVE in hot functions matches the interpreter, with frames on pages the TLB has not seen', { skip }, async () => {
+  const r = await runBoth('long', `
+    mov rcx, 60
+    mov r8, ${STACK}
+  top:
+    mov rsp, r8
+    call f
+    sub r8, 0x1000 - 8 ; a new stack page (and a new alignment) every call
+    dec rcx
+    jnz top
+    hlt
+  f:
+    push rbp
+    mov rbp, rsp
+    sub rsp, 24
+    mov [rbp - 8], rcx
+    add rax, [rbp - 8]
+    leave
+    ret
+  `);
+  assertSame(r);
+  assert.equal(r.jit.state.regs.rax, 1830n, 'sum of 60..1');
+});

@@ -610,6 +610,55 @@ export class BlockCompiler {
     return false;
   }
 
+  /**
+   * DIV / IDIV (`signed`) of rDX:rAX by a 32- or 64-bit r/m (vol. 2A DIV, IDIV): quotient to rAX,
+   * remainder to rDX, flags unchanged (as the interpreter leaves them). What a 64-bit division
+   * cannot do is left to the interpreter by a side exit: a zero divisor or a quotient that does not
+   * fit (#DE), and a 64-bit DIV whose dividend has a high half (RDX != 0; IDIV: RDX not the sign
+   * of RAX), which needs its 128-by-64 division. (Checked before dividing: wasm traps on a zero
+   * divisor and on INT64_MIN / -1.)
+   */
+  private divide(m: ModRM, size: number, signed: boolean): boolean {
+    const c = this.code;
+    const MIN = -(1n << 63n);
+    const exitIf = () => { c.op(OP.if).byte(0x40); this.sideExit(); c.op(OP.end); };
+    this.readRm(m, size, B, false);
+    this.getReg(size, 0); c.set(A);
+    this.getReg(size, 2); c.set(T);
+    if (size === 8) {
+      c.get(B).op(OP.i64Eqz);
+      if (signed) {
+        c.get(T).get(A).i64c(63n).op(OP.i64ShrS).op(OP.i64Ne).op(OP.i32Or);
+        c.get(A).i64c(MIN).op(OP.i64Eq).get(B).i64c(-1n).op(OP.i64Eq).op(OP.i32And).op(OP.i32Or);
+      } else {
+        c.get(T).i64c(0n).op(OP.i64Ne).op(OP.i32Or);
+      }
+      exitIf();
+      c.get(A).get(B).op(signed ? OP.i64DivS : OP.i64DivU).set(R);
+      c.get(A).get(B).op(signed ? OP.i64RemS : OP.i64RemU).set(V);
+    } else {
+      c.get(T).i64c(32n).op(OP.i64Shl).get(A).op(OP.i64Or).set(L); // EDX:EAX
+      if (signed) {
+        c.get(B).sext(4).set(B);
+        c.get(B).op(OP.i64Eqz).get(L).i64c(MIN).op(OP.i64Eq).get(B).i64c(-1n).op(OP.i64Eq).op(OP.i32And).op(OP.i32Or);
+        exitIf();
+        c.get(L).get(B).op(OP.i64DivS).tee(R).i64c(0x7fffffffn).op(OP.i64GtS);
+        c.get(R).i64c(-0x80000000n).op(OP.i64LtS).op(OP.i32Or);
+        exitIf();
+        c.get(L).get(B).op(OP.i64RemS).set(V);
+      } else {
+        c.get(B).op(OP.i64Eqz);
+        exitIf();
+        c.get(L).get(B).op(OP.i64DivU).tee(R).i64c(0xffffffffn).op(OP.i64GtU);
+        exitIf();
+        c.get(L).get(B).op(OP.i64RemU).set(V);
+      }
+    }
+    this.setReg(size, 0, R);
+    this.setReg(size, 2, V);
+    return false;
+  }
+
   /** R = A op B (operands already masked), with the lazy flags of alu() in as/alu.ts. */
   private alu(op: number, size: number): void {
     const c = this.code;
@@ -885,6 +934,17 @@ export class BlockCompiler {
         c.get(L).i64c(8n).op(OP.i64Add).set(L);
         this.setReg64(4, L);
         this.setReg64((b & 7) | ((this.rex & 1) << 3), A); // POP RSP: the loaded value wins
+        return false;
+      }
+      case 0xc9: { // LEAVE: RSP = RBP, then POP RBP (nothing changes when the load side-exits)
+        if (this.h66) bail();
+        this.done();
+        this.reg64(5); c.set(L);
+        this.tlb(K_READ, 8, H);
+        c.get(H).load(8).set(A);
+        c.get(L).i64c(8n).op(OP.i64Add).set(L);
+        this.setReg64(4, L);
+        this.setReg64(5, A);
         return false;
       }
       case 0x63: { // MOVSXD
@@ -1267,6 +1327,7 @@ export class BlockCompiler {
     }
     this.done();
     if (op === 4 && (size === 4 || size === 8) && !this.lock) return this.mul(m, size);
+    if ((op === 6 || op === 7) && (size === 4 || size === 8) && !this.lock) return this.divide(m, size, op === 7);
     if (op > 3 || (this.lock && !m.mem)) bail();
     this.readRm(m, size, A, true);
     if (op === 2) { // NOT
@@ -1328,6 +1389,29 @@ export class BlockCompiler {
       const d = this.cur.s32();
       this.done();
       return this.jcc(b & 15, BigInt.asUintN(64, this.next + d));
+    }
+    if (b >= 0xc8 && b <= 0xcf) { // BSWAP r32 / r64 (flags unchanged; the 16-bit form is undefined)
+      if (this.h66) bail();
+      this.done();
+      const r = (b & 7) | ((this.rex & 1) << 3);
+      const size = this.rex & 8 ? 8 : 4;
+      this.getReg(size, r); c.set(A);
+      if (size === 4) {
+        // bytes 0 and 2 move up by 8 (rotl), bytes 1 and 3 down by 8 (rotr)
+        c.get(A).op(OP.i32WrapI64).tee(I).i32c(8).op(OP.i32Rotr).i32c(0xff00ff00 | 0).op(OP.i32And);
+        c.get(I).i32c(8).op(OP.i32Rotl).i32c(0x00ff00ff).op(OP.i32And).op(OP.i32Or).op(OP.i64ExtendI32U).set(R);
+      } else {
+        // swap adjacent bytes, then adjacent 16-bit pairs, then the two halves
+        const swap = (k: bigint, mask: bigint) => {
+          c.get(A).i64c(k).op(OP.i64ShrU).i64c(mask).op(OP.i64And);
+          c.get(A).i64c(mask).op(OP.i64And).i64c(k).op(OP.i64Shl).op(OP.i64Or).set(A);
+        };
+        swap(8n, 0x00ff00ff00ff00ffn);
+        swap(16n, 0x0000ffff0000ffffn);
+        c.get(A).i64c(32n).op(OP.i64Rotl).set(R);
+      }
+      this.setReg(size, r, R);
+      return false;
     }
     if (b >= 0x40 && b <= 0x4f) { // CMOVcc: the source is read even when the condition is false
       const m = this.modrm();
