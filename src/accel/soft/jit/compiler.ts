@@ -834,6 +834,21 @@ export class BlockCompiler {
   }
 
   /** Stack push of 8 bytes of local `src` (rSP - 8 translated first). */
+  /**
+   * A 64-bit POP into register `dst` from the stack top in register `top` (RSP for POP, RBP for
+   * LEAVE): RSP becomes top + 8, then `dst` the loaded value (so POP RSP loads RSP). Nothing
+   * changes when the load side-exits.
+   */
+  private pop(top: number, dst: number): void {
+    const c = this.code;
+    this.reg64(top); c.set(L);
+    this.tlb(K_READ, 8, H);
+    c.get(H).load(8).set(A);
+    c.get(L).i64c(8n).op(OP.i64Add).set(L);
+    this.setReg64(4, L);
+    this.setReg64(dst, A);
+  }
+
   private push(src: number): void {
     const c = this.code;
     this.reg64(4); c.i64c(8n).op(OP.i64Sub).set(L);
@@ -928,23 +943,13 @@ export class BlockCompiler {
       case 0x58: case 0x59: case 0x5a: case 0x5b: case 0x5c: case 0x5d: case 0x5e: case 0x5f: {
         if (this.h66) bail();
         this.done();
-        this.reg64(4); c.set(L);
-        this.tlb(K_READ, 8, H);
-        c.get(H).load(8).set(A);
-        c.get(L).i64c(8n).op(OP.i64Add).set(L);
-        this.setReg64(4, L);
-        this.setReg64((b & 7) | ((this.rex & 1) << 3), A); // POP RSP: the loaded value wins
+        this.pop(4, (b & 7) | ((this.rex & 1) << 3));
         return false;
       }
       case 0xc9: { // LEAVE: RSP = RBP, then POP RBP (nothing changes when the load side-exits)
         if (this.h66) bail();
         this.done();
-        this.reg64(5); c.set(L);
-        this.tlb(K_READ, 8, H);
-        c.get(H).load(8).set(A);
-        c.get(L).i64c(8n).op(OP.i64Add).set(L);
-        this.setReg64(4, L);
-        this.setReg64(5, A);
+        this.pop(5, 5);
         return false;
       }
       case 0x63: { // MOVSXD
