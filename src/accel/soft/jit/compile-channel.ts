@@ -51,7 +51,7 @@ export class CompileChannel {
   }
 
   /** Compiler thread: the next batch, waiting for one when `taken` batches were all read. */
-  take(taken: number): CompileRequest {
+  private take(taken: number): CompileRequest {
     const w = this.words;
     while (Atomics.load(w, POSTED) === taken) Atomics.wait(w, POSTED, taken);
     let tail = w[TAIL]!;

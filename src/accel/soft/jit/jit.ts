@@ -100,8 +100,8 @@ export class SoftJit {
     // noise). Compiling here, each flush is a module of its own: batches wait up to 16 slices.
     if (this.waitSet === undefined) this.tuneCore(this.hot, m === 'thread' ? THREAD_WAIT : DEFAULT_WAIT);
   }
-  /** Batches being compiled (their blocks wait, interpreted, until installed). */
-  inFlight = 0;
+  /** Modules V8 is compiling in mode `async` (installed only when the event loop runs). */
+  private asyncCompiles = 0;
   /** Runs a same-page branch target needs before it is compiled along with a hot block (batch.ts). */
   siblingMinRuns = SIBLING_MIN_RUNS;
   /** Milliseconds from flush to install of each asynchronously compiled module (statistics). */
@@ -276,11 +276,11 @@ export class SoftJit {
         // V8 compiles on its background threads; the blocks are installed when the event loop
         // runs (the soft accelerator yields every few milliseconds). Until then they stay queued
         // (E_FN -1) and the interpreter runs them.
-        this.inFlight++;
+        this.asyncCompiles++;
         const flushed = performance.now();
         wasm.compile(bytes).then(
-          (mod) => { this.inFlight--; this.settle(batch.items, mod, epoch, flushed); },
-          (err: unknown) => { this.inFlight--; this.failed(String(err)); },
+          (mod) => { this.asyncCompiles--; this.settle(batch.items, mod, epoch, flushed); },
+          (err: unknown) => { this.asyncCompiles--; this.failed(String(err)); },
         );
       }
     }
@@ -318,7 +318,6 @@ export class SoftJit {
     if (!this.channel!.post({ id, items, siblingMinRuns: this.siblingMinRuns })) return false; // ring full
     this.nextId++;
     this.pending.set(id, { items, epoch: this.epoch, posted: performance.now() });
-    this.inFlight++;
     return true;
   }
 
@@ -340,7 +339,7 @@ export class SoftJit {
 
   /** Whether modules are compiling that only the event loop can install (mode `async`). */
   waitsForEventLoop(): boolean {
-    return this.mode === 'async' && this.inFlight > 0;
+    return this.asyncCompiles > 0;
   }
 
   /** Stop the compiler thread (the VM is gone). */
@@ -360,7 +359,6 @@ export class SoftJit {
     const batches = r.ids.map((id) => this.pending.get(id)).filter((p): p is Pending => p !== undefined);
     if (batches.length === 0) return;
     for (const id of r.ids) this.pending.delete(id);
-    this.inFlight -= batches.length;
     this.stats.threadMs += r.ms;
     if (r.stops && this.stops) for (const [k, n] of r.stops) this.stops.set(k, (this.stops.get(k) ?? 0) + n);
     if (r.error !== undefined || batches.some((p) => p.epoch !== this.epoch)) {
@@ -385,7 +383,7 @@ export class SoftJit {
     this.worker = null;
     this.port = null;
     this.channel = null;
-    for (const p of this.pending.values()) { this.inFlight--; this.requeue(p); }
+    for (const p of this.pending.values()) this.requeue(p);
     this.pending.clear();
   }
 
