@@ -33,6 +33,8 @@ export const F = { cond: 0, getCF: 1, shift: 2, bitScan: 3, getFlags: 4, patchSt
 /** RFLAGS bits (SDM vol. 1 3.4.3). */
 const F_CF = 1, F_OF = 1 << 11;
 const OP_ADD = 1, OP_ADC = 2, OP_SUB = 3, OP_SBB = 4, OP_LOGIC = 5, OP_INC = 6, OP_DEC = 7, OP_IMUL = 8, OP_MUL = 9;
+/** Not a core operation: the block's own tag for "a shift by a constant set the flags" (Pend.shift), so cond() reads ZF and SF from FR. */
+const OP_SHIFT = 100;
 
 // locals of a block function
 // parameter 0: the instruction budget (the block may loop while it lasts)
@@ -73,6 +75,13 @@ interface Pend {
   cin: boolean; // INC/DEC: lfCin from FCIN
   noB: boolean; // MUL: lfB is not part of it
   synced: boolean; // already stored in the globals
+  /**
+   * SHL/SHR/SAR by a constant: the flags are worked out from FA (the operand) and FR (the result)
+   * only when stored (shiftFlags), as eager flags; `op` and `size` are ignored. Three shifts in
+   * the bignum loops Linux's crypto self-tests spend their time in had each computed and stored
+   * all six flags, and all were overwritten by the next ADD unread.
+   */
+  shift?: { op: number; n: number; size: number };
   /**
    * ROL/ROR by a constant came after the flags above: CF and OF are those in local PATCH (the
    * rotate changes only those two), the rest are as described. Storing means storing the flags
@@ -421,7 +430,10 @@ export class BlockCompiler {
   /** Emit the stores that put flags `p` (held in locals) into the core's globals. */
   private flushFlags(c: Code, p: Pend | null): void {
     if (!p || p.synced) return;
-    if (!p.baseSynced) {
+    if (p.shift && !p.baseSynced) {
+      this.shiftFlags(c, p.shift.op, p.shift.size, p.shift.n);
+      c.gset(G.lfEager).i32c(0).gset(G.lfOp);
+    } else if (!p.baseSynced) {
       if (p.dyn) c.get(FOP); else c.i32c(p.op);
       c.gset(G.lfOp).i32c(p.size).gset(G.lfSize).get(FA).gset(G.lfA).get(FR).gset(G.lfRes);
       if (!p.noB) c.get(FB).gset(G.lfB);
@@ -1222,33 +1234,45 @@ export class BlockCompiler {
   }
 
   /**
-   * SHL/SHR/SAR of local A (masked) by a constant 0 < n < bits into R, with the eager flags
-   * shift() in as/alu.ts sets: SF ZF PF of the result, CF the last bit out, OF as for a count
-   * of 1 (SHL: CF != new sign, SHR: old sign, SAR: 0), AF 0.
+   * SHL/SHR/SAR of local A (masked) by a constant 0 < n < bits into R. The flags wait in FA/FR
+   * (Pend.shift) until something reads or stores them (shiftFlags).
    */
   private shiftConst(op: number, size: number, n: number): void {
     const c = this.code;
+    const nb = BigInt(n);
+    if (op === 5) c.get(A).i64c(nb).op(OP.i64ShrU).set(R); // SHR
+    else if (op === 7) c.get(A).sext(size).i64c(nb).op(OP.i64ShrS).mask(size).set(R); // SAR
+    else c.get(A).i64c(nb).op(OP.i64Shl).mask(size).set(R); // SHL / SAL
+    c.get(A).set(FA).get(R).set(FR);
+    this.produced({ op: 0, size, dyn: false, cin: false, noB: true, shift: { op, n, size } });
+    // ZF and SF read straight from FR (cond); the others through the core
+    this.fk = { op: OP_SHIFT, size };
+  }
+
+  /**
+   * Push the eager status flags (i32) of SHL/SHR/SAR by a constant 0 < n < bits, from FA (the
+   * operand, masked) and FR (the result), as shift() in as/alu.ts sets them: SF ZF PF of the
+   * result, CF the last bit out, OF as for a count of 1 (SHL: CF != new sign, SHR: old sign,
+   * SAR: 0), AF 0 (vol. 2B SAL/SAR/SHL/SHR "Flags Affected").
+   */
+  private shiftFlags(c: Code, op: number, size: number, n: number): void {
     const bits = size * 8;
     const nb = BigInt(n);
     if (op === 5) { // SHR
-      c.get(A).i64c(nb).op(OP.i64ShrU).set(R);
-      c.get(A).i64c(nb - 1n).op(OP.i64ShrU).op(OP.i32WrapI64).i32c(1).op(OP.i32And); // CF
-      c.get(A).i64c(BigInt(bits - 1)).op(OP.i64ShrU).op(OP.i32WrapI64).i32c(11).op(OP.i32Shl).op(OP.i32Or); // OF
+      c.get(FA).i64c(nb - 1n).op(OP.i64ShrU).op(OP.i32WrapI64).i32c(1).op(OP.i32And); // CF
+      c.get(FA).i64c(BigInt(bits - 1)).op(OP.i64ShrU).op(OP.i32WrapI64).i32c(11).op(OP.i32Shl).op(OP.i32Or); // OF
     } else if (op === 7) { // SAR
-      c.get(A).sext(size).i64c(nb).op(OP.i64ShrS).mask(size).set(R);
-      c.get(A).sext(size).i64c(nb - 1n).op(OP.i64ShrS).op(OP.i32WrapI64).i32c(1).op(OP.i32And);
+      c.get(FA).sext(size).i64c(nb - 1n).op(OP.i64ShrS).op(OP.i32WrapI64).i32c(1).op(OP.i32And);
     } else { // SHL / SAL
-      c.get(A).i64c(nb).op(OP.i64Shl).mask(size).set(R);
-      c.get(A).i64c(BigInt(bits - n)).op(OP.i64ShrU).op(OP.i32WrapI64).i32c(1).op(OP.i32And).tee(C); // CF
-      c.get(R).i64c(BigInt(bits - 1)).op(OP.i64ShrU).op(OP.i32WrapI64).get(C).op(OP.i32Xor).i32c(11).op(OP.i32Shl).op(OP.i32Or);
+      c.get(FA).i64c(BigInt(bits - n)).op(OP.i64ShrU).op(OP.i32WrapI64).i32c(1).op(OP.i32And); // CF
+      c.get(FR).i64c(BigInt(bits - 1)).op(OP.i64ShrU).op(OP.i32WrapI64);
+      c.get(FA).i64c(BigInt(bits - n)).op(OP.i64ShrU).op(OP.i32WrapI64).op(OP.i32Xor).i32c(1).op(OP.i32And);
+      c.i32c(11).op(OP.i32Shl).op(OP.i32Or); // OF = CF xor the new sign
     }
     // ZF, SF, PF of the result
-    c.get(R).op(OP.i64Eqz).i32c(6).op(OP.i32Shl).op(OP.i32Or);
-    c.get(R).i64c(BigInt(bits - 1)).op(OP.i64ShrU).op(OP.i32WrapI64).i32c(7).op(OP.i32Shl).op(OP.i32Or);
-    c.get(R).i64c(0xffn).op(OP.i64And).op(OP.i64Popcnt).op(OP.i32WrapI64).i32c(1).op(OP.i32And).i32c(1).op(OP.i32Xor).i32c(2).op(OP.i32Shl).op(OP.i32Or);
-    c.gset(G.lfEager).i32c(0).gset(G.lfOp);
-    this.pend = null; // every status flag is in lfEager now
-    this.fk = null;
+    c.get(FR).op(OP.i64Eqz).i32c(6).op(OP.i32Shl).op(OP.i32Or);
+    c.get(FR).i64c(BigInt(bits - 1)).op(OP.i64ShrU).op(OP.i32WrapI64).i32c(7).op(OP.i32Shl).op(OP.i32Or);
+    c.get(FR).i64c(0xffn).op(OP.i64And).op(OP.i64Popcnt).op(OP.i32WrapI64).i32c(1).op(OP.i32And).i32c(1).op(OP.i32Xor).i32c(2).op(OP.i32Shl).op(OP.i32Or);
   }
 
   /**
