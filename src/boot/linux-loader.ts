@@ -16,14 +16,16 @@
 //
 // Guest-physical layout (vmm/platform-layout.ts): GDT at BOOT_GDT_ADDR, hvm_start_info at
 // PVH_START_INFO_ADDR, zero page at BOOT_PARAMS_ADDR, a boot stack in the page below the page
-// tables, page tables at BOOT_PAGE_TABLES_ADDR, command line at BOOT_CMDLINE_ADDR, the kernel
+// tables, page tables at BOOT_PAGE_TABLES_ADDR, command line at BOOT_CMDLINE_ADDR, the setup_data
+// list (an RNG seed) at BOOT_SETUP_DATA_ADDR, the kernel
 // from its load address (16 MiB for distribution kernels), the initrd as high as the kernel allows.
 import { BootError, type BootPlan } from './boot-plan.js';
 import { longModeState, protectedModeState, type CpuState } from '../accel/cpu-state.js';
 import { GiB, MiB, type GuestMemory } from '../memory/guest-memory.js';
 import {
-  BIOS_AREA_END, BOOT_CMDLINE_ADDR, BOOT_PAGE_TABLES_ADDR, BOOT_PARAMS_ADDR, PVH_START_INFO_ADDR,
+  BIOS_AREA_END, BOOT_CMDLINE_ADDR, BOOT_PAGE_TABLES_ADDR, BOOT_PARAMS_ADDR, BOOT_SETUP_DATA_ADDR, PVH_START_INFO_ADDR,
 } from '../vmm/platform-layout.js';
+import { randomFillSync } from 'node:crypto';
 import { compressionName, decompressKernelPayload, type CompressionFormat } from './decompress/index.js';
 import {
   EM_X86_64, elfLoadExtent, isElf, loadElfSegments, parseElf, pvhEntry, PT_LOAD, type ElfImage,
@@ -32,7 +34,7 @@ import { buildE820, E820_MAX_ZEROPAGE, writeE820ZeroPage, type E820Entry } from 
 import { setupLongModePaging, writeBootGdt } from './page-tables.js';
 import {
   BOOT_FLAG, CAN_USE_HEAP, HDR_BOOT_FLAG, HDR_CMD_LINE_PTR, HDR_CMDLINE_SIZE, HDR_HEADER, HDR_HEAP_END_PTR,
-  HDR_INITRD_ADDR_MAX, HDR_KERNEL_ALIGNMENT, HDR_LOADFLAGS, HDR_RAMDISK_IMAGE, HDR_RAMDISK_SIZE, HDR_SETUP_SECTS,
+  HDR_INITRD_ADDR_MAX, HDR_KERNEL_ALIGNMENT, HDR_LOADFLAGS, HDR_RAMDISK_IMAGE, HDR_RAMDISK_SIZE, HDR_SETUP_DATA, HDR_SETUP_SECTS,
   HDR_TYPE_OF_LOADER, HDR_VERSION, HDRS_MAGIC, KASLR_FLAG, LOADED_HIGH, parseSetupHeader, payloadOf,
   protocolString, XLF_KERNEL_64, type SetupHeader,
 } from './setup-header.js';
@@ -82,6 +84,14 @@ export const ZP_E820_ENTRIES = 0x1e8;
 export const ZP_SETUP_HEADER = HDR_SETUP_SECTS;
 export const ZP_E820_TABLE = 0x2d0;
 export const ZERO_PAGE_SIZE = 4096;
+
+// ---- setup_data (boot.rst, "Details of Header Fields": setup_data; arch/x86/include/uapi/asm/setup_data.h) ----
+/** struct setup_data: next (u64 physical address, 0 ends the list), type (u32), len (u32), data[len]. */
+export const SETUP_DATA_HEADER_SIZE = 16;
+/** SETUP_RNG_SEED: bytes the kernel mixes into its entropy pool at boot (Linux 5.20+). */
+export const SETUP_RNG_SEED = 9;
+/** The seed's length: 256 bits, what Linux's RNG needs before it calls itself ready (POOL_READY_BITS). */
+export const RNG_SEED_BYTES = 32;
 
 // ---- hvm_start_info (Xen public/arch-x86/hvm/start_info.h) ----
 export const XEN_HVM_START_MAGIC = 0x336ec578;
@@ -216,8 +226,31 @@ export function writeZeroPage(mem: GuestMemory, o: {
   zp[ZP_E820_ENTRIES] = o.e820.length;
   writeE820ZeroPage(v, ZP_E820_TABLE, o.e820);
   if (o.rsdpAddr !== undefined) v.setBigUint64(ZP_ACPI_RSDP_ADDR, BigInt(o.rsdpAddr), true);
+  v.setBigUint64(HDR_SETUP_DATA, BigInt(writeRngSeed(mem)), true);
   mem.write(BOOT_PARAMS_ADDR, zp);
   return BOOT_PARAMS_ADDR;
+}
+
+/**
+ * A setup_data entry with 32 bytes from the host's CSPRNG (SETUP_RNG_SEED) at
+ * BOOT_SETUP_DATA_ADDR; returns its address. Without it a guest has no entropy it trusts until
+ * enough interrupts have been timed: Linux 6.1 then runs every get_random_u32() (one per new
+ * slab, per inode...) through a full BLAKE2s extraction of its input pool, ~0.2 s of the Debian
+ * kernel's boot under the software CPU. Linux credits the seed when built with
+ * RANDOM_TRUST_BOOTLOADER (Debian's kernels are), so its RNG is ready from the start
+ * ("random: crng init done" at 0.000000), and it wipes the seed from memory after reading it.
+ * QEMU passed the same seed on x86 in 7.1 (7.2 took it out again); EFI boot loaders pass one
+ * through the EFI RNG protocol.
+ */
+export function writeRngSeed(mem: GuestMemory): number {
+  const entry = new Uint8Array(SETUP_DATA_HEADER_SIZE + RNG_SEED_BYTES);
+  const v = new DataView(entry.buffer);
+  v.setBigUint64(0, 0n, true); // next: the list ends here
+  v.setUint32(8, SETUP_RNG_SEED, true);
+  v.setUint32(12, RNG_SEED_BYTES, true);
+  randomFillSync(entry, SETUP_DATA_HEADER_SIZE);
+  mem.write(BOOT_SETUP_DATA_ADDR, entry);
+  return BOOT_SETUP_DATA_ADDR;
 }
 
 /** Fill hvm_start_info (version 1) at PVH_START_INFO_ADDR, with its module list and memory map. */

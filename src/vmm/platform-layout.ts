@@ -46,6 +46,7 @@ export const ACPI_TABLES_END = 0xf0000;
 export const BOOT_GDT_ADDR = 0x500;
 export const BOOT_PARAMS_ADDR = 0x7000; // Linux zero page ("boot_params"), 4 KiB
 export const BOOT_CMDLINE_ADDR = 0x20000; // up to 64 KiB of kernel command line
+export const BOOT_SETUP_DATA_ADDR = 0x30000; // Linux setup_data list (the RNG seed), 4 KiB
 export const BOOT_PAGE_TABLES_ADDR = 0x9000; // PML4, PDPT, PDs for the 64-bit identity map (up to 0x10000+)
 export const PVH_START_INFO_ADDR = 0x6000; // hvm_start_info + memory map for PVH entry
 export const MULTIBOOT_INFO_ADDR = 0x6000;

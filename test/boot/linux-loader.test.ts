@@ -4,15 +4,16 @@ import { gzipSync } from 'node:zlib';
 import { BootError } from '../../src/boot/boot-plan.js';
 import { CR0_PE, CR0_PG, EFER_LMA, EFER_LME } from '../../src/accel/cpu-state.js';
 import {
-  BOOT_STACK_TOP, loadLinux, placeInitrd, PVH_MEMMAP_ENTRY_SIZE, PVH_MODLIST_ENTRY_SIZE, PVH_START_INFO_SIZE,
+  BOOT_STACK_TOP, loadLinux, placeInitrd, RNG_SEED_BYTES, SETUP_RNG_SEED, PVH_MEMMAP_ENTRY_SIZE, PVH_MODLIST_ENTRY_SIZE, PVH_START_INFO_SIZE,
   XEN_HVM_START_MAGIC, ZP_ACPI_RSDP_ADDR, ZP_E820_ENTRIES, ZP_E820_TABLE, ZP_EXT_CMD_LINE_PTR,
   ZP_EXT_RAMDISK_IMAGE, ZP_EXT_RAMDISK_SIZE,
 } from '../../src/boot/linux-loader.js';
 import { GDT_CODE32 } from '../../src/boot/page-tables.js';
 import { GiB, GuestMemory, MiB } from '../../src/memory/guest-memory.js';
 import {
-  BOOT_CMDLINE_ADDR, BOOT_GDT_ADDR, BOOT_PAGE_TABLES_ADDR, BOOT_PARAMS_ADDR, PVH_START_INFO_ADDR,
+  BOOT_CMDLINE_ADDR, BOOT_GDT_ADDR, BOOT_PAGE_TABLES_ADDR, BOOT_PARAMS_ADDR, BOOT_SETUP_DATA_ADDR, PVH_START_INFO_ADDR,
 } from '../../src/vmm/platform-layout.js';
+import { HDR_SETUP_DATA } from '../../src/boot/setup-header.js';
 import { makeBzImage, makeVmlinux, runTool, toolMissing, withSizeTrailer } from './fixtures.js';
 
 function assertBootError(f: () => unknown, re?: RegExp): void {
@@ -67,9 +68,12 @@ test("mode 'elf': payload decompressed, vmlinux loaded, 64-bit entry at startup_
   assert.equal(layout.kernelEnd, 0x1800000);
 
   const zp = BOOT_PARAMS_ADDR;
-  // Header copied from 0x1F1 to 0x202 + byte at 0x201, except the fields the loader sets.
+  // Header copied from 0x1F1 to 0x202 + byte at 0x201, except the fields the loader sets
+  // (type_of_loader, loadflags, ramdisk_*, heap_end_ptr, cmd_line_ptr, setup_data).
+  const setByLoader = [0x210, 0x211, 0x218, 0x219, 0x21a, 0x21b, 0x21c, 0x21d, 0x21e, 0x21f, 0x224, 0x225, 0x228, 0x229, 0x22a, 0x22b];
+  for (let i = 0; i < 8; i++) setByLoader.push(HDR_SETUP_DATA + i);
   for (let off = 0x1f1; off < 0x202 + bzImage[0x201]; off++) {
-    if ([0x210, 0x211, 0x218, 0x219, 0x21a, 0x21b, 0x21c, 0x21d, 0x21e, 0x21f, 0x224, 0x225, 0x228, 0x229, 0x22a, 0x22b].includes(off)) continue;
+    if (setByLoader.includes(off)) continue;
     assert.equal(mem.readU8(zp + off), bzImage[off], `header byte 0x${off.toString(16)}`);
   }
   assert.equal(mem.readU8(zp + 0x202 + bzImage[0x201]), 0); // nothing past the header
@@ -187,6 +191,24 @@ test('an LZ4 payload made by the real lz4 -l tool loads', (t) => {
   assert.equal(plan.layout.payloadFormat, 'lz4-legacy');
   assert.match(plan.summary, /LZ4 payload decompressed on the host/);
   assert.equal(mem.readU8(0x1000001), 10);
+});
+
+test('the zero page carries a setup_data list with a fresh 32-byte RNG seed (SETUP_RNG_SEED)', () => {
+  const seeds = [0, 1].map(() => {
+    const mem = new GuestMemory(64 * MiB);
+    loadLinux(mem, { kernelPath: 'bz', kernel: bzImage, initrd, cmdline });
+    const at = Number(mem.readU64(BOOT_PARAMS_ADDR + HDR_SETUP_DATA));
+    assert.equal(at, BOOT_SETUP_DATA_ADDR);
+    assert.ok(at >= BOOT_CMDLINE_ADDR + 0x10000, 'after the command line area');
+    assert.equal(mem.readU64(at), 0n, 'next: the list has one entry');
+    assert.equal(mem.readU32(at + 8), SETUP_RNG_SEED);
+    assert.equal(mem.readU32(at + 12), RNG_SEED_BYTES);
+    const seed = Buffer.from(mem.read(at + 16, RNG_SEED_BYTES));
+    assert.ok(seed.some((b) => b !== 0), 'the seed is not all zero');
+    return seed.toString('hex');
+  });
+  assert.notEqual(seeds[0], seeds[1], 'every boot gets its own seed');
+  assert.equal(SETUP_RNG_SEED, 9);
 });
 
 test('initrd placement: highest page-aligned spot under every limit, never over the kernel', () => {

@@ -40,9 +40,11 @@ test('soft: Debian kernel boots to a shell; ls /proc, cpuinfo, date, sleep 1, dm
     const slept = (performance.now() - t0) / 1000;
     assert.ok(slept >= 0.9 && slept < 10, `sleep 1 took ${slept.toFixed(2)} s`);
 
-    const dmesg = await sh('dmesg | grep -E "ACPI: RSDP|Run /init"');
+    const dmesg = await sh('dmesg | grep -E "ACPI: RSDP|Run /init|crng init done"');
     assert.match(dmesg, /ACPI: RSDP 0x00000000000E0000/);
     assert.match(dmesg, /Run \/init as init process/);
+    // the boot loader's RNG seed (setup_data SETUP_RNG_SEED) made the kernel's RNG ready at once
+    assert.match(dmesg, /\[\s*0\.000000\] random: crng init done/);
 
     const interrupts = await sh('cat /proc/interrupts');
     assert.match(interrupts, /LOC:\s+[1-9]\d*/, 'local APIC timer interrupts are delivered');
