@@ -103,11 +103,12 @@ export function compileBatch(
  */
 const NAMES = process.env.TSVM_SOFT_JIT_NAMES === '1';
 
-function buildModule(bodies: Bytes[], names: string[] | null): Uint8Array {
-  let size = 0;
-  for (const b of bodies) size += b.length + 8;
-  const out = new Bytes(size + 1024);
-  out.bytes(WASM_HEADER);
+/** The type and import sections, the same in every block module (built once). */
+let prelude: Uint8Array | null = null;
+
+function modulePrelude(): Uint8Array {
+  if (prelude) return prelude;
+  const out = new Bytes();
   // types: 0 = block (i32, i32) -> i32, then one per helper
   const types = new Bytes();
   types.u32(1 + FUNCS.length);
@@ -123,18 +124,43 @@ function buildModule(bodies: Bytes[], names: string[] | null): Uint8Array {
   GLOBAL_TYPES.forEach((t, i) => { imp.name('c').name(`g${i}`).byte(0x03).byte(t).byte(1); });
   FUNCS.forEach((_, i) => { imp.name('c').name(`f${i}`).byte(0x00).u32(i + 1); });
   section(out, 2, imp);
+  prelude = out.view().slice();
+  return prelude;
+}
+
+/** Bytes of the unsigned LEB128 encoding of `n`. */
+function lebSize(n: number): number {
+  let k = 1;
+  while (n >= 0x80) { n = Math.floor(n / 128); k++; }
+  return k;
+}
+
+/** Export entries "f<i>" -> function FUNCS.length + i, encoded once per index. */
+const exportEntries: Uint8Array[] = [];
+
+function exportEntry(i: number): Uint8Array {
+  return (exportEntries[i] ??= new Bytes().name(`f${i}`).byte(0x00).u32(FUNCS.length + i).view().slice());
+}
+
+function buildModule(bodies: Bytes[], names: string[] | null): Uint8Array {
+  let size = 0;
+  for (const b of bodies) size += b.length + 8;
+  const out = new Bytes(size + 1024);
+  out.bytes(WASM_HEADER);
+  out.bytes(modulePrelude());
   const funcs = new Bytes();
   funcs.u32(bodies.length);
   for (let i = 0; i < bodies.length; i++) funcs.u32(0);
   section(out, 3, funcs);
-  const exp = new Bytes();
+  const exp = new Bytes(bodies.length * 6 + 8);
   exp.u32(bodies.length);
-  for (let i = 0; i < bodies.length; i++) exp.name(`f${i}`).byte(0x00).u32(FUNCS.length + i);
+  for (let i = 0; i < bodies.length; i++) exp.bytes(exportEntry(i));
   section(out, 7, exp);
-  const code = new Bytes(size + 16);
-  code.u32(bodies.length);
-  for (const b of bodies) code.u32(b.length).append(b);
-  section(out, 10, code);
+  // the code section, written in place (its size is known: no second copy of every body)
+  let codeSize = lebSize(bodies.length);
+  for (const b of bodies) codeSize += lebSize(b.length) + b.length;
+  out.byte(10).u32(codeSize).u32(bodies.length);
+  for (const b of bodies) out.u32(b.length).append(b);
   if (names) {
     // custom section "name", subsection 1: function names (core spec, appendix 7.4)
     const fn = new Bytes();

@@ -77,11 +77,12 @@ interface Pend {
   synced: boolean; // already stored in the globals
   /**
    * SHL/SHR/SAR by a constant: the flags are worked out from FA (the operand) and FR (the result)
-   * only when stored (shiftFlags), as eager flags; `op` and `size` are ignored. Three shifts in
+   * only when stored (shiftFlags), as eager flags (`op` is unused). Three shifts in
    * the bignum loops Linux's crypto self-tests spend their time in had each computed and stored
    * all six flags, and all were overwritten by the next ADD unread.
    */
-  shift?: { op: number; n: number; size: number };
+  shiftOp: number; // 0: none; else the /r of the shift (4 SHL, 5 SHR, 7 SAR)
+  shiftN: number; // its count
   /**
    * ROL/ROR by a constant came after the flags above: CF and OF are those in local PATCH (the
    * rotate changes only those two), the rest are as described. Storing means storing the flags
@@ -90,8 +91,13 @@ interface Pend {
    * an ADD or XOR follows), so this costs nothing there, where calling the core's shift for
    * every rotate did.
    */
-  patch?: boolean;
-  baseSynced?: boolean;
+  patch: boolean;
+  baseSynced: boolean;
+}
+
+/** A Pend with every field set (one object shape, so that V8 keeps the accesses fast). */
+function pendOf(op: number, size: number, dyn: boolean, cin: boolean, noB: boolean, shiftOp = 0, shiftN = 0): Pend {
+  return { op, size, dyn, cin, noB, synced: false, shiftOp, shiftN, patch: false, baseSynced: false };
 }
 
 /** Thrown when an instruction cannot be compiled (not an Error: capturing a stack trace per block end cost more than compiling an instruction). */
@@ -161,9 +167,15 @@ class Code extends Bytes {
 
 /** Reads guest code bytes from the host memory, within one page. */
 class Cursor {
-  pos: number;
-  constructor(private readonly mem: Uint8Array, start: number, private readonly end: number, readonly first: number) {
-    this.pos = start;
+  pos = 0;
+  first = 0;
+  private end = 0;
+  constructor(private readonly mem: Uint8Array) {}
+  /** Start reading an instruction at host address `at` (the page ends at `end`). */
+  reset(at: number, end: number): void {
+    this.pos = at;
+    this.first = at;
+    this.end = end;
   }
   u8(): number {
     if (this.pos >= this.end || this.pos - this.first >= 15) bail();
@@ -178,7 +190,7 @@ class Cursor {
 /** Compiles blocks for one CPL (which selects the user or supervisor TLBs). */
 export class BlockCompiler {
   private code = new Code();
-  private cur!: Cursor;
+  private readonly cur: Cursor;
   private start = 0n; // RIP of the instruction being compiled
   private next = 0n; // RIP after it
   private k = 0; // instructions already in the block
@@ -228,7 +240,12 @@ export class BlockCompiler {
   /** When set, counts the instructions compilation stopped at (their first bytes), for tuning. */
   stops?: Map<string, number>;
 
-  constructor(private readonly mem: Uint8Array) {}
+  /** The instructions' code of the block being compiled (reused: copied into the body at the end). */
+  private readonly out = new Bytes(8192);
+
+  constructor(private readonly mem: Uint8Array) {
+    this.cur = new Cursor(mem);
+  }
 
   /**
    * Compile the block at `rip` whose first byte is at host address `host`. Returns the function
@@ -262,22 +279,23 @@ export class BlockCompiler {
     this.blockStart = rip;
     const pageBase = host & ~0xfff;
     const pageEnd = pageBase + 0x1000;
-    const out = new Bytes(4096);
+    const out = this.out;
+    out.length = 0;
     let pc = rip;
     let count = 0;
     let ended = false;
     while (count < MAX_INSNS) {
       if (pc >> 12n !== this.blockPage) break;
       const at = pageBase + Number(pc & 0xfffn);
-      this.cur = new Cursor(this.mem, at, pageEnd, at);
+      this.cur.reset(at, pageEnd);
       this.code.length = 0;
       this.code.depth = 0;
       this.start = pc;
       this.k = count;
       const savedFk = this.fk;
       const cur = this.pend as Pend | null; // (assigned by the emitters: TypeScript's narrowing cannot see it)
-      const savedPend: Pend | null = cur ? { ...cur } : null;
-      this.pendAtStart = savedPend ? { ...savedPend } : null;
+      const savedPend: Pend | null = cur;
+      this.pendAtStart = savedPend;
       this.follow = null;
       let r: boolean;
       try {
@@ -430,8 +448,8 @@ export class BlockCompiler {
   /** Emit the stores that put flags `p` (held in locals) into the core's globals. */
   private flushFlags(c: Code, p: Pend | null): void {
     if (!p || p.synced) return;
-    if (p.shift && !p.baseSynced) {
-      this.shiftFlags(c, p.shift.op, p.shift.size, p.shift.n);
+    if (p.shiftOp !== 0 && !p.baseSynced) {
+      this.shiftFlags(c, p.shiftOp, p.size, p.shiftN);
       c.gset(G.lfEager).i32c(0).gset(G.lfOp);
     } else if (!p.baseSynced) {
       if (p.dyn) c.get(FOP); else c.i32c(p.op);
@@ -445,12 +463,14 @@ export class BlockCompiler {
   /** On the straight path before a call into the core that reads the flags: store them now. */
   private syncFlags(): void {
     this.flushFlags(this.code, this.pend);
-    if (this.pend) this.pend.synced = true;
+    // a new object: Pend objects are never changed, so the state at an instruction's start can be
+    // kept by reference
+    if (this.pend && !this.pend.synced) this.pend = { ...this.pend, synced: true };
   }
 
   /** The flags were just computed into locals FA/FB/FR (and FOP/FCIN) by the current instruction. */
-  private produced(p: Omit<Pend, 'synced'>): void {
-    this.pend = { ...p, synced: false };
+  private produced(p: Pend): void {
+    this.pend = p;
   }
 
   /**
@@ -570,7 +590,7 @@ export class BlockCompiler {
   private setLazy(op: number, size: number): void {
     const c = this.code;
     c.get(A).set(FA).get(B).set(FB).get(R).set(FR);
-    this.produced({ op, size, dyn: false, cin: false, noB: false });
+    this.produced(pendOf(op, size, false, false, false));
     this.fk = { op, size };
   }
 
@@ -617,7 +637,7 @@ export class BlockCompiler {
     this.setReg64(0, R);
     this.setReg64(2, T);
     c.get(R).set(FR).get(T).set(FA);
-    this.produced({ op: OP_MUL, size, dyn: false, cin: false, noB: true });
+    this.produced(pendOf(OP_MUL, size, false, false, true));
     this.fk = null;
     return false;
   }
@@ -686,7 +706,7 @@ export class BlockCompiler {
         c.get(A).get(B).op(op === 2 ? OP.i64Add : OP.i64Sub).get(C).op(OP.i64ExtendI32U).op(op === 2 ? OP.i64Add : OP.i64Sub).mask(size).set(R);
         c.i32c(op === 2 ? OP_ADC : OP_SBB).i32c(op === 2 ? OP_ADD : OP_SUB).get(C).op(OP.select).set(FOP);
         c.get(A).set(FA).get(B).set(FB).get(R).set(FR);
-        this.produced({ op: 0, size, dyn: true, cin: false, noB: false });
+        this.produced(pendOf(0, size, true, false, false));
         this.fk = null;
         return;
       }
@@ -1244,7 +1264,7 @@ export class BlockCompiler {
     else if (op === 7) c.get(A).sext(size).i64c(nb).op(OP.i64ShrS).mask(size).set(R); // SAR
     else c.get(A).i64c(nb).op(OP.i64Shl).mask(size).set(R); // SHL / SAL
     c.get(A).set(FA).get(R).set(FR);
-    this.produced({ op: 0, size, dyn: false, cin: false, noB: true, shift: { op, n, size } });
+    this.produced(pendOf(0, size, false, false, true, op, n));
     // ZF and SF read straight from FR (cond); the others through the core
     this.fk = { op: OP_SHIFT, size };
   }
@@ -1305,7 +1325,7 @@ export class BlockCompiler {
     const p = this.pend;
     this.pend = p && !p.synced
       ? { ...p, patch: true }
-      : { op: 0, size: 0, dyn: false, cin: false, noB: false, synced: false, patch: true, baseSynced: true };
+      : { ...pendOf(0, 0, false, false, false), patch: true, baseSynced: true };
     this.fk = null; // conditions go through the core, after the flags are stored
   }
 
@@ -1383,7 +1403,7 @@ export class BlockCompiler {
       this.carry();
       c.set(FCIN);
       c.get(A).set(FA).i64c(1n).set(FB).get(R).set(FR);
-      this.produced({ op: op === 0 ? OP_INC : OP_DEC, size, dyn: false, cin: true, noB: false });
+      this.produced(pendOf(op === 0 ? OP_INC : OP_DEC, size, false, true, false));
       this.fk = { op: op === 0 ? OP_INC : OP_DEC, size };
       return false;
     }

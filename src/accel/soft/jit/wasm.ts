@@ -23,6 +23,9 @@ export const OP = {
   i64Extend8S: 0xc2, i64Extend16S: 0xc3, i64Extend32S: 0xc4,
 } as const;
 
+const SCRATCH64 = new BigInt64Array(1);
+const SCRATCH32 = new Uint32Array(SCRATCH64.buffer);
+
 /** A growable byte buffer with LEB128 helpers. */
 export class Bytes {
   private buf: Uint8Array;
@@ -52,10 +55,19 @@ export class Bytes {
   }
 
   append(o: Bytes): this {
-    const v = o.view();
-    this.room(v.length);
-    this.buf.set(v, this.length);
-    this.length += v.length;
+    const n = o.length;
+    this.room(n);
+    if (n > 64) {
+      this.buf.set(o.buf.subarray(0, n), this.length);
+      this.length += n;
+      return this;
+    }
+    // one instruction's code: a loop beats creating a subarray view to copy from
+    const src = o.buf;
+    const dst = this.buf;
+    let k = this.length;
+    for (let i = 0; i < n; i++) dst[k++] = src[i]!;
+    this.length = k;
     return this;
   }
 
@@ -82,11 +94,19 @@ export class Bytes {
 
   s64(v: bigint): this {
     if (v >= -0x8000000n && v < 0x8000000n) return this.s32(Number(v));
-    let x = BigInt.asIntN(64, v);
+    // signed LEB128 of the 64-bit value, from its two 32-bit halves (BigInt shifts allocate: this
+    // ran for every 64-bit constant the JIT emits, most of them RIPs)
+    SCRATCH64[0] = v;
+    let lo = SCRATCH32[0]!; // unsigned low half
+    let hi = SCRATCH32[1]! | 0; // signed high half
     for (;;) {
-      const b = Number(x & 0x7fn);
-      x >>= 7n;
-      if ((x === 0n && (b & 0x40) === 0) || (x === -1n && (b & 0x40) !== 0)) { this.byte(b); return this; }
+      const b = lo & 0x7f;
+      // (hi:lo) >>= 7, arithmetic
+      lo = ((lo >>> 7) | (hi << 25)) >>> 0;
+      hi >>= 7;
+      const rest0 = hi === 0 && lo === 0 && (b & 0x40) === 0;
+      const rest1 = hi === -1 && lo === 0xffffffff && (b & 0x40) !== 0;
+      if (rest0 || rest1) { this.byte(b); return this; }
       this.byte(b | 0x80);
     }
   }
