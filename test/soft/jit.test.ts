@@ -339,6 +339,31 @@ test('JIT: run(n) retires exactly n instructions', { skip }, async () => {
   assert.ok(r.m.cpu.jit!.stats.blocks > 0);
 });
 
+test('JIT: a time slice (run(n, false)) ends before a compiled block longer than what is left instead of interpreting it', { skip }, async () => {
+  // 31 instructions per iteration, one compiled block; the run ends exactly at `top`
+  const r = await runAsm('long', `
+    mov rcx, 100000
+  top:
+    times 29 add rax, 1
+    dec rcx
+    jnz top
+    hlt
+  `, (_s, m) => m.cpu.jit!.tune(1, 0), 1 + 31 * 3);
+  assert.deepEqual(r.exit, { kind: 'budget' });
+  const cpu = r.m.cpu;
+  for (let i = 0; i < 20; i++) {
+    const before = cpu.instructions;
+    assert.deepEqual(cpu.run(40, false), { kind: 'budget' });
+    // one iteration fits; the next (31) does not fit in the 9 left: no instruction of it runs
+    assert.equal(cpu.instructions - before, 31, `slice ${i}`);
+  }
+  // exact runs still retire exactly what they are asked for (the block's tail interpreted)
+  const before = cpu.instructions;
+  cpu.run(40);
+  assert.equal(cpu.instructions - before, 40);
+  assert.equal(cpu.getState().regs.rax, 29n * (3n + 20n + 1n) + 9n);
+});
+
 test('JIT: branch targets compiled along with a hot block are tail-called directly, budget and all', { skip }, async () => {
   const src = `
     mov rcx, 3000

@@ -98,7 +98,7 @@ class SoftAccelerator implements Accelerator {
       }
       clock.runDue();
       const t0 = profile ? performance.now() : 0;
-      const exit = cpu.run(SLICE);
+      const exit = cpu.run(SLICE, false); // a time slice: it may end before a long compiled block
       if (profile) profile.charge(cpu.getState().regs.rip, performance.now() - t0);
       this.counters.slices++;
       if (this.stopRequested) return stopped();

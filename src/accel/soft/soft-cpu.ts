@@ -48,7 +48,7 @@ interface CoreExports {
   init(stateBase: number, apicId: number): void;
   syncIn(): void;
   syncOut(): void;
-  run(budget: number): number;
+  run(budget: number, exact: number): number;
   requestExit(): void;
   setApic(present: boolean): void;
   pendingVector(): number;
@@ -261,7 +261,12 @@ export class SoftCpu {
     this.jit?.close();
   }
 
-  run(maxInstructions: number): SoftExit {
+  /**
+   * Run up to `maxInstructions` instructions (exactly that many unless the guest halts, exits or
+   * faults out). With `exact` false it may return earlier, before a compiled block longer than
+   * what is left, instead of interpreting that block (what a time slice wants).
+   */
+  run(maxInstructions: number, exact = true): SoftExit {
     const core = this.core;
     this.exitRequested = false;
     const intr = this.base + O.INTR_REQUEST;
@@ -275,8 +280,9 @@ export class SoftCpu {
       this.jit?.poll(); // install what the compiler thread finished
       this.view.setInt32(intr, this.interruptSource?.pending() ? 1 : 0, true);
       let code: number;
+      const asked = Math.min(left, SLICE);
       try {
-        code = core.run(Math.min(left, SLICE));
+        code = core.run(asked, exact ? 1 : 0);
       } catch (e) {
         const exit = this.afterTrap(e);
         if (exit) return exit;
@@ -286,13 +292,19 @@ export class SoftCpu {
         continue;
       }
       const now = core.instructionCount();
-      left -= now - start;
+      const ran = now - start;
+      left -= ran;
       start = now;
       if (this.exitRequested) {
         this.exitRequested = false;
         return { kind: 'budget' };
       }
-      if (code === EXIT_BUDGET) continue;
+      // fewer than asked (only when not `exact`): the core stopped before a compiled block longer
+      // than what was left (as/index.ts run); the caller's next slice runs it with a full budget
+      if (code === EXIT_BUDGET) {
+        if (ran < asked) return { kind: 'budget' };
+        continue;
+      }
       if (code === EXIT_HLT) return { kind: 'hlt' };
       if (code === EXIT_INTR) {
         const source = this.interruptSource;
