@@ -6,9 +6,11 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CODE, DATA, STACK, SEL, runAsm, stubRip, type Machine, type RunResult, type Mode } from './harness.js';
+import { CODE, DATA, STACK, SEL, machine, runAsm, stubRip, type Machine, type RunResult, type Mode } from './harness.js';
 import type { CpuState } from '../../src/accel/cpu-state.js';
 import { countingRuns, setOf, JIT_TABLE, E_CPL, E_FN, E_HOST, E_RIP } from '../../src/accel/soft/jit/block-table.js';
+import { dropPrestartedCompilerThread, prestartCompilerThread } from '../../src/accel/soft/jit/jit.js';
+import { wasmMemoryOf } from '../../src/accel/soft/soft-memory.js';
 
 type Setup = (s: CpuState, m: Machine) => void;
 
@@ -503,6 +505,37 @@ test('JIT: blocks compiled on the compiler thread are installed between run slic
     cpu.close();
   }
   assert.equal(cpu.jit!.mode, 'sync', 'closed: the thread is gone');
+});
+
+test('JIT: a compiler thread started ahead of the VM (while the kernel loads) is the one its JIT uses; one never used is stopped', { skip }, async () => {
+  let early = -1;
+  const jit = await runAsm('long', LONG_LOOP, (_s, m) => {
+    early = prestartCompilerThread(wasmMemoryOf(m.mem)!);
+    assert.equal(prestartCompilerThread(wasmMemoryOf(m.mem)!), early, 'one thread per VM');
+    m.cpu.jit!.mode = 'thread';
+  }, 1);
+  const cpu = jit.m.cpu;
+  try {
+    assert.equal(cpu.jit!.threadId, -1, 'not taken before the first batch');
+    const deadline = Date.now() + 30_000;
+    while (cpu.jit!.stats.blocks === 0) {
+      cpu.run(20_000);
+      assert.ok(Date.now() < deadline, 'the compiler thread answered within 30 s');
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    assert.equal(cpu.jit!.threadId, early, 'the JIT took the thread started early');
+  } finally {
+    cpu.close();
+  }
+  // a thread started for a VM that never ran is stopped by dropPrestartedCompilerThread, and the
+  // next one for that memory is a new thread
+  const m2 = machine();
+  const memory = wasmMemoryOf(m2.mem)!;
+  const unused = prestartCompilerThread(memory);
+  dropPrestartedCompilerThread(memory);
+  const again = prestartCompilerThread(memory);
+  assert.notEqual(again, unused);
+  dropPrestartedCompilerThread(memory);
 });
 
 test("JIT: the host's reading of the block table (block-table.ts) agrees with the core's", { skip }, async () => {

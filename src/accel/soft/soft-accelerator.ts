@@ -14,6 +14,8 @@ import type { GuestMemory } from '../../memory/guest-memory.js';
 import { SoftCpu } from './soft-cpu.js';
 import { GuestProfile } from './guest-profile.js';
 import { lowerHelperThreads } from './helper-threads.js';
+import { dropPrestartedCompilerThread, jitWanted, prestartCompilerThread } from './jit/jit.js';
+import { wasmMemoryOf } from './soft-memory.js';
 
 export interface SoftOptions {
   cpus: number;
@@ -56,6 +58,11 @@ class SoftAccelerator implements Accelerator {
     this.msi = { signalMsi: (address: number, data: number) => this.platform.apicBus.deliverMsi(address, data) };
     // A device or timer made an interrupt pending: end a HLT sleep now.
     this.platform.onWake = () => this.wakeUp();
+    // The JIT's compiler thread starts now, while the VMM loads the kernel (jit.ts); not when
+    // an environment variable asks for compiling on this thread or for no JIT.
+    const memory = wasmMemoryOf(mem);
+    const env = process.env;
+    if (memory && jitWanted() && env.TSVM_SOFT_JIT_THREAD !== '0' && env.TSVM_SOFT_JIT_SYNC !== '1') prestartCompilerThread(memory);
   }
 
   private wakeUp(): void {
@@ -183,6 +190,8 @@ class SoftAccelerator implements Accelerator {
   close(): void {
     this.platform.reset();
     this.cpu?.close();
+    const memory = wasmMemoryOf(this.mem);
+    if (memory) dropPrestartedCompilerThread(memory); // the VM never ran
   }
 }
 

@@ -74,6 +74,59 @@ export interface JitStats {
  */
 export type JitMode = 'thread' | 'async' | 'sync';
 
+/** A compiler thread (compile-worker.ts), its request ring and its reply port. */
+interface CompilerThread {
+  worker: Worker;
+  port: MessagePort;
+  channel: CompileChannel;
+  /** Set by the SoftJit that uses the thread: told when the thread fails or exits. */
+  onLost?: (why: string) => void;
+  /** A failure before any SoftJit took the thread. */
+  failure?: string;
+}
+
+function spawnCompilerThread(memory: { buffer: ArrayBufferLike }): CompilerThread {
+  const channel = new CompileChannel();
+  const { port1, port2 } = new MessageChannel();
+  const worker = new Worker(new URL('./compile-worker.js', import.meta.url), {
+    workerData: { memory, channel: channel.buffer, port: port2 },
+    transferList: [port2],
+  });
+  worker.unref();
+  const t: CompilerThread = { worker, port: port1, channel };
+  // (listeners from the start: an 'error' event nobody listens to would end the process)
+  const lost = (why: string) => { if (t.onLost) t.onLost(why); else t.failure ??= why; };
+  worker.on('error', (err) => lost(`failed: ${err.message}`));
+  worker.on('exit', (code) => lost(`exited with code ${code}`));
+  return t;
+}
+
+/** Compiler threads started ahead of their SoftJit, by guest memory. */
+const prestarted = new WeakMap<object, CompilerThread>();
+
+/**
+ * Start the compiler thread for the VM with this wasm memory now, while the VMM still loads and
+ * decompresses the kernel: the thread's start-up (a worker and its modules, ~60 ms from the first
+ * batch to the first compiled module when started on demand) then overlaps that instead of the
+ * guest's first instructions, all interpreted until it answers. The VM's SoftJit takes it at its
+ * first batch, or stops it in close().
+ */
+export function prestartCompilerThread(memory: { buffer: ArrayBufferLike }): number {
+  let t = prestarted.get(memory);
+  if (!t) prestarted.set(memory, (t = spawnCompilerThread(memory)));
+  return t.worker.threadId;
+}
+
+/** Stop a thread prestartCompilerThread started for `memory` that no SoftJit took (the VM never ran). */
+export function dropPrestartedCompilerThread(memory: { buffer: ArrayBufferLike }): void {
+  const t = prestarted.get(memory);
+  if (!t) return;
+  prestarted.delete(memory);
+  t.onLost = () => {}; // its exit is expected
+  t.port.close();
+  void t.worker.terminate();
+}
+
 /** A batch posted to the compiler thread, until its reply is installed. */
 interface Pending { items: BatchItem[]; epoch: number; posted: number }
 
@@ -298,17 +351,16 @@ export class SoftJit {
   private post(items: BatchItem[]): boolean {
     if (!this.worker) {
       try {
-        const channel = new CompileChannel();
-        const { port1, port2 } = new MessageChannel();
-        this.worker = new Worker(new URL('./compile-worker.js', import.meta.url), {
-          workerData: { memory: this.memory, channel: channel.buffer, port: port2 },
-          transferList: [port2],
-        });
-        this.worker.unref();
-        this.worker.on('error', (err) => this.lostThread(`failed: ${err.message}`));
-        this.worker.on('exit', (code) => this.lostThread(`exited with code ${code}`));
-        this.port = port1;
-        this.channel = channel;
+        const t = prestarted.get(this.memory) ?? spawnCompilerThread(this.memory);
+        prestarted.delete(this.memory);
+        this.worker = t.worker;
+        this.port = t.port;
+        this.channel = t.channel;
+        t.onLost = (why) => this.lostThread(why);
+        if (t.failure !== undefined) {
+          this.lostThread(t.failure);
+          return false;
+        }
       } catch (err) {
         this.lostThread(`could not start: ${(err as Error).message}`);
         return false;
@@ -342,8 +394,14 @@ export class SoftJit {
     return this.asyncCompiles > 0;
   }
 
+  /** The compiler thread's id (worker_threads threadId), or -1 before it started or without one. */
+  get threadId(): number {
+    return this.worker?.threadId ?? -1;
+  }
+
   /** Stop the compiler thread (the VM is gone). */
   close(): void {
+    dropPrestartedCompilerThread(this.memory);
     const w = this.worker;
     if (!w) return;
     this.mode = 'sync';
