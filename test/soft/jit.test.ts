@@ -244,6 +244,38 @@ test('JIT: instructions and blocks next to and across a page boundary', { skip }
   assertSame(r);
 });
 
+test('JIT: loads and stores that end at a page boundary or cross it (the TLB check compares the page of the last byte)', { skip }, async () => {
+  // linear 0x40000000 and 0x40001000 map to physical pages that are not adjacent (DATA + 0x1000
+  // and DATA), so an access that crossed the boundary through the first page's host address would
+  // read or write the wrong bytes
+  const mapSplit: Setup = (_s, m) => {
+    m.mem.writeU64(0x2000 + 8, 0x40000n | 7n); // PDPT[1] -> PD at 0x40000
+    m.mem.writeU64(0x40000, 0x41000n | 7n); // PD[0] -> PT at 0x41000
+    m.mem.writeU64(0x41000, BigInt(DATA + 0x1000) | 7n);
+    m.mem.writeU64(0x41008, BigInt(DATA) | 7n);
+    for (let i = 0; i < 0x2000; i += 8) m.mem.writeU64(DATA + i, 0x0123456789abcdefn * BigInt(i + 1));
+  };
+  let body = '';
+  for (const [size, reg, offs] of [[8, 'rbx', [0xff8, 0xff9, 0xffc, 0xfff]], [4, 'ebx', [0xffc, 0xffd, 0xfff]], [2, 'bx', [0xffe, 0xfff]]] as const) {
+    for (const off of offs) {
+      body += `mov ${reg}, [r8 + ${off}]\nadd rax, rbx\nadd ${reg}, ${size}\nmov [r8 + ${off}], ${reg}\nadd ${size === 8 ? 'qword' : size === 4 ? 'dword' : 'word'} [r8 + ${off}], 3\n`;
+    }
+  }
+  const r = await runBoth('long', `
+    mov r8, 0x40000000
+    mov rcx, 300
+  top:
+    ${body}
+    dec rcx
+    jnz top
+    mov rdx, [r8 + 0xff8]
+    mov rsi, [r8 + 0x1000]
+    hlt
+  `, mapSplit);
+  assertSame(r, 0x2000);
+  assert.ok(r.jit.m.cpu.jit!.stats.blocks > 0, 'compiled');
+});
+
 test('JIT: a page fault in the middle of a compiled block is precise', { skip }, async () => {
   // rdi walks through memory; the 61st iteration reads 1 GiB up, which is not mapped
   const src = `

@@ -514,11 +514,13 @@ export class BlockCompiler {
   private tlb(kind: number, size: number, h: number): void {
     const c = this.code;
     const tb = S + O_TLB + (kind * 2 + (this.user ? 1 : 0)) * TLB_BYTES;
-    c.get(L).i64c(12n).op(OP.i64ShrU).tee(V).op(OP.i32WrapI64).i32c(TLB_N - 1).op(OP.i32And).i32c(3).op(OP.i32Shl).tee(I);
-    c.mem(OP.i64Load, 3, tb).get(V).op(OP.i64Ne);
-    if (size > 1) {
-      c.get(L).op(OP.i32WrapI64).i32c(0xfff).op(OP.i32And).i32c(0x1000 - size).op(OP.i32GtU).op(OP.i32Or);
-    }
+    c.get(L).op(OP.i32WrapI64).i32c(12).op(OP.i32ShrU).i32c(TLB_N - 1).op(OP.i32And).i32c(3).op(OP.i32Shl).tee(I);
+    c.mem(OP.i64Load, 3, tb);
+    // the tag must be the page of the access's last byte: one compare also sends an access that
+    // crosses into the next page (or wraps around) to the interpreter, as QEMU's TLB check does
+    if (size > 1) c.get(L).i64c(BigInt(size - 1)).op(OP.i64Add).i64c(12n).op(OP.i64ShrU);
+    else c.get(L).i64c(12n).op(OP.i64ShrU);
+    c.op(OP.i64Ne);
     c.op(OP.if).byte(0x40);
     this.sideExit();
     c.op(OP.end);
