@@ -8,7 +8,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CODE, DATA, STACK, SEL, machine, runAsm, stubRip, type Machine, type RunResult, type Mode } from './harness.js';
 import type { CpuState } from '../../src/accel/cpu-state.js';
-import { countingRuns, setOf, JIT_TABLE, E_CPL, E_FN, E_HOST, E_RIP } from '../../src/accel/soft/jit/block-table.js';
+import { countingRuns, setOf, JIT_GEN, JIT_TABLE, E_CPL, E_FN, E_HOST, E_LEN, E_RIP } from '../../src/accel/soft/jit/block-table.js';
+import { O, STATE_AREA as STATE_BASE } from '../../src/accel/soft/layout.js';
 import { dropPrestartedCompilerThread, prestartCompilerThread } from '../../src/accel/soft/jit/jit.js';
 import { wasmMemoryOf } from '../../src/accel/soft/soft-memory.js';
 
@@ -589,6 +590,53 @@ test("JIT: the host's reading of the block table (block-table.ts) agrees with th
   }
   assert.ok(counting >= 3, `counting entries found (${counting})`);
   assert.equal(countingRuns(view, 0x123456789n, 0x1000, 0), -1, 'a start the table does not hold');
+});
+
+test("JIT: the chain trampoline's lookup (jit.ts lookupBody) agrees with the core's jitLookup", { skip }, async () => {
+  const r = await runAsm('long', LONG_LOOP, (_s, m) => { m.cpu.jit!.tune(20, 0); }, 300_000);
+  const cpu = r.m.cpu;
+  const core = (cpu as unknown as { core: Record<string, unknown> }).core;
+  const jitLookup = core.jitLookup as (target: bigint, left: number) => number;
+  const find = cpu.jit!.find;
+  const view = new DataView(r.m.mem.buffer);
+  const starts: bigint[] = [];
+  const lefts = new Set([0, 3, 64, 20_000]);
+  let compiled = 0;
+  for (let e = JIT_TABLE; e < JIT_TABLE + (1 << 15) * 32; e += 32) {
+    if (view.getUint32(e + E_HOST, true) === 0) continue;
+    starts.push(view.getBigUint64(e + E_RIP, true));
+    if (view.getInt32(e + E_FN, true) > 0) compiled++;
+    const len = view.getUint8(e + E_LEN);
+    lefts.add(len).add(len - 1); // budgets at the edge of each block's length
+  }
+  assert.ok(compiled >= 3, `compiled blocks in the table (${compiled})`);
+  // table entries (compiled, counting), addresses next to them, one with no TLB entry
+  const targets = [...starts, ...starts.map((t) => t + 1n), 0x7000_0000n];
+  const compare = (what: string) => {
+    let found = 0;
+    for (const t of targets) {
+      for (const left of lefts) {
+        const want = jitLookup(t, left);
+        assert.equal(find(t, left), want, `${what}: target ${t.toString(16)}, budget ${left}`);
+        if (want > 0) found++;
+      }
+    }
+    return found;
+  };
+  assert.ok(compare('as run') > 0, 'some lookups find a block');
+  // a pending interrupt request: neither chains
+  view.setInt32(STATE_BASE + O.INTR_REQUEST, 1, true);
+  assert.equal(compare('interrupt request'), 0);
+  view.setInt32(STATE_BASE + O.INTR_REQUEST, 0, true);
+  // the code page written (an even generation): its blocks are stale for both
+  let hostOfCompiled = -1;
+  for (let e = JIT_TABLE; e < JIT_TABLE + (1 << 15) * 32 && hostOfCompiled < 0; e += 32) {
+    if (view.getInt32(e + E_FN, true) > 0) hostOfCompiled = view.getUint32(e + E_HOST, true);
+  }
+  const before = compare('before the write');
+  const g = JIT_GEN + (hostOfCompiled >>> 12) * 2;
+  view.setUint16(g, view.getUint16(g, true) + 1, true);
+  assert.ok(compare('page written') < before, 'fewer blocks found once their page is written');
 });
 
 test('JIT: when the compiler thread dies, compiling goes on in the CPU thread and blocks still match the interpreter', { skip }, async () => {

@@ -303,10 +303,13 @@ function runEntry(e: u32, host: u32, left: i32): i32 {
 }
 
 /**
- * Called by a compiled block that leaves for `target` (RIP already set) with `left` instructions
- * of budget: the function-table index of the target's compiled block when it is current, fits the
+ * For a compiled block that leaves for `target` (RIP already set) with `left` instructions of
+ * budget: the function-table index of the target's compiled block when it is current, fits the
  * budget and no interrupt request is pending (the block then tail-calls it), else 0 (the block
  * returns to the run loop, which delivers the interrupt or looks the target up itself).
+ * The chain trampoline (src/accel/soft/jit/jit.ts lookupBody) does exactly this in its own wasm
+ * over the shared memory, saving a call into this module per transition; this is the reference
+ * its test compares it with. Keep the two in step.
  */
 export function jitLookup(target: u64, left: i32): i32 {
   if (load<i32>(S + O_INTR_REQUEST) != 0) return 0;

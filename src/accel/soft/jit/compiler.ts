@@ -19,9 +19,10 @@ export const MAX_INSNS = 64;
 
 // where things are for vCPU 0 (the only one that runs the JIT)
 const S = STATE_AREA;
-const O_TLB = 4096;
-const TLB_BYTES = 0x11000;
-const TLB_N = 4096;
+/** The TLBs in the state block (as/mmu.ts): offset, bytes per TLB, entries (tags, then addends). */
+export const O_TLB = 4096;
+export const TLB_BYTES = 0x11000;
+export const TLB_N = 4096;
 const K_READ = 0;
 const K_WRITE = 1;
 

@@ -7,12 +7,13 @@
 import { writeFileSync } from 'node:fs';
 import { Worker, MessageChannel, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import type { GuestMemory } from '../../../memory/guest-memory.js';
-import { BlockCompiler } from './compiler.js';
+import { BlockCompiler, O_TLB, TLB_BYTES, TLB_N } from './compiler.js';
 import { Bytes, OP, section, T_I32, T_I64 } from './wasm.js';
 import { BLOCK_TYPE, FUNCS, GLOBAL_NAMES, SIBLING_MIN_RUNS, SIBLINGS_PER_BLOCK, WASM_HEADER, compileBatch, type BatchItem } from './batch.js';
-import { E_CPL, E_FN, E_GEN, E_HOST, E_LEN, E_RIP, JIT_GEN, JIT_QUEUE } from './block-table.js';
+import { E_CPL, E_FN, E_GEN, E_HOST, E_LEN, E_RIP, JIT_GEN, JIT_QUEUE, JIT_TABLE } from './block-table.js';
 import type { CompileReply } from './compile-worker.js';
 import { CompileChannel } from './compile-channel.js';
+import { O, STATE_AREA } from '../layout.js';
 
 /** Whether the JIT runs (TSVM_SOFT_JIT=0 turns it off, for comparison and bisection). */
 export function jitWanted(): boolean {
@@ -163,6 +164,8 @@ export class SoftJit {
   private readonly count: (rip: bigint, host: number, cpl: number) => number;
   private readonly put: (rip: bigint, host: number, cpl: number, fn: number, gen: number, len: number) => number;
   private readonly enable: (on: number) => void;
+  /** The chain trampoline's lookup (for tests: it must agree with the core's jitLookup). */
+  readonly find: (target: bigint, left: number) => number;
   private readonly stops?: Map<string, number>;
   // the compiler thread, started at the first batch (mode `thread`)
   private worker: Worker | null = null;
@@ -178,7 +181,9 @@ export class SoftJit {
     this.view = new DataView(buf);
     this.compiler = new BlockCompiler(new Uint8Array(buf));
     const c: Record<string, unknown> = { m: memory };
-    const chain = chainTrampoline(table, core.jitLookup);
+    const trampoline = chainTrampoline(table, memory, core);
+    const chain = trampoline.chain;
+    this.find = trampoline.find as (target: bigint, left: number) => number;
     GLOBAL_NAMES.forEach((n, i) => { c[`g${i}`] = core[n]; });
     FUNCS.forEach(([n], i) => { c[`f${i}`] = n === 'chain' ? chain : core[n]; });
     this.imports = { c };
@@ -512,41 +517,100 @@ export class SoftJit {
 }
 
 /**
- * The one module that tail-calls from block to block: chain(target, left, retired) asks the core's
- * jitLookup for the target's compiled block and tail-calls it (return_call_indirect) with the
- * budget left and the count retired so far, or returns that count when there is none. Blocks
- * reach it with return_call, so a chain of any length runs on a flat wasm stack. It is kept out
- * of the block modules on purpose: V8 copies an imported table's dispatch entries into every
- * instance that imports it (and updates all of them on every table.set/grow), which made
- * instantiating thousands of small block modules quadratic when each imported the table.
+ * The one module that tail-calls from block to block: chain(target, left, retired) finds the
+ * target's compiled block and tail-calls it (return_call_indirect) with the budget left and the
+ * count retired so far, or returns that count when there is none. Blocks reach it with
+ * return_call, so a chain of any length runs on a flat wasm stack. It is kept out of the block
+ * modules on purpose: V8 copies an imported table's dispatch entries into every instance that
+ * imports it (and updates all of them on every table.set/grow), which made instantiating
+ * thousands of small block modules quadratic when each imported the table.
+ *
+ * The lookup is the core's jitLookup (as/jit.ts) written out here in wasm over the shared memory
+ * (fetch TLB, block table, page generations), rather than a call into the core: one call between
+ * instances less per transition (~30 M of them on the way to Linux's /init; ~2.5 ns each, measured
+ * on a two-page loop). Same checks, same order; test/soft/jit.test.ts compares `find` with the
+ * core's jitLookup on every entry of a table.
  */
-function chainTrampoline(table: WasmTable, lookup: unknown): unknown {
+function chainTrampoline(table: WasmTable, memory: unknown, core: Record<string, unknown>): { chain: unknown; find: unknown } {
   const out = new Bytes();
   out.bytes(WASM_HEADER);
   const types = new Bytes();
   types.u32(3);
   types.bytes(BLOCK_TYPE); // 0
-  types.byte(0x60).u32(2).byte(T_I64).byte(T_I32).u32(1).byte(T_I32); // 1: jitLookup(target, left) -> table index
-  types.byte(0x60).u32(3).byte(T_I64).byte(T_I32).byte(T_I32).u32(1).byte(T_I32); // 2: chain
+  types.byte(0x60).u32(3).byte(T_I64).byte(T_I32).byte(T_I32).u32(1).byte(T_I32); // 1: chain
+  types.byte(0x60).u32(2).byte(T_I64).byte(T_I32).u32(1).byte(T_I32); // 2: find(target, left) -> table index or 0
   section(out, 1, types);
   const imp = new Bytes();
-  imp.u32(2);
+  imp.u32(4);
   imp.name('c').name('t').byte(0x01).byte(0x70).byte(0x00).u32(1); // funcref table, min 1
-  imp.name('c').name('l').byte(0x00).u32(1);
+  imp.name('c').name('m').byte(0x02).byte(0x03).u32(1).u32(65536); // the shared memory
+  imp.name('c').name('cpl').byte(0x03).byte(T_I32).byte(1); // global 0: the CPL (mutable)
+  imp.name('c').name('n').byte(0x03).byte(T_I64).byte(1); // global 1: jitChained (statistics)
   section(out, 2, imp);
-  section(out, 3, new Bytes().u32(1).u32(2));
+  section(out, 3, new Bytes().u32(2).u32(1).u32(2)); // 0 chain, 1 find
   const exp = new Bytes();
-  exp.u32(1).name('chain').byte(0x00).u32(1);
+  exp.u32(2).name('chain').byte(0x00).u32(0).name('find').byte(0x00).u32(1);
   section(out, 7, exp);
-  const body = new Bytes();
-  body.u32(1).u32(1).byte(T_I32); // one i32 local (index 3): the table index
-  body.byte(OP.localGet).u32(0).byte(OP.localGet).u32(1).byte(OP.call).u32(0).byte(OP.localTee).u32(3);
-  body.byte(OP.if).byte(0x40);
-  body.byte(OP.localGet).u32(1).byte(OP.localGet).u32(2).byte(OP.localGet).u32(3).byte(OP.returnCallIndirect).u32(0).u32(0);
-  body.byte(OP.end).byte(OP.localGet).u32(2).byte(OP.end);
   const code = new Bytes();
-  code.u32(1).u32(body.length).append(body);
+  const chain = lookupBody(true);
+  const find = lookupBody(false);
+  code.u32(2).u32(chain.length).append(chain).u32(find.length).append(find);
   section(out, 10, code);
-  const inst = new wasm.Instance(new wasm.Module(out.view()), { c: { t: table, l: lookup } });
-  return inst.exports.chain;
+  const inst = new wasm.Instance(new wasm.Module(out.view()), { c: { t: table, m: memory, cpl: core.cpl, n: core.jitChained } });
+  return { chain: inst.exports.chain, find: inst.exports.find };
+}
+
+/**
+ * The core's jitLookup (as/jit.ts) in wasm: as chain(target, left, acc), tail-calling the block
+ * it finds (and counting it in jitChained) or returning acc; else as find(target, left),
+ * returning the block's table index or 0 (the same code: tests check find against jitLookup).
+ */
+function lookupBody(chain: boolean): Bytes {
+  // params: 0 target (i64), 1 left, (2 acc); locals: vpn (i64), tag address, host, entry, fn
+  const TARGET = 0, LEFT = 1, ACC = 2;
+  const VPN = chain ? 3 : 2, TAG = VPN + 1, HOST = VPN + 2, E = VPN + 3, FN = VPN + 4;
+  const c = new Bytes();
+  c.u32(2).u32(1).byte(T_I64).u32(4).byte(T_I32);
+  const get = (i: number) => c.byte(OP.localGet).u32(i);
+  const set = (i: number) => c.byte(OP.localSet).u32(i);
+  const i32c = (v: number) => c.byte(OP.i32Const).s32(v);
+  const mem = (o: number, align: number, offset: number) => c.byte(o).u32(align).u32(offset);
+  const nothing = () => (chain ? get(ACC) : i32c(0));
+  const none = () => { c.byte(OP.if).byte(0x40); nothing(); c.byte(OP.return).byte(OP.end); };
+  // an interrupt request is pending: back to the core's loop
+  i32c(0); mem(OP.i32Load, 2, STATE_AREA + O.INTR_REQUEST); none();
+  // the fetch TLB (supervisor or user) must translate the target: host address of its code byte
+  get(TARGET).byte(OP.i64Const).s64(12n).byte(OP.i64ShrU); set(VPN);
+  get(VPN).byte(OP.i32WrapI64); i32c(TLB_N - 1); c.byte(OP.i32And); i32c(3); c.byte(OP.i32Shl);
+  c.byte(OP.globalGet).u32(0); i32c(3); c.byte(OP.i32Eq); i32c(TLB_BYTES); c.byte(OP.i32Mul).byte(OP.i32Add);
+  c.byte(OP.localTee).u32(TAG);
+  mem(OP.i64Load, 3, STATE_AREA + O_TLB + 4 * TLB_BYTES); get(VPN); c.byte(OP.i64Ne); none();
+  get(TAG); mem(OP.i64Load, 3, STATE_AREA + O_TLB + 4 * TLB_BYTES + TLB_N * 8); get(TARGET); c.byte(OP.i64Add).byte(OP.i32WrapI64); set(HOST);
+  // its set in the block table (as/jit.ts slot), four ways
+  get(TARGET).byte(OP.i32WrapI64); get(TARGET).byte(OP.i64Const).s64(29n).byte(OP.i64ShrU).byte(OP.i32WrapI64).byte(OP.i32Xor);
+  i32c(0x9e3779b1 | 0); c.byte(OP.i32Mul);
+  i32c(19); c.byte(OP.i32ShrU); i32c(7); c.byte(OP.i32Shl); i32c(JIT_TABLE); c.byte(OP.i32Add); set(E);
+  c.byte(OP.block).byte(0x40);
+  for (let w = 0; w < 4; w++) {
+    get(E); mem(OP.i64Load, 3, E_RIP); get(TARGET); c.byte(OP.i64Eq);
+    get(E); mem(OP.i32Load, 2, E_HOST); get(HOST); c.byte(OP.i32Eq).byte(OP.i32And);
+    get(E); mem(OP.i32Load8U, 0, E_CPL); c.byte(OP.globalGet).u32(0); c.byte(OP.i32Eq).byte(OP.i32And);
+    c.byte(OP.brIf).u32(0); // found
+    if (w < 3) { get(E); i32c(32); c.byte(OP.i32Add); set(E); }
+  }
+  nothing(); c.byte(OP.return); // not in the table
+  c.byte(OP.end);
+  // compiled, current (its page's generation), and no longer than the budget left
+  get(E); mem(OP.i32Load, 2, E_FN); c.byte(OP.localTee).u32(FN); i32c(0); c.byte(OP.i32LeS); none();
+  get(E); mem(OP.i32Load16U, 1, E_GEN); get(HOST); i32c(12); c.byte(OP.i32ShrU); i32c(1); c.byte(OP.i32Shl); mem(OP.i32Load16U, 1, JIT_GEN);
+  c.byte(OP.i32Ne); none();
+  get(E); mem(OP.i32Load8U, 0, E_LEN); get(LEFT); c.byte(OP.i32GtS); none();
+  if (chain) {
+    c.byte(OP.globalGet).u32(1).byte(OP.i64Const).s64(1n).byte(OP.i64Add).byte(OP.globalSet).u32(1);
+    get(LEFT); get(ACC); get(FN); c.byte(OP.returnCallIndirect).u32(0).u32(0);
+  } else {
+    get(FN);
+  }
+  c.byte(OP.end);
+  return c;
 }
