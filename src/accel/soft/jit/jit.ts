@@ -167,7 +167,8 @@ export class SoftJit {
   /** The chain trampoline's lookup (for tests: it must agree with the core's jitLookup). */
   readonly find: (target: bigint, left: number) => number;
   private readonly stops?: Map<string, number>;
-  // the compiler thread, started at the first batch (mode `thread`)
+  // the compiler thread (mode `thread`), taken at the first batch: started by then through
+  // prestartCompilerThread, or started there
   private worker: Worker | null = null;
   private port: MessagePort | null = null;
   private channel: CompileChannel | null = null;
