@@ -40,16 +40,9 @@ export function joinBuffers(bufs: readonly Uint8Array[]): Uint8Array {
 /** Copy up to `dst.length` bytes from the segments, starting `skip` bytes in; returns the count. */
 export function gather(segs: readonly Uint8Array[], dst: Uint8Array, skip = 0): number {
   let done = 0;
-  for (const s of segs) {
-    if (done >= dst.length) break;
-    if (skip >= s.length) {
-      skip -= s.length;
-      continue;
-    }
-    const n = Math.min(s.length - skip, dst.length - done);
-    dst.set(s.subarray(skip, skip + n), done);
-    done += n;
-    skip = 0;
+  for (const v of sliceBuffers(segs, skip, dst.length)) {
+    dst.set(v, done);
+    done += v.length;
   }
   return done;
 }
@@ -57,16 +50,9 @@ export function gather(segs: readonly Uint8Array[], dst: Uint8Array, skip = 0): 
 /** Copy `src` into the segments starting `skip` bytes in; returns the bytes written. */
 export function scatter(segs: readonly Uint8Array[], src: Uint8Array, skip = 0): number {
   let done = 0;
-  for (const s of segs) {
-    if (done >= src.length) break;
-    if (skip >= s.length) {
-      skip -= s.length;
-      continue;
-    }
-    const n = Math.min(s.length - skip, src.length - done);
-    s.set(src.subarray(done, done + n), skip);
-    done += n;
-    skip = 0;
+  for (const v of sliceBuffers(segs, skip, src.length)) {
+    v.set(src.subarray(done, done + v.length));
+    done += v.length;
   }
   return done;
 }
