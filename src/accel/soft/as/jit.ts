@@ -197,7 +197,7 @@ export function jitTry(left: i32): i32 {
   return -1;
 }
 
-/** The lookup on the hot paths (jitTry, jitLookup), as a class only so that it can be inlined. */
+/** The lookup of jitTry (the run loop's hot path), jitLookup, jitCount and jitPut, as a class only so that it can be inlined. */
 class Sets {
   /** The entry of the set of `r` that holds (r, host, CPL c), or 0 (the four ways unrolled). */
   @inline static find(r: u64, host: u32, c: u8): u32 {

@@ -5,8 +5,9 @@
 // thread only instantiates it and enters the blocks in the core's block table, between two run
 // slices (SoftJit.poll).
 //
-// Decoding and emitting cost ~4 µs per guest instruction (~0.5 s of the Debian kernel's boot to
-// /init) and used to run on the CPU's thread; here it runs on the host's other core.
+// Decoding and emitting cost ~4 µs per guest instruction when they ran on the CPU's thread (~0.5 s
+// of the Debian kernel's boot to /init; ~1-2 µs since), and V8 adds ~0.2 ms per module; here
+// both run on the host's other core.
 //
 // A guest may rewrite its code while this thread reads it: the page's generation was taken before
 // the batch was posted, and a write made it even (stale) at once, so such a block is installed

@@ -11,7 +11,7 @@
 // Compilation stops before the first instruction it does not know (the interpreter runs it),
 // after a branch, at the end of the code page and after MAX_INSNS instructions.
 
-import { Bytes, OP, T_I32, T_I64 } from './wasm.js';
+import { Bytes, Emitter, OP, T_I32, T_I64 } from './wasm.js';
 import { O, STATE_AREA } from '../layout.js';
 
 /** Instructions per block at most (E_LEN in as/jit.ts is a byte). */
@@ -34,7 +34,7 @@ export const F = { cond: 0, getCF: 1, shift: 2, bitScan: 3, getFlags: 4, patchSt
 /** RFLAGS bits (SDM vol. 1 3.4.3). */
 const F_CF = 1, F_OF = 1 << 11;
 const OP_ADD = 1, OP_ADC = 2, OP_SUB = 3, OP_SBB = 4, OP_LOGIC = 5, OP_INC = 6, OP_DEC = 7, OP_IMUL = 8, OP_MUL = 9;
-/** Not a core operation: the block's own tag for "a shift by a constant set the flags" (Pend.shift), so cond() reads ZF and SF from FR. */
+/** Not a core operation: the block's own tag for "a shift by a constant set the flags" (Pend.shiftOp), so cond() reads ZF and SF from FR. */
 const OP_SHIFT = 100;
 
 // locals of a block function
@@ -113,23 +113,14 @@ const MASK = (size: number): bigint => (size === 8 ? 0xffffffffffffffffn : (1n <
 const canonical = (a: bigint): boolean => BigInt.asIntN(48, a) === BigInt.asIntN(64, a);
 
 /** Code emitter for one instruction (discarded when the instruction turns out unsupported). */
-class Code extends Bytes {
+class Code extends Emitter {
   /** Structured-control nesting (if/block/loop) this instruction's code has open. */
   depth = 0;
-  i32c(v: number): this { return this.byte(OP.i32Const).s32(v); }
-  i64c(v: bigint): this { return this.byte(OP.i64Const).s64(v); }
-  get(i: number): this { return this.byte(OP.localGet).u32(i); }
-  set(i: number): this { return this.byte(OP.localSet).u32(i); }
-  tee(i: number): this { return this.byte(OP.localTee).u32(i); }
-  gget(i: number): this { return this.byte(OP.globalGet).u32(i); }
-  gset(i: number): this { return this.byte(OP.globalSet).u32(i); }
-  call(f: number): this { return this.byte(OP.call).u32(f); }
-  op(o: number): this {
+  override op(o: number): this {
     if (o === OP.if || o === OP.block || o === OP.loop) this.depth++;
     else if (o === OP.end) this.depth--;
     return this.byte(o);
   }
-  mem(o: number, align: number, offset: number): this { return this.byte(o).u32(align).u32(offset); }
 
   /** Mask the i64 on the stack to `size` bytes. */
   mask(size: number): this {
@@ -295,8 +286,7 @@ export class BlockCompiler {
       this.k = count;
       const savedFk = this.fk;
       const cur = this.pend as Pend | null; // (assigned by the emitters: TypeScript's narrowing cannot see it)
-      const savedPend: Pend | null = cur;
-      this.pendAtStart = savedPend;
+      this.pendAtStart = cur;
       this.follow = null;
       let r: boolean;
       try {
@@ -304,7 +294,7 @@ export class BlockCompiler {
       } catch (e) {
         if (!(e instanceof Bail)) throw e;
         this.fk = savedFk;
-        this.pend = savedPend;
+        this.pend = cur;
         if (this.stops) {
           const bytes = [...this.mem.subarray(at, Math.min(at + 4, pageEnd))].map((x) => x.toString(16).padStart(2, '0')).join(' ');
           this.stops.set(bytes, (this.stops.get(bytes) ?? 0) + 1);
@@ -868,7 +858,6 @@ export class BlockCompiler {
     return true;
   }
 
-  /** Stack push of 8 bytes of local `src` (rSP - 8 translated first). */
   /**
    * A 64-bit POP into register `dst` from the stack top in register `top` (RSP for POP, RBP for
    * LEAVE): RSP becomes top + 8, then `dst` the loaded value (so POP RSP loads RSP). Nothing
@@ -884,6 +873,7 @@ export class BlockCompiler {
     this.setReg64(dst, A);
   }
 
+  /** Stack push of 8 bytes of local `src` (rSP - 8 translated first). */
   private push(src: number): void {
     const c = this.code;
     this.reg64(4); c.i64c(8n).op(OP.i64Sub).set(L);

@@ -8,7 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { Worker, MessageChannel, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import type { GuestMemory } from '../../../memory/guest-memory.js';
 import { BlockCompiler, O_TLB, TLB_BYTES, TLB_N } from './compiler.js';
-import { Bytes, OP, section, T_I32, T_I64 } from './wasm.js';
+import { Bytes, Emitter, OP, section, T_I32, T_I64 } from './wasm.js';
 import { BLOCK_TYPE, FUNCS, GLOBAL_NAMES, SIBLING_MIN_RUNS, SIBLINGS_PER_BLOCK, WASM_HEADER, compileBatch, type BatchItem } from './batch.js';
 import { E_CPL, E_FN, E_GEN, E_HOST, E_LEN, E_RIP, JIT_GEN, JIT_QUEUE, JIT_TABLE } from './block-table.js';
 import type { CompileReply } from './compile-worker.js';
@@ -570,48 +570,42 @@ function lookupBody(chain: boolean): Bytes {
   // params: 0 target (i64), 1 left, (2 acc); locals: vpn (i64), tag address, host, entry, fn
   const TARGET = 0, LEFT = 1, ACC = 2;
   const VPN = chain ? 3 : 2, TAG = VPN + 1, HOST = VPN + 2, E = VPN + 3, FN = VPN + 4;
-  const c = new Bytes();
+  const c = new Emitter();
   c.u32(2).u32(1).byte(T_I64).u32(4).byte(T_I32);
-  const get = (i: number) => c.byte(OP.localGet).u32(i);
-  const set = (i: number) => c.byte(OP.localSet).u32(i);
-  const i32c = (v: number) => c.byte(OP.i32Const).s32(v);
-  const mem = (o: number, align: number, offset: number) => c.byte(o).u32(align).u32(offset);
-  const nothing = () => (chain ? get(ACC) : i32c(0));
-  const none = () => { c.byte(OP.if).byte(0x40); nothing(); c.byte(OP.return).byte(OP.end); };
+  const nothing = () => (chain ? c.get(ACC) : c.i32c(0));
+  const none = () => { c.op(OP.if).byte(0x40); nothing(); c.op(OP.return).op(OP.end); };
   // an interrupt request is pending: back to the core's loop
-  i32c(0); mem(OP.i32Load, 2, STATE_AREA + O.INTR_REQUEST); none();
+  c.i32c(0).mem(OP.i32Load, 2, STATE_AREA + O.INTR_REQUEST); none();
   // the fetch TLB (supervisor or user) must translate the target: host address of its code byte
-  get(TARGET).byte(OP.i64Const).s64(12n).byte(OP.i64ShrU); set(VPN);
-  get(VPN).byte(OP.i32WrapI64); i32c(TLB_N - 1); c.byte(OP.i32And); i32c(3); c.byte(OP.i32Shl);
-  c.byte(OP.globalGet).u32(0); i32c(3); c.byte(OP.i32Eq); i32c(TLB_BYTES); c.byte(OP.i32Mul).byte(OP.i32Add);
-  c.byte(OP.localTee).u32(TAG);
-  mem(OP.i64Load, 3, STATE_AREA + O_TLB + 4 * TLB_BYTES); get(VPN); c.byte(OP.i64Ne); none();
-  get(TAG); mem(OP.i64Load, 3, STATE_AREA + O_TLB + 4 * TLB_BYTES + TLB_N * 8); get(TARGET); c.byte(OP.i64Add).byte(OP.i32WrapI64); set(HOST);
+  c.get(TARGET).i64c(12n).op(OP.i64ShrU).set(VPN);
+  c.get(VPN).op(OP.i32WrapI64).i32c(TLB_N - 1).op(OP.i32And).i32c(3).op(OP.i32Shl);
+  c.gget(0).i32c(3).op(OP.i32Eq).i32c(TLB_BYTES).op(OP.i32Mul).op(OP.i32Add).tee(TAG);
+  c.mem(OP.i64Load, 3, STATE_AREA + O_TLB + 4 * TLB_BYTES).get(VPN).op(OP.i64Ne); none();
+  c.get(TAG).mem(OP.i64Load, 3, STATE_AREA + O_TLB + 4 * TLB_BYTES + TLB_N * 8).get(TARGET).op(OP.i64Add).op(OP.i32WrapI64).set(HOST);
   // its set in the block table (as/jit.ts slot), four ways
-  get(TARGET).byte(OP.i32WrapI64); get(TARGET).byte(OP.i64Const).s64(29n).byte(OP.i64ShrU).byte(OP.i32WrapI64).byte(OP.i32Xor);
-  i32c(0x9e3779b1 | 0); c.byte(OP.i32Mul);
-  i32c(19); c.byte(OP.i32ShrU); i32c(7); c.byte(OP.i32Shl); i32c(JIT_TABLE); c.byte(OP.i32Add); set(E);
-  c.byte(OP.block).byte(0x40);
+  c.get(TARGET).op(OP.i32WrapI64).get(TARGET).i64c(29n).op(OP.i64ShrU).op(OP.i32WrapI64).op(OP.i32Xor);
+  c.i32c(0x9e3779b1 | 0).op(OP.i32Mul).i32c(19).op(OP.i32ShrU).i32c(7).op(OP.i32Shl).i32c(JIT_TABLE).op(OP.i32Add).set(E);
+  c.op(OP.block).byte(0x40);
   for (let w = 0; w < 4; w++) {
-    get(E); mem(OP.i64Load, 3, E_RIP); get(TARGET); c.byte(OP.i64Eq);
-    get(E); mem(OP.i32Load, 2, E_HOST); get(HOST); c.byte(OP.i32Eq).byte(OP.i32And);
-    get(E); mem(OP.i32Load8U, 0, E_CPL); c.byte(OP.globalGet).u32(0); c.byte(OP.i32Eq).byte(OP.i32And);
-    c.byte(OP.brIf).u32(0); // found
-    if (w < 3) { get(E); i32c(32); c.byte(OP.i32Add); set(E); }
+    c.get(E).mem(OP.i64Load, 3, E_RIP).get(TARGET).op(OP.i64Eq);
+    c.get(E).mem(OP.i32Load, 2, E_HOST).get(HOST).op(OP.i32Eq).op(OP.i32And);
+    c.get(E).mem(OP.i32Load8U, 0, E_CPL).gget(0).op(OP.i32Eq).op(OP.i32And);
+    c.op(OP.brIf).u32(0); // found
+    if (w < 3) c.get(E).i32c(32).op(OP.i32Add).set(E);
   }
-  nothing(); c.byte(OP.return); // not in the table
-  c.byte(OP.end);
+  nothing(); c.op(OP.return); // not in the table
+  c.op(OP.end);
   // compiled, current (its page's generation), and no longer than the budget left
-  get(E); mem(OP.i32Load, 2, E_FN); c.byte(OP.localTee).u32(FN); i32c(0); c.byte(OP.i32LeS); none();
-  get(E); mem(OP.i32Load16U, 1, E_GEN); get(HOST); i32c(12); c.byte(OP.i32ShrU); i32c(1); c.byte(OP.i32Shl); mem(OP.i32Load16U, 1, JIT_GEN);
-  c.byte(OP.i32Ne); none();
-  get(E); mem(OP.i32Load8U, 0, E_LEN); get(LEFT); c.byte(OP.i32GtS); none();
+  c.get(E).mem(OP.i32Load, 2, E_FN).tee(FN).i32c(0).op(OP.i32LeS); none();
+  c.get(E).mem(OP.i32Load16U, 1, E_GEN).get(HOST).i32c(12).op(OP.i32ShrU).i32c(1).op(OP.i32Shl).mem(OP.i32Load16U, 1, JIT_GEN);
+  c.op(OP.i32Ne); none();
+  c.get(E).mem(OP.i32Load8U, 0, E_LEN).get(LEFT).op(OP.i32GtS); none();
   if (chain) {
-    c.byte(OP.globalGet).u32(1).byte(OP.i64Const).s64(1n).byte(OP.i64Add).byte(OP.globalSet).u32(1);
-    get(LEFT); get(ACC); get(FN); c.byte(OP.returnCallIndirect).u32(0).u32(0);
+    c.gget(1).i64c(1n).op(OP.i64Add).gset(1);
+    c.get(LEFT).get(ACC).get(FN).op(OP.returnCallIndirect).u32(0).u32(0);
   } else {
-    get(FN);
+    c.get(FN);
   }
-  c.byte(OP.end);
+  c.op(OP.end);
   return c;
 }

@@ -120,6 +120,21 @@ export class Bytes {
   view(): Uint8Array { return this.buf.subarray(0, this.length); }
 }
 
+/** Bytes of function code, with the instructions' immediates encoded (locals, globals, constants, memory). */
+export class Emitter extends Bytes {
+  i32c(v: number): this { return this.byte(OP.i32Const).s32(v); }
+  i64c(v: bigint): this { return this.byte(OP.i64Const).s64(v); }
+  get(i: number): this { return this.byte(OP.localGet).u32(i); }
+  set(i: number): this { return this.byte(OP.localSet).u32(i); }
+  tee(i: number): this { return this.byte(OP.localTee).u32(i); }
+  gget(i: number): this { return this.byte(OP.globalGet).u32(i); }
+  gset(i: number): this { return this.byte(OP.globalSet).u32(i); }
+  call(f: number): this { return this.byte(OP.call).u32(f); }
+  op(o: number): this { return this.byte(o); }
+  /** A load or store with its alignment (log2) and offset. */
+  mem(o: number, align: number, offset: number): this { return this.byte(o).u32(align).u32(offset); }
+}
+
 /** A section: id, then its size-prefixed contents. */
 export function section(out: Bytes, id: number, body: Bytes): void {
   out.byte(id).u32(body.length).append(body);
