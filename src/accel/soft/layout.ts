@@ -14,6 +14,8 @@ export const O = {
   GPR: 0, // 16 x u64 in x86 encoding order
   RIP: 128,
   RFLAGS: 136,
+  KVM_WALL_CLOCK: 144,
+  KVM_SYSTEM_TIME: 152,
   SEG: 256, // 8 x 32 bytes: ES CS SS DS FS GS LDTR TR; sel u32 @0, attr u32 @4, limit u32 @8, base u64 @16
   GDTR_BASE: 512,
   GDTR_LIMIT: 520,

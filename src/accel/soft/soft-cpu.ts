@@ -61,6 +61,7 @@ interface CoreExports {
   deliveredVector(): number;
   deliveredError(): number;
   debugRead8(lin: number): number;
+  setWallClockBase(ns: number): void;
 }
 
 interface WasmInstanceApi {
@@ -137,6 +138,10 @@ export class SoftCpu {
     this.writeRegions();
     this.core.init(this.base, this.vcpuId);
     if (opts.apic) this.core.setApic(true);
+    // kvmclock's wall clock (as/kvmclock.ts): the host's time of day when the TSC's clock read 0,
+    // from the same source as the CMOS RTC (performance.timeOrigin + performance.now()).
+    const nowNs = host.hostNanos;
+    this.core.setWallClockBase((performance.timeOrigin + performance.now()) * 1e6 - nowNs());
   }
 
   private writeRegions(): void {

@@ -2,9 +2,10 @@
 // AssemblyScript. CPUID (SDM vol. 2A CPUID): reports exactly the features this core implements.
 // FPU (x87 computed in double precision, see fpu.ts), MMX, FXSR, SSE, SSE2; no SSE3+; the APIC bit only when the platform provides a local
 // APIC (xAPIC MMIO, its timer's TSC-deadline mode through IA32_TSC_DEADLINE; no x2APIC); no MTRR bit (the MTRR MSRs read back
-// but do nothing).
+// but do nothing). The hypervisor bit and leaves 0x40000000-1 offer KVM's paravirtual clock (kvmclock.ts).
 
 import { MAXPHYADDR } from './mmu';
+import { KVM_FEATURES, KVM_SIGNATURE_EBX, KVM_SIGNATURE_ECX, KVM_SIGNATURE_EDX } from './kvmclock';
 
 export let outA: u32 = 0;
 export let outB: u32 = 0;
@@ -31,8 +32,9 @@ export function cpuid(leaf: u32, _sub: u32): void {
       // family 6, model 0x0f, stepping 1
       const eax: u32 = 0x000006f1;
       const ebx: u32 = (apicId << 24) | (1 << 16) | (8 << 8); // CLFLUSH line 8*8 bytes
-      // CX16(13); TSC_Deadline(24) with the local APIC (its timer's TSC-deadline mode, IA32_TSC_DEADLINE)
-      const ecx: u32 = (1 << 13) | (apicPresent ? 1 << 24 : 0);
+      // CX16(13); TSC_Deadline(24) with the local APIC (its timer's TSC-deadline mode, IA32_TSC_DEADLINE);
+      // hypervisor present (31): leaves 0x40000000+ describe it (kvmclock.ts)
+      const ecx: u32 = (1 << 13) | (apicPresent ? 1 << 24 : 0) | (1 << 31);
       // FPU(0) PSE(3) TSC(4) MSR(5) PAE(6) CX8(8) PGE(13) CMOV(15) PAT(16) PSE36(17) CLFSH(19)
       // MMX(23) FXSR(24) SSE(25) SSE2(26)
       const edx: u32 = 1 | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 8) | (1 << 13) | (1 << 15) | (1 << 16) | (1 << 17) | (1 << 19) |
@@ -41,6 +43,9 @@ export function cpuid(leaf: u32, _sub: u32): void {
       return;
     }
     case 7: set(0, 0, 0, 0); return; // no structured extended features (sub-leaf ignored)
+    // the hypervisor leaves: KVM's signature and, of its features, only the clock (kvmclock.ts)
+    case 0x40000000: set(0x40000001, KVM_SIGNATURE_EBX, KVM_SIGNATURE_ECX, KVM_SIGNATURE_EDX); return;
+    case 0x40000001: set(KVM_FEATURES, 0, 0, 0); return;
     case 0x80000000: set(0x80000008, 0, 0, 0); return;
     // LAHF/SAHF in 64-bit mode (ECX 0); SYSCALL(11) NX(20) LM(29) (EDX)
     case 0x80000001: set(0, 0, 1, (1 << 11) | (1 << 20) | (1 << 29)); return;

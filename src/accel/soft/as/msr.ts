@@ -5,7 +5,7 @@
 import {
   ld64, st64, O_EFER, O_STAR, O_LSTAR, O_CSTAR, O_SFMASK, O_KGSBASE, O_APICBASE, O_TSC_OFFSET,
   O_PAT, O_MISC_ENABLE, O_SYSENTER_CS, O_SYSENTER_ESP, O_SYSENTER_EIP, O_TSC_AUX, O_MTRR_DEF,
-  O_MTRR_VAR, O_MTRR_FIX, FS, GS, segBase, setSegBase, cr0, CR0_PG, EFER_SCE, EFER_LME, EFER_LMA, EFER_NXE,
+  O_MTRR_VAR, O_MTRR_FIX, O_KVM_WALL_CLOCK, O_KVM_SYSTEM_TIME, FS, GS, segBase, setSegBase, cr0, CR0_PG, EFER_SCE, EFER_LME, EFER_LMA, EFER_NXE,
   updateMode,
 } from './state';
 import { gp } from './fault';
@@ -13,6 +13,9 @@ import { hostNanos, tscDeadlineRead, tscDeadlineWrite } from './host';
 import { apicPresent } from './cpuid';
 import { isCanonical } from './seg';
 import { tlbFlush } from './mmu';
+import {
+  MSR_KVM_WALL_CLOCK_NEW, MSR_KVM_SYSTEM_TIME_NEW, kvmWallClockWrite, kvmSystemTimeWrite, kvmSystemTimeUpdate,
+} from './kvmclock';
 
 export function readTsc(): u64 {
   return <u64><i64>hostNanos() + ld64(O_TSC_OFFSET);
@@ -54,6 +57,8 @@ export function rdmsr(msr: u32): u64 {
     case 0x6e0: // IA32_TSC_DEADLINE: the local APIC's (CPUID.1:ECX.TSC_Deadline with an APIC)
       if (!apicPresent) gp(0);
       return tscDeadlineRead();
+    case MSR_KVM_WALL_CLOCK_NEW: return ld64(O_KVM_WALL_CLOCK);
+    case MSR_KVM_SYSTEM_TIME_NEW: return ld64(O_KVM_SYSTEM_TIME);
     default:
       if (msr >= 0x200 && msr < 0x210) return ld64(O_MTRR_VAR + (msr - 0x200) * 8);
       if (fixedIndex(msr) >= 0) return ld64(O_MTRR_FIX + <u32>fixedIndex(msr) * 8);
@@ -66,7 +71,10 @@ function needCanonical(v: u64): void { if (!isCanonical(v)) gp(0); }
 
 export function wrmsr(msr: u32, v: u64): void {
   switch (msr) {
-    case 0x10: st64(O_TSC_OFFSET, v - <u64><i64>hostNanos()); return;
+    case 0x10:
+      st64(O_TSC_OFFSET, v - <u64><i64>hostNanos());
+      kvmSystemTimeUpdate(); // the kvmclock's tsc_timestamp is a TSC value: restate it
+      return;
     case 0x1b: st64(O_APICBASE, v & 0xffffff000 | (v & 0xd00)); return;
     case 0x8b: return;
     case 0x174: st64(O_SYSENTER_CS, v & 0xffff); return;
@@ -107,6 +115,8 @@ export function wrmsr(msr: u32, v: u64): void {
       if (!apicPresent) gp(0);
       tscDeadlineWrite(v);
       return;
+    case MSR_KVM_WALL_CLOCK_NEW: kvmWallClockWrite(v); return;
+    case MSR_KVM_SYSTEM_TIME_NEW: kvmSystemTimeWrite(v); return;
     default:
       if (msr >= 0x200 && msr < 0x210) { st64(O_MTRR_VAR + (msr - 0x200) * 8, v); return; }
       if (fixedIndex(msr) >= 0) { st64(O_MTRR_FIX + <u32>fixedIndex(msr) * 8, v); return; }

@@ -10,6 +10,8 @@
 export const O_GPR: u32 = 0; // 16 x u64, x86 register order rax rcx rdx rbx rsp rbp rsi rdi r8..r15
 export const O_RIP: u32 = 128;
 export const O_RFLAGS: u32 = 136;
+export const O_KVM_WALL_CLOCK: u32 = 144; // MSR_KVM_WALL_CLOCK_NEW as last written (kvmclock.ts)
+export const O_KVM_SYSTEM_TIME: u32 = 152; // MSR_KVM_SYSTEM_TIME_NEW as last written (kvmclock.ts)
 export const O_SEG: u32 = 256; // 8 x 32 bytes: ES CS SS DS FS GS LDTR TR
 export const SEG_SEL: u32 = 0; // u32
 export const SEG_ATTR: u32 = 4; // u32, see ATTR_* below
