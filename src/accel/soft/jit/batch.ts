@@ -4,7 +4,7 @@
 // writes nothing, so it runs on the compiler thread (compile-worker.ts) as well as on the CPU's
 // thread (SoftJit in synchronous mode).
 
-import { BlockCompiler } from './compiler.js';
+import { BlockCompiler, CHAIN_FUNC, F } from './compiler.js';
 import { Bytes, OP, section, T_I32, T_I64 } from './wasm.js';
 
 /** Same-page branch targets compiled along with each queued block, at most. */
@@ -38,7 +38,17 @@ export const BLOCK_TYPE = [0x60, 2, T_I32, T_I32, 1, T_I32];
 /** The core's exported globals a block module imports (as c.g0, c.g1, ...; compiler.ts G). */
 export const GLOBAL_NAMES = ['rip', 'lfOp', 'lfSize', 'lfRes', 'lfA', 'lfB', 'lfCin', 'lfEager', 'flagsOther'] as const;
 const GLOBAL_TYPES = [T_I64, T_I32, T_I32, T_I64, T_I64, T_I64, T_I32, T_I32, T_I32];
-/** Imported helpers (as c.f0, ...; compiler.ts F): name, params, results; type index = position + 1. */
+/**
+ * The helpers a block calls (compiler.ts F): name, params, results; type index = position + 1.
+ * They sit in a small table of their own, imported as c.h, and blocks call them with
+ * call_indirect at a constant index. Imported as functions they cost every module V8's
+ * compilation of one JavaScript call wrapper per signature (it cannot know the imports will be
+ * wasm functions): six TurboFan compilations, ~60 % of V8's time per module, on the compiler
+ * thread. That table never changes, so V8 keeping every importing instance's copy of it current
+ * (see jit.ts chainTrampoline) costs nothing. The exception is `chain`, which ~27 M block exits
+ * on the way to Linux's /init tail-call: it stays an imported function (c.f, function 0; one
+ * wrapper per module), as a tail call through the table cost ~3 ns more each (~90 ms a boot).
+ */
 export const FUNCS: [string, number[], number[]][] = [
   ['cond', [T_I32], [T_I32]],
   ['getCF', [], [T_I32]],
@@ -85,7 +95,7 @@ export function compileBatch(
         index.set(k, j);
         items.push({ e: -1, rip: target, host, cpl: it.cpl, gen: it.gen, count: 0 });
       }
-      return FUNCS.length + j;
+      return CHAIN_FUNC + 1 + j;
     };
     const r = compiler.compile(it.rip, it.host, it.cpl, sibling);
     // a block may already tail-call a refused sibling's index: the stub returns at once, with RIP
@@ -117,12 +127,14 @@ function modulePrelude(): Uint8Array {
     types.byte(0x60).u32(params.length).bytes(params).u32(results.length).bytes(results);
   }
   section(out, 1, types);
-  // imports: the shared memory, the core's globals, the core's helpers
+  // imports: the shared memory, the core's globals, the helper table (funcref, exactly
+  // FUNCS.length), the chain trampoline (function CHAIN_FUNC)
   const imp = new Bytes();
-  imp.u32(1 + GLOBAL_NAMES.length + FUNCS.length);
+  imp.u32(3 + GLOBAL_NAMES.length);
   imp.name('c').name('m').byte(0x02).byte(0x03).u32(1).u32(65536);
   GLOBAL_TYPES.forEach((t, i) => { imp.name('c').name(`g${i}`).byte(0x03).byte(t).byte(1); });
-  FUNCS.forEach((_, i) => { imp.name('c').name(`f${i}`).byte(0x00).u32(i + 1); });
+  imp.name('c').name('h').byte(0x01).byte(0x70).byte(0x01).u32(FUNCS.length).u32(FUNCS.length);
+  imp.name('c').name('f').byte(0x00).u32(F.chain + 1);
   section(out, 2, imp);
   prelude = out.view().slice();
   return prelude;
@@ -135,11 +147,11 @@ function lebSize(n: number): number {
   return k;
 }
 
-/** Export entries "f<i>" -> function FUNCS.length + i, encoded once per index. */
+/** Export entries "f<i>" -> function CHAIN_FUNC + 1 + i, encoded once per index. */
 const exportEntries: Uint8Array[] = [];
 
 function exportEntry(i: number): Uint8Array {
-  return (exportEntries[i] ??= new Bytes().name(`f${i}`).byte(0x00).u32(FUNCS.length + i).view().slice());
+  return (exportEntries[i] ??= new Bytes().name(`f${i}`).byte(0x00).u32(CHAIN_FUNC + 1 + i).view().slice());
 }
 
 function buildModule(bodies: Bytes[], names: string[] | null): Uint8Array {
@@ -165,7 +177,7 @@ function buildModule(bodies: Bytes[], names: string[] | null): Uint8Array {
     // custom section "name", subsection 1: function names (core spec, appendix 7.4)
     const fn = new Bytes();
     fn.u32(names.length);
-    names.forEach((n, i) => fn.u32(FUNCS.length + i).name(n));
+    names.forEach((n, i) => fn.u32(CHAIN_FUNC + 1 + i).name(n));
     const body = new Bytes().name('name').byte(1).u32(fn.length).append(fn);
     section(out, 0, body);
   }

@@ -28,8 +28,13 @@ const K_WRITE = 1;
 
 // imported globals (index = import order, see jit.ts)
 export const G = { rip: 0, lfOp: 1, lfSize: 2, lfRes: 3, lfA: 4, lfB: 5, lfCin: 6, lfEager: 7, flagsOther: 8 } as const;
-// imported functions
+// helpers (batch.ts FUNCS), reached through the helper table, but for the chain trampoline
 export const F = { cond: 0, getCF: 1, shift: 2, bitScan: 3, getFlags: 4, patchStatus: 5, chain: 6 } as const;
+/**
+ * Function 0 of every block module: the chain trampoline, imported as a function (batch.ts
+ * modulePrelude), which a block's exits tail-call directly; blocks are functions 1, 2, ...
+ */
+export const CHAIN_FUNC = 0;
 // lazy flag operations (as/flags.ts)
 /** RFLAGS bits (SDM vol. 1 3.4.3). */
 const F_CF = 1, F_OF = 1 << 11;
@@ -360,7 +365,7 @@ export class BlockCompiler {
     c.get(XV).get(N).op(OP.i32Add).set(XV);
     c.get(XK).i32c(EXIT_SIDE).op(OP.i32Eq).op(OP.if).byte(0x40).i32c(-1).get(XV).get(ACC).op(OP.i32Add).op(OP.i32Sub).op(OP.return).op(OP.end);
     c.get(XK).i32c(EXIT_CHAIN).op(OP.i32Eq).op(OP.if).byte(0x40);
-    c.get(XT).get(LEFT).get(XV).op(OP.i32Sub).get(ACC).get(XV).op(OP.i32Add).op(OP.returnCall).u32(F.chain);
+    c.get(XT).get(LEFT).get(XV).op(OP.i32Sub).get(ACC).get(XV).op(OP.i32Add).op(OP.returnCall).u32(CHAIN_FUNC);
     c.op(OP.end);
     this.siblingExits.forEach((fn, i) => {
       // as exitTo's direct call: only when the budget holds any block and no interrupt is pending
@@ -448,7 +453,7 @@ export class BlockCompiler {
       if (!p.noB) c.get(FB).gset(G.lfB);
       if (p.cin) c.get(FCIN).gset(G.lfCin);
     }
-    if (p.patch) c.i32c(F_CF | F_OF).get(PATCH).call(F.patchStatus);
+    if (p.patch) c.i32c(F_CF | F_OF).get(PATCH).callHelper(F.patchStatus);
   }
 
   /** On the straight path before a call into the core that reads the flags: store them now. */
@@ -715,7 +720,7 @@ export class BlockCompiler {
     if (fk?.op === OP_LOGIC) { c.i32c(0); return; }
     if (fk?.op === OP_ADD) { c.get(FR).get(FA).op(OP.i64LtU); return; }
     this.syncFlags();
-    c.call(F.getCF);
+    c.callHelper(F.getCF);
   }
 
   /** Push the condition `cc` (i32 0/1), inline when the block knows what set the flags. */
@@ -757,7 +762,7 @@ export class BlockCompiler {
     }
     if (!done) {
       this.syncFlags();
-      c.i32c(cc).call(F.cond);
+      c.i32c(cc).callHelper(F.cond);
     }
   }
 
@@ -802,7 +807,7 @@ export class BlockCompiler {
     else c.get(target.local);
     c.get(LEFT).get(N).op(OP.i32Sub).i32c(k1).op(OP.i32Sub);
     c.get(ACC).get(N).op(OP.i32Add).i32c(k1).op(OP.i32Add);
-    c.op(OP.returnCall).u32(F.chain);
+    c.op(OP.returnCall).u32(CHAIN_FUNC);
   }
 
   /**
@@ -1133,7 +1138,7 @@ export class BlockCompiler {
         if (cnt >= 0) c.i32c(cnt & cmask);
         else { this.reg64(1); c.op(OP.i32WrapI64).i32c(cmask).op(OP.i32And); }
         this.syncFlags(); // a count of 0 keeps them, others keep some (ROL/ROR)
-        c.call(F.shift).set(R);
+        c.callHelper(F.shift).set(R);
         this.pend = null; // the core holds them now
         this.fk = null;
         this.writeRm(m, size, R);
@@ -1187,7 +1192,7 @@ export class BlockCompiler {
         if (this.h66) bail();
         this.done();
         this.syncFlags();
-        c.call(F.getFlags).i32c(~0x30000).op(OP.i32And).op(OP.i64ExtendI32U).set(A);
+        c.callHelper(F.getFlags).i32c(~0x30000).op(OP.i32And).op(OP.i64ExtendI32U).set(A);
         this.push(A);
         return false;
       }
@@ -1240,7 +1245,7 @@ export class BlockCompiler {
       this.writeRm(m, os, R);
     }
     this.syncFlags(); // only CF changes
-    c.i32c(1).get(C).call(F.patchStatus);
+    c.i32c(1).get(C).callHelper(F.patchStatus);
     this.pend = null;
     this.fk = null;
     return false;
@@ -1530,7 +1535,7 @@ export class BlockCompiler {
         c.i32c(b === 0xbd ? 1 : 0).i32c(os).get(B);
         this.getReg(os, m.reg);
         this.syncFlags();
-        c.call(F.bitScan).set(R);
+        c.callHelper(F.bitScan).set(R);
         this.pend = null;
         this.fk = null;
         // a zero source leaves the destination alone, all 64 bits (as the interpreter)

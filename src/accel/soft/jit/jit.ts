@@ -43,7 +43,7 @@ interface WasmTable {
 interface WasmApi {
   Module: new (bytes: Uint8Array) => object;
   Instance: new (m: object, imports: object) => { exports: Record<string, unknown> };
-  Table: new (d: { element: string; initial: number }) => WasmTable;
+  Table: new (d: { element: string; initial: number; maximum?: number }) => WasmTable;
   compile(bytes: Uint8Array): Promise<object>;
 }
 const wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
@@ -186,7 +186,10 @@ export class SoftJit {
     const chain = trampoline.chain;
     this.find = trampoline.find as (target: bigint, left: number) => number;
     GLOBAL_NAMES.forEach((n, i) => { c[`g${i}`] = core[n]; });
-    FUNCS.forEach(([n], i) => { c[`f${i}`] = n === 'chain' ? chain : core[n]; });
+    const helpers = new wasm.Table({ element: 'anyfunc', initial: FUNCS.length, maximum: FUNCS.length });
+    FUNCS.forEach(([n], i) => { helpers.set(i, n === 'chain' ? chain : core[n]); });
+    c.h = helpers;
+    c.f = chain;
     this.imports = { c };
     this.markPage = core.jitMarkPage as (host: number) => number;
     this.count = core.jitCount as (rip: bigint, host: number, cpl: number) => number;

@@ -130,6 +130,13 @@ export class Emitter extends Bytes {
   gget(i: number): this { return this.byte(OP.globalGet).u32(i); }
   gset(i: number): this { return this.byte(OP.globalSet).u32(i); }
   call(f: number): this { return this.byte(OP.call).u32(f); }
+  /**
+   * Call (or tail-call) helper `h` of a block module: entry h of its helper table (table 0), whose
+   * type is h + 1 (batch.ts FUNCS). Through a table rather than imported functions, for which V8
+   * compiles a JavaScript call wrapper per signature with every module (batch.ts modulePrelude).
+   */
+  callHelper(h: number): this { return this.i32c(h).byte(OP.callIndirect).u32(h + 1).u32(0); }
+  returnCallHelper(h: number): this { return this.i32c(h).byte(OP.returnCallIndirect).u32(h + 1).u32(0); }
   op(o: number): this { return this.byte(o); }
   /** A load or store with its alignment (log2) and offset. */
   mem(o: number, align: number, offset: number): this { return this.byte(o).u32(align).u32(offset); }
