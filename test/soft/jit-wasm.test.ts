@@ -3,7 +3,7 @@
 // a block module imports (batch.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Bytes } from '../../src/accel/soft/jit/wasm.js';
+import { Bytes } from '../../src/wasm/writer.js';
 import { BlockCompiler, CHAIN_FUNC, F } from '../../src/accel/soft/jit/compiler.js';
 import { compileBatch, FUNCS } from '../../src/accel/soft/jit/batch.js';
 

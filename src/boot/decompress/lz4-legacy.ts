@@ -18,6 +18,7 @@
 // against its buffer and every loop consumes input, so corrupt or hostile data ends in a
 // BootError, never an out-of-range access, a partial result or an endless loop.
 import { BootError } from '../boot-plan.js';
+import { lz4WasmDecoder } from './lz4-wasm.js';
 
 /** The legacy frame magic, read little-endian (bytes 02 21 4C 18). */
 export const LZ4_LEGACY_MAGIC = 0x184c2102;
@@ -127,6 +128,10 @@ export function decodeLz4Block(
   }
 }
 
+function align8(n: number): number {
+  return Math.ceil(n / 8) * 8;
+}
+
 function u32le(b: Uint8Array, at: number): number {
   return (b[at] | (b[at + 1] << 8) | (b[at + 2] << 16) | (b[at + 3] << 24)) >>> 0;
 }
@@ -149,7 +154,19 @@ export function decompressLz4Legacy(input: Uint8Array, opts: Lz4LegacyOptions = 
     }
   }
 
-  let out = new Uint8Array(expected ?? Math.min(maxSize, Math.max(1 << 20, input.length * 4)));
+  // With the size known (a kernel's payload), decode in WebAssembly (lz4-wasm.ts): the input is
+  // copied into the decoder's memory and the output is a view of it. Any block it rejects is
+  // decoded again below by decodeLz4Block, which says what is wrong with it.
+  const fast = expected !== undefined ? lz4WasmDecoder(align8(input.length) + 16 + expected + 16) : null;
+  let src = input;
+  let out: Uint8Array;
+  if (fast) {
+    src = new Uint8Array(fast.memory, 0, input.length);
+    src.set(input);
+    out = new Uint8Array(fast.memory, align8(input.length) + 16, expected);
+  } else {
+    out = new Uint8Array(expected ?? Math.min(maxSize, Math.max(1 << 20, input.length * 4)));
+  }
   let s = 4;
   let d = 0;
   let blocks = 0;
@@ -187,7 +204,8 @@ export function decompressLz4Legacy(input: Uint8Array, opts: Lz4LegacyOptions = 
         ? `decompresses to more than the ${maxSize} bytes allowed`
         : 'block decompresses to more than 8 MiB (corrupt data)';
     }
-    d = decodeLz4Block(input, s + 4, s + 4 + size, out, d, limit, `${what} (block ${blocks})`, overflow);
+    const end = fast ? fast.decode(s + 4, s + 4 + size, out.byteOffset + d, out.byteOffset + limit, out.byteOffset + d) : -1;
+    d = end >= 0 ? end - out.byteOffset : decodeLz4Block(src, s + 4, s + 4 + size, out, d, limit, `${what} (block ${blocks})`, overflow);
     s += 4 + size;
     blocks++;
   }

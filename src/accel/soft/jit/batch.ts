@@ -5,7 +5,7 @@
 // thread (SoftJit in synchronous mode).
 
 import { BlockCompiler, CHAIN_FUNC, F } from './compiler.js';
-import { Bytes, OP, section, T_I32, T_I64 } from './wasm.js';
+import { Bytes, OP, section, T_I32, T_I64 } from '../../../wasm/writer.js';
 
 /** Same-page branch targets compiled along with each queued block, at most. */
 export const SIBLINGS_PER_BLOCK = 3;

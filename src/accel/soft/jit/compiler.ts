@@ -11,7 +11,7 @@
 // Compilation stops before the first instruction it does not know (the interpreter runs it),
 // after a branch, at the end of the code page and after MAX_INSNS instructions.
 
-import { Bytes, Emitter, OP, T_I32, T_I64 } from './wasm.js';
+import { Bytes, Emitter, OP, T_I32, T_I64 } from '../../../wasm/writer.js';
 import { O, STATE_AREA } from '../layout.js';
 
 /** Instructions per block at most (E_LEN in as/jit.ts is a byte). */

@@ -8,7 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { Worker, MessageChannel, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import type { GuestMemory } from '../../../memory/guest-memory.js';
 import { BlockCompiler, O_TLB, TLB_BYTES, TLB_N } from './compiler.js';
-import { Bytes, Emitter, OP, section, T_I32, T_I64 } from './wasm.js';
+import { Bytes, Emitter, OP, section, T_I32, T_I64 } from '../../../wasm/writer.js';
 import { BLOCK_TYPE, FUNCS, GLOBAL_NAMES, SIBLING_MIN_RUNS, SIBLINGS_PER_BLOCK, WASM_HEADER, compileBatch, type BatchItem } from './batch.js';
 import { E_CPL, E_FN, E_GEN, E_HOST, E_LEN, E_RIP, JIT_GEN, JIT_QUEUE, JIT_TABLE } from './block-table.js';
 import type { CompileReply } from './compile-worker.js';

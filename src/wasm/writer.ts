@@ -1,11 +1,12 @@
-// A minimal WebAssembly binary writer for the JIT: just the opcodes and sections the block
-// compiler emits (WebAssembly core spec 1.0, chapter 5 "Binary format", plus the sign-extension
-// and threads proposals' shared memory limits).
+// A minimal WebAssembly binary writer: just the opcodes and sections that the soft CPU's block
+// compiler (src/accel/soft/jit/) and the kernel's LZ4 decoder (src/boot/decompress/lz4-wasm.ts)
+// emit (WebAssembly core spec 1.0, chapter 5 "Binary format", plus the sign-extension, bulk
+// memory and threads proposals' opcodes and shared memory limits).
 
 export const T_I32 = 0x7f;
 export const T_I64 = 0x7e;
 
-/** Opcodes used by the compiler. */
+/** Opcodes used by the compiler (one byte; the 0xFC-prefixed bulk memory ones are Emitter methods). */
 export const OP = {
   unreachable: 0x00, block: 0x02, loop: 0x03, if: 0x04, else: 0x05, end: 0x0b, br: 0x0c, brIf: 0x0d, return: 0x0f,
   call: 0x10, callIndirect: 0x11, returnCall: 0x12, returnCallIndirect: 0x13, drop: 0x1a, select: 0x1b,
@@ -14,7 +15,7 @@ export const OP = {
   i64Load8U: 0x31, i64Load16U: 0x33, i64Load32U: 0x35,
   i32Store: 0x36, i64Store: 0x37, i32Store8: 0x3a, i32Store16: 0x3b, i64Store8: 0x3c, i64Store16: 0x3d, i64Store32: 0x3e,
   i32Const: 0x41, i64Const: 0x42,
-  i32Eqz: 0x45, i32Eq: 0x46, i32Ne: 0x47, i32LtS: 0x48, i32LtU: 0x49, i32GtS: 0x4a, i32GtU: 0x4b, i32LeS: 0x4c, i32LeU: 0x4d, i32GeS: 0x4e,
+  i32Eqz: 0x45, i32Eq: 0x46, i32Ne: 0x47, i32LtS: 0x48, i32LtU: 0x49, i32GtS: 0x4a, i32GtU: 0x4b, i32LeS: 0x4c, i32LeU: 0x4d, i32GeS: 0x4e, i32GeU: 0x4f,
   i64Eqz: 0x50, i64Eq: 0x51, i64Ne: 0x52, i64LtS: 0x53, i64LtU: 0x54, i64GtS: 0x55, i64GtU: 0x56, i64LeS: 0x57, i64LeU: 0x58,
   i32Add: 0x6a, i32Sub: 0x6b, i32Mul: 0x6c, i32And: 0x71, i32Or: 0x72, i32Xor: 0x73, i32Shl: 0x74, i32ShrU: 0x76, i32Rotl: 0x77, i32Rotr: 0x78,
   i64Clz: 0x79, i64Ctz: 0x7a, i64Popcnt: 0x7b, i64Add: 0x7c, i64Sub: 0x7d, i64Mul: 0x7e, i64DivS: 0x7f, i64DivU: 0x80, i64RemS: 0x81, i64RemU: 0x82, i64And: 0x83, i64Or: 0x84, i64Xor: 0x85,
@@ -138,6 +139,9 @@ export class Emitter extends Bytes {
   callHelper(h: number): this { return this.i32c(h).byte(OP.callIndirect).u32(h + 1).u32(0); }
   returnCallHelper(h: number): this { return this.i32c(h).byte(OP.returnCallIndirect).u32(h + 1).u32(0); }
   op(o: number): this { return this.byte(o); }
+  /** memory.copy (dst, src, n) and memory.fill (dst, byte, n) on memory 0 (bulk memory proposal). */
+  memoryCopy(): this { return this.byte(0xfc).u32(10).byte(0).byte(0); }
+  memoryFill(): this { return this.byte(0xfc).u32(11).byte(0); }
   /** A load or store with its alignment (log2) and offset. */
   mem(o: number, align: number, offset: number): this { return this.byte(o).u32(align).u32(offset); }
 }
