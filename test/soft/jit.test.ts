@@ -432,6 +432,34 @@ test('JIT: branch targets compiled along with a hot block are tail-called direct
   }
 });
 
+test('JIT: straight-line code longer than a block is compiled in full after a few calls, not a block\'s worth per few calls', { skip }, async () => {
+  // A branch-free function of 400 instructions (about 7 blocks' worth: MAX_INSNS is 64) called 12
+  // times, blocks hot after 3 runs. The run loop looks up straight-line code every 64
+  // instructions, so every part of the function counts its runs from the first call and all of
+  // it is compiled by the fourth. (Looked up at its entry only, the part after each compiled
+  // block began counting when that block was compiled: one more block every three calls, and
+  // ~3,000 instructions interpreted.)
+  const src = `
+    mov ecx, 12
+  again:
+    call fn
+    dec ecx
+    jnz again
+    hlt
+  fn:
+    %rep 400
+    add rax, 3
+    %endrep
+    ret
+  `;
+  const r = await runBoth('long', src, (_s, m) => { m.cpu.jit?.tune(3, 0); });
+  assertSame(r);
+  assert.equal(r.jit.state.regs.rax, BigInt(12 * 400 * 3));
+  const core = (r.jit.m.cpu as unknown as { core: { jitInterpreted: { value: bigint } } }).core;
+  const interpreted = Number(core.jitInterpreted.value);
+  assert.ok(interpreted < 1_700, `instructions interpreted: ${interpreted} (three calls' worth is 1,212)`);
+});
+
 test('JIT: code below 64-bit mode stays with the interpreter', { skip }, async () => {
   const r = await runBoth('prot32', `
     mov ecx, 100

@@ -34,6 +34,8 @@ export const EXIT_UNSUPPORTED: i32 = 3;
 export const EXIT_INTR: i32 = 4;
 
 let icount: u64 = 0;
+/** Straight-line instructions interpreted before the run loop looks for a compiled block again (see run). */
+const STRAIGHT: i32 = 64;
 
 export function init(stateBase: u32, apicId: u32): void {
   setS(stateBase);
@@ -84,6 +86,13 @@ export function run(budget: i32, exact: bool): i32 {
   // in between is not looked up, which keeps the lookups (and the block table) for block starts.
   let look = true;
   let afterBlock = false;
+  // Straight-line code longer than a compiled block (MAX_INSNS in src/accel/soft/jit/compiler.ts)
+  // is looked up again every STRAIGHT instructions and at each new page: where a block compiled
+  // from the last lookup would have ended. Without this, a long branch-free function (Linux's unrolled blake2s and
+  // sha256 rounds, ~2 M instructions a boot) got one lookup per call at its entry; its later
+  // parts were interpreted on every call, each becoming a block start only when a block
+  // compiled before it ended there, 150 calls later for each 64 instructions.
+  let straight = 0;
   for (let n = 0; n < budget;) {
     if (inhibitNext) {
       clearInhibit();
@@ -109,7 +118,9 @@ export function run(budget: i32, exact: bool): i32 {
     side = false;
     const before = rip;
     step();
-    look = afterBlock || rip - before > 15; // a branch (or an instruction after a block)
+    // a branch, an instruction after a block, a new code page, or STRAIGHT instructions in a row
+    look = afterBlock || rip - before > 15 || ((rip ^ before) >> 12) != 0 || ++straight >= STRAIGHT;
+    if (look) straight = 0;
     afterBlock = false;
     icount++;
     jitInterpreted++;
