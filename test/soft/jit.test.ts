@@ -6,7 +6,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CODE, DATA, STACK, SEL, machine, runAsm, stubRip, type Machine, type RunResult, type Mode } from './harness.js';
+import { CODE, DATA, STACK, SEL, assemble, machine, runAsm, stubRip, type Machine, type RunResult, type Mode } from './harness.js';
 import type { CpuState } from '../../src/accel/cpu-state.js';
 import { countingRuns, setOf, JIT_GEN, JIT_TABLE, E_CPL, E_FN, E_HOST, E_LEN, E_RIP } from '../../src/accel/soft/jit/block-table.js';
 import { O, STATE_AREA as STATE_BASE } from '../../src/accel/soft/layout.js';
@@ -243,6 +243,77 @@ test('JIT: instructions and blocks next to and across a page boundary', { skip }
     hlt
   `);
   assertSame(r);
+});
+
+test('JIT: an instruction that runs on into the next page is compiled behind a guard on that page (remapped, rewritten)', { skip }, async () => {
+  // Linear 0x40000000 maps to physical page A and 0x40001000 to B1, later to B2: a loop at the end
+  // of the first page whose MOV EDX, imm32 has its last immediate byte on the second page.
+  const A = 0x50000, B1 = 0x52000, B2 = 0x54000;
+  const blob = (imm: number) => assemble(`
+    loop:
+      add rax, rcx
+      add rax, rcx
+      add rax, rcx
+      add rax, rcx
+      mov edx, ${imm}       ; 0x40000ffc: BA and three bytes here, the fourth at 0x40001000
+      add rbx, rdx
+      dec rcx
+      jnz loop
+      ret
+    helper:                 ; on the second page: makes it a code page, as it would be in a kernel
+      add r10, 1
+      ret
+  `, 64, 0x40000ff0);
+  const [one, two] = await Promise.all([blob(0x11223344), blob(0x55223344)]);
+  const setup: Setup = (_s, m) => {
+    m.mem.writeU64(0x2000 + 8, 0x40000n | 7n); // PDPT[1] -> PD at 0x40000
+    m.mem.writeU64(0x40000, 0x41000n | 7n); // PD[0] -> PT at 0x41000
+    m.mem.writeU64(0x41000, BigInt(A) | 7n);
+    m.mem.writeU64(0x41008, BigInt(B1) | 7n);
+    m.mem.write(A + 0xff0, one.subarray(0, 16));
+    m.mem.write(B1, one.subarray(16));
+    m.mem.write(B2, two.subarray(16));
+    m.cpu.jit?.tune(3, 0);
+  };
+  const helper = 0x40000ff0 + one.length - 5;
+  const start = `
+    mov r9, 0x40000ff0
+    mov r11, ${helper}
+    call r11
+    call r11
+    call r11
+    call r11
+    mov rcx, 300
+    call r9
+  `;
+  // the loop alone: once hot, nothing of it is interpreted
+  const first = await runBoth('long', `${start}\nhlt`, setup);
+  assertSame(first);
+  const core = (first.jit.m.cpu as unknown as { core: { jitInterpreted: { value: bigint } } }).core;
+  const interpreted = Number(core.jitInterpreted.value);
+  assert.ok(interpreted < 100, `instructions interpreted: ${interpreted} (300 iterations of 8; the MOV that crosses is compiled)`);
+  const sum = (hi: bigint) => 300n * ((hi << 24n) | 0x223344n);
+  // the second page remapped (same linear page, another physical page whose byte is 0x55): the
+  // guard's TLB compare; then that byte rewritten through the guest's mapping: its generation
+  const remapped = await runBoth('long', `${start}
+    mov r12, rbx
+    mov qword [0x41008], ${B2} | 7
+    invlpg [0x40001000]
+    mov rcx, 300
+    call r9
+    hlt
+  `, setup);
+  assertSame(remapped);
+  assert.equal(remapped.jit.state.regs.r12, sum(0x11n));
+  assert.equal(remapped.jit.state.regs.rbx, sum(0x11n) + sum(0x55n));
+  const rewritten = await runBoth('long', `${start}
+    mov byte [0x40001000], 0x66
+    mov rcx, 300
+    call r9
+    hlt
+  `, setup);
+  assertSame(rewritten);
+  assert.equal(rewritten.jit.state.regs.rbx, sum(0x11n) + sum(0x66n));
 });
 
 test('JIT: loads and stores that end at a page boundary or cross it (the TLB check compares the page of the last byte)', { skip }, async () => {

@@ -9,10 +9,12 @@
 // branch target): nothing of that instruction has been done, and the interpreter executes it.
 // So a compiled block never faults, and every instruction either completes or has no effect.
 // Compilation stops before the first instruction it does not know (the interpreter runs it),
-// after a branch, at the end of the code page and after MAX_INSNS instructions.
+// after a branch, at the end of the code page and after MAX_INSNS instructions. An instruction
+// that runs on into the next page ends the block, behind a guard that the next page is still
+// mapped and unwritten (pageGuard).
 
 import { Bytes, Emitter, OP, T_I32, T_I64 } from '../../../wasm/writer.js';
-import { O, STATE_AREA } from '../layout.js';
+import { GUEST_BASE, JIT_AREA, O, STATE_AREA } from '../layout.js';
 
 /** Instructions per block at most (E_LEN in as/jit.ts is a byte). */
 export const MAX_INSNS = 64;
@@ -23,6 +25,8 @@ const S = STATE_AREA;
 export const O_TLB = 4096;
 export const TLB_BYTES = 0x11000;
 export const TLB_N = 4096;
+/** A 16-bit generation per 4 KiB host page (as/jit.ts JIT_GEN). */
+const JIT_GEN = JIT_AREA.GEN;
 const K_READ = 0;
 const K_WRITE = 1;
 
@@ -165,17 +169,33 @@ class Code extends Emitter {
 /** Reads guest code bytes from the host memory, within one page. */
 class Cursor {
   pos = 0;
-  first = 0;
+  /** Bytes of the current instruction read so far. */
+  n = 0;
+  /** The instruction went on into the next page (at `next`). */
+  crossed = false;
   private end = 0;
+  private next = -1;
   constructor(private readonly mem: Uint8Array) {}
-  /** Start reading an instruction at host address `at` (the page ends at `end`). */
-  reset(at: number, end: number): void {
+  /**
+   * Start reading an instruction at host address `at`; its page ends at `end`, and the next
+   * linear page starts at host address `next` (-1: it may not be read).
+   */
+  reset(at: number, end: number, next: number): void {
     this.pos = at;
-    this.first = at;
+    this.n = 0;
     this.end = end;
+    this.next = next;
+    this.crossed = false;
   }
   u8(): number {
-    if (this.pos >= this.end || this.pos - this.first >= 15) bail();
+    if (this.n >= 15) bail();
+    if (this.pos >= this.end) {
+      if (this.next < 0 || this.crossed) bail();
+      this.pos = this.next;
+      this.end = this.next + 0x1000;
+      this.crossed = true;
+    }
+    this.n++;
     return this.mem[this.pos++]!;
   }
   s8(): bigint { return BigInt((this.u8() << 24) >> 24); }
@@ -240,8 +260,50 @@ export class BlockCompiler {
   /** The instructions' code of the block being compiled (reused: copied into the body at the end). */
   private readonly out = new Bytes(8192);
 
+  private readonly view: DataView;
+
   constructor(private readonly mem: Uint8Array) {
     this.cur = new Cursor(mem);
+    this.view = new DataView(mem.buffer, mem.byteOffset, mem.byteLength);
+  }
+
+  /**
+   * The page after the block's, as the fetch TLB maps it now: its TLB addend, host address and
+   * page generation, or null when an instruction may not run on into it. It must be a code page
+   * (odd generation: a write to it changes the generation) so that a guard can tell whether its
+   * bytes are still those compiled; a page that holds no compiled code yet is not one. The CPU
+   * runs while this reads its TLB, so the values may be stale or torn: the guard (pageGuard)
+   * compares them with the live ones every time, and runs the instruction only on a match.
+   */
+  private nextPage(): { addend: bigint; host: number; gen: number } | null {
+    const page = this.blockPage + 1n;
+    if (page >= 1n << 52n) return null;
+    const i = Number(page & BigInt(TLB_N - 1)) * 8;
+    const tb = S + O_TLB + (4 + (this.user ? 1 : 0)) * TLB_BYTES; // fetch TLB (as/jit.ts codeHost)
+    if (this.view.getBigUint64(tb + i, true) !== page) return null;
+    const addend = this.view.getBigUint64(tb + TLB_N * 8 + i, true);
+    const host = Number(BigInt.asUintN(32, (page << 12n) + addend));
+    if (host < GUEST_BASE || host + 0x1000 > this.mem.length) return null;
+    const gen = this.view.getUint16(JIT_GEN + (host >>> 12) * 2, true);
+    return (gen & 1) !== 0 ? { addend, host, gen } : null;
+  }
+
+  /**
+   * Before an instruction that runs on into the next page: side exit unless the fetch TLB still
+   * maps that page to the host page its bytes were read from (same tag, same addend) and that
+   * page's generation is still the one they were read under (not written since).
+   */
+  private pageGuard(next: { addend: bigint; host: number; gen: number }): void {
+    const c = this.code;
+    const page = this.blockPage + 1n;
+    const i = Number(page & BigInt(TLB_N - 1)) * 8;
+    const tb = S + O_TLB + (4 + (this.user ? 1 : 0)) * TLB_BYTES;
+    c.i32c(0).mem(OP.i64Load, 3, tb + i).i64c(BigInt.asIntN(64, page)).op(OP.i64Ne);
+    c.i32c(0).mem(OP.i64Load, 3, tb + TLB_N * 8 + i).i64c(BigInt.asIntN(64, next.addend)).op(OP.i64Ne).op(OP.i32Or);
+    c.i32c(0).mem(OP.i32Load16U, 1, JIT_GEN + (next.host >>> 12) * 2).i32c(next.gen).op(OP.i32Ne).op(OP.i32Or);
+    c.op(OP.if).byte(0x40);
+    this.sideExit();
+    c.op(OP.end);
   }
 
   /**
@@ -281,10 +343,13 @@ export class BlockCompiler {
     let pc = rip;
     let count = 0;
     let ended = false;
+    // the next page, for an instruction that runs on into it (read when one does; null: none may)
+    let next: { addend: bigint; host: number; gen: number } | null | undefined;
     while (count < MAX_INSNS) {
       if (pc >> 12n !== this.blockPage) break;
       const at = pageBase + Number(pc & 0xfffn);
-      this.cur.reset(at, pageEnd);
+      if (next === undefined && pageEnd - at < 15) next = this.nextPage();
+      this.cur.reset(at, pageEnd, next ? next.host : -1);
       this.code.length = 0;
       this.code.depth = 0;
       this.start = pc;
@@ -305,6 +370,15 @@ export class BlockCompiler {
           this.stops.set(bytes, (this.stops.get(bytes) ?? 0) + 1);
         }
         break;
+      }
+      if (this.cur.crossed) {
+        // the instruction's bytes came from two pages: guard the second (the block ends after it,
+        // as `pc` is then on that page)
+        const body = this.code;
+        this.code = new Code();
+        this.pageGuard(next!);
+        out.append(this.code);
+        this.code = body;
       }
       out.append(this.code);
       count++;
@@ -430,7 +504,7 @@ export class BlockCompiler {
   }
 
   /** Decoding is complete: the instruction ends here. */
-  private done(): void { this.next = this.start + BigInt(this.cur.pos - this.cur.first); }
+  private done(): void { this.next = this.start + BigInt(this.cur.n); }
 
   private immZ(size: number): bigint {
     if (size === 1) return BigInt(this.cur.u8());
