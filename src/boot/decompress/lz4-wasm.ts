@@ -46,6 +46,17 @@ function decoderBody(): Emitter {
     close();
   };
 
+  /** Copy FROM.. to D.. forwards in `step`-byte moves (8 or 1) until D reaches END. */
+  const copyForward = (step: 8 | 1) => {
+    open(OP.loop, 'copy');
+    if (step === 8) c.get(D).get(FROM).mem(OP.i64Load, 0, 0).mem(OP.i64Store, 0, 0);
+    else c.get(D).get(FROM).mem(OP.i32Load8U, 0, 0).mem(OP.i32Store8, 0, 0);
+    inc(D, step);
+    inc(FROM, step);
+    c.get(D).get(END).op(OP.i32LtU); brIf('copy');
+    close();
+  };
+
   open(OP.block, 'fail');
   open(OP.loop, 'seq');
   // token: literal count (high nibble), match length - 4 (low nibble)
@@ -84,12 +95,7 @@ function decoderBody(): Emitter {
   c.get(OFF).i32c(8).op(OP.i32GeU);
   c.get(DE).get(D).op(OP.i32Sub).get(LEN).i32c(8).op(OP.i32Add).op(OP.i32GeU).op(OP.i32And);
   open(OP.if, 'if');
-  open(OP.loop, 'w8');
-  c.get(D).get(FROM).mem(OP.i64Load, 0, 0).mem(OP.i64Store, 0, 0);
-  inc(D, 8);
-  inc(FROM, 8);
-  c.get(D).get(END).op(OP.i32LtU); brIf('w8');
-  close();
+  copyForward(8);
   c.op(OP.else);
   c.get(OFF).get(LEN).op(OP.i32GeU); open(OP.if, 'if');
   c.get(D).get(FROM).get(LEN).memoryCopy();
@@ -98,12 +104,7 @@ function decoderBody(): Emitter {
   c.get(D).get(D).i32c(1).op(OP.i32Sub).mem(OP.i32Load8U, 0, 0).get(LEN).memoryFill();
   c.op(OP.else);
   // overlapping, offset 2..7: byte by byte (each byte read was written already)
-  open(OP.loop, 'b1');
-  c.get(D).get(FROM).mem(OP.i32Load8U, 0, 0).mem(OP.i32Store8, 0, 0);
-  inc(D, 1);
-  inc(FROM, 1);
-  c.get(D).get(END).op(OP.i32LtU); brIf('b1');
-  close();
+  copyForward(1);
   close();
   close();
   close();
