@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { allocateSoftMemory } from '../../src/accel/soft/soft-memory.js';
 import { SoftCpu } from '../../src/accel/soft/soft-cpu.js';
 import { Bus } from '../../src/devices/bus.js';
+import type { GuestMemory } from '../../src/memory/guest-memory.js';
 import { assemble, writeTables, stateFor, stubRip, CODE, DATA } from './harness.js';
 
 const TIME = DATA; // pvclock_vcpu_time_info (32 bytes)
@@ -19,15 +20,16 @@ function pvclockNs(b: Buffer, tsc: bigint): bigint {
   return b.readBigUInt64LE(16) + ((scaled * BigInt(b.readUInt32LE(24))) >> 32n);
 }
 
-async function run(program: string, clockNs: () => number) {
+async function run(program: string, clockNs: () => number, before?: (mem: GuestMemory) => void) {
   const mem = allocateSoftMemory(4 * 1024 * 1024);
   const cpu = new SoftCpu({ mem, bus: new Bus(), nowNs: clockNs });
   writeTables(mem);
   mem.write(CODE, await assemble(program, 64, CODE));
   cpu.setState(stateFor('long'));
+  before?.(mem);
   cpu.run(10_000);
   const read = (gpa: number, n: number) => Buffer.from(mem.read(gpa, n));
-  return { state: cpu.getState(), read, cpu };
+  return { state: cpu.getState(), read, cpu, mem };
 }
 
 test('kvmclock: CPUID shows a hypervisor with KVM\'s signature and only its clock features', async () => {
@@ -130,7 +132,8 @@ test('kvmclock: the wall clock structure gives the time of day at which the cloc
 });
 
 test('kvmclock: addresses outside RAM are remembered but nothing is written; other KVM MSRs raise #GP', async () => {
-  const { state, read } = await run(`
+  let below = new Uint8Array(0);
+  const { state, read, mem } = await run(`
     mov ecx, 0x4b564d01
     mov eax, 0xfee00001         ; the local APIC's page, not RAM
     xor edx, edx
@@ -146,12 +149,17 @@ test('kvmclock: addresses outside RAM are remembered but nothing is written; oth
     wrmsr
     rdmsr
     mov r9, rdx
+    mov ecx, 0x4b564d01
+    mov eax, 0xfffffff1         ; the structure would wrap around the address space
+    mov edx, 0xffffffff
+    wrmsr
     mov ecx, 0x12               ; MSR_KVM_SYSTEM_TIME (the old one): not offered
     rdmsr
     hlt
-  `, () => 0);
+  `, () => 0, (mem) => { below = new Uint8Array(mem.buffer, mem.base - 64, 64).slice(); });
   assert.equal(state.regs.r8, BigInt(0x400000 - 16 + 1));
   assert.equal(state.regs.r9, 0xffn);
   assert.equal(read(0x400000 - 16, 16).every((x) => x === 0), true, 'the end of RAM is untouched');
+  assert.deepEqual(new Uint8Array(mem.buffer, mem.base - 64, 64), below, 'nothing below guest RAM (the core\'s own data) changed');
   assert.equal(state.regs.rip, stubRip(13), 'RDMSR 0x12 raised #GP');
 });

@@ -88,10 +88,10 @@ export function run(budget: i32, exact: bool): i32 {
   let afterBlock = false;
   // Straight-line code longer than a compiled block (MAX_INSNS in src/accel/soft/jit/compiler.ts)
   // is looked up again every STRAIGHT instructions and at each new page: where a block compiled
-  // from the last lookup would have ended. Without this, a long branch-free function (Linux's unrolled blake2s and
-  // sha256 rounds, ~2 M instructions a boot) got one lookup per call at its entry; its later
-  // parts were interpreted on every call, each becoming a block start only when a block
-  // compiled before it ended there, 150 calls later for each 64 instructions.
+  // from the last lookup would have ended. Without this, a long branch-free function (Linux's
+  // unrolled blake2s and sha256 rounds, ~2 M instructions a boot) got one lookup per call at its
+  // entry; its later parts were interpreted on every call, each becoming a block start only when
+  // a block compiled before it ended there, 150 calls later for each 64 instructions.
   let straight = 0;
   for (let n = 0; n < budget;) {
     if (inhibitNext) {

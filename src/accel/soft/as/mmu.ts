@@ -69,6 +69,7 @@ export let lastPhys: u64 = 0;
 
 /** Host offset (in the wasm memory) of [pa, pa+len), or -1 when it is not all RAM/ROM. */
 export function physToHost(pa: u64, len: u32, write: bool): i64 {
+  if (pa + <u64>len < pa) return -1; // wraps around the address space (kvmclock.ts passes guest-chosen addresses)
   const n = load<u32>(S + O_REGIONS);
   for (let i: u32 = 0; i < n; i++) {
     const e = S + O_REGIONS + 8 + i * 32;
