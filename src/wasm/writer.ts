@@ -132,12 +132,11 @@ export class Emitter extends Bytes {
   gset(i: number): this { return this.byte(OP.globalSet).u32(i); }
   call(f: number): this { return this.byte(OP.call).u32(f); }
   /**
-   * Call (or tail-call) helper `h` of a block module: entry h of its helper table (table 0), whose
-   * type is h + 1 (batch.ts FUNCS). Through a table rather than imported functions, for which V8
-   * compiles a JavaScript call wrapper per signature with every module (batch.ts modulePrelude).
+   * Call helper `h` of a block module: entry h of its helper table (table 0), whose type is h + 1
+   * (batch.ts FUNCS). Through a table rather than imported functions, for which V8 compiles a
+   * JavaScript call wrapper per signature with every module (batch.ts FUNCS).
    */
   callHelper(h: number): this { return this.i32c(h).byte(OP.callIndirect).u32(h + 1).u32(0); }
-  returnCallHelper(h: number): this { return this.i32c(h).byte(OP.returnCallIndirect).u32(h + 1).u32(0); }
   op(o: number): this { return this.byte(o); }
   /** memory.copy (dst, src, n) and memory.fill (dst, byte, n) on memory 0 (bulk memory proposal). */
   memoryCopy(): this { return this.byte(0xfc).u32(10).byte(0).byte(0); }

@@ -142,7 +142,7 @@ export function lz4WasmDecoder(bytes: number): { memory: ArrayBuffer; decode: Lz
   const mod = decoderModule();
   if (!mod) return null;
   const pages = Math.ceil(bytes / 65536);
-  if (pages > 65536) return null;
+  if (pages > 32768) return null; // addresses stay below 2 GiB: the function returns them as i32
   try {
     const memory = new wasm.Memory({ initial: pages, maximum: pages });
     const inst = new wasm.Instance(mod, { e: { m: memory } });

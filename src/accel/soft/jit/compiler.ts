@@ -166,7 +166,7 @@ class Code extends Emitter {
   }
 }
 
-/** Reads guest code bytes from the host memory, within one page. */
+/** Reads guest code bytes from the host memory: within one page, and into the next when allowed. */
 class Cursor {
   pos = 0;
   /** Bytes of the current instruction read so far. */
@@ -372,8 +372,8 @@ export class BlockCompiler {
         break;
       }
       if (this.cur.crossed) {
-        // the instruction's bytes came from two pages: guard the second (the block ends after it,
-        // as `pc` is then on that page)
+        // the instruction's bytes came from two pages: guard the second. After it `pc` is on that
+        // page, which ends the block, unless the instruction jumps back onto the block's page.
         const body = this.code;
         this.code = new Code();
         this.pageGuard(next!);

@@ -568,7 +568,7 @@ function chainTrampoline(table: WasmTable, memory: unknown, core: Record<string,
 
 /**
  * The core's jitLookup (as/jit.ts) in wasm: as chain(target, left, acc), tail-calling the block
- * it finds (and counting it in jitChained) or returning acc; else as find(target, left),
+ * it finds (and, with statistics on, counting it in jitChained) or returning acc; else as find(target, left),
  * returning the block's table index or 0 (the same code: tests check find against jitLookup).
  */
 function lookupBody(chain: boolean, count: boolean): Bytes {
