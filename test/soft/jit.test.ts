@@ -389,6 +389,50 @@ test('JIT: a page fault in the middle of a compiled block is precise', { skip },
   assert.equal(w.jit.m.mem.readU64(Number(w.jit.state.regs.rsp)), 2n, 'error code: write');
 });
 
+test('JIT: a lookup that misses the fetch TLB fills it as the fetch would, page fault included', { skip }, async () => {
+  // fn lives at linear 0x40000000 (physical 0x50000). It is called 40 times, with INVLPG before
+  // each call from the 20th on, so that every later lookup of fn misses the fetch TLB and fills
+  // it itself; then its page is unmapped, and the lookup's fill raises the #PF the fetch of fn's
+  // first instruction would: CR2 and the saved RIP are fn, the error code an instruction fetch
+  // (I/D, bit 4, with EFER.NXE) from a page not present, at CPL 0.
+  const fn = await assemble('add rax, 7\nret', 64, 0x40000000);
+  const setup: Setup = (_s, m) => {
+    m.mem.writeU64(0x2000 + 8, 0x40000n | 7n); // PDPT[1] -> PD at 0x40000
+    m.mem.writeU64(0x40000, 0x41000n | 7n); // PD[0] -> PT at 0x41000
+    m.mem.writeU64(0x41000, 0x50000n | 7n);
+    m.mem.write(0x50000, fn);
+    m.cpu.jit?.tune(3, 0);
+  };
+  const r = await runBoth('long', `
+    mov r9, 0x40000000
+    mov rcx, 40
+  again:
+    cmp rcx, 20
+    ja .call
+    invlpg [r9]
+  .call:
+    call r9
+    dec rcx
+    jnz again
+    mov qword [0x41000], 0
+    invlpg [r9]
+    call r9
+    hlt
+  `, setup);
+  assertSame(r);
+  const st = r.jit.state;
+  assert.equal(st.regs.rax, 40n * 7n);
+  assert.equal(st.regs.rip, stubRip(14), 'stopped in the #PF stub');
+  assert.equal(st.cr2, 0x40000000n);
+  const frame = Number(st.regs.rsp);
+  assert.equal(r.jit.m.mem.readU64(frame), 0x10n, 'error code: instruction fetch, not present, supervisor');
+  assert.equal(r.jit.m.mem.readU64(frame + 8), 0x40000000n, 'saved RIP: fn');
+  const core = (r.jit.m.cpu as unknown as { core: { jitTlbMiss: { value: bigint }; jitInterpretedAfter(why: number): number } }).core;
+  assert.ok(core.jitTlbMiss.value >= 20n, `lookups that missed the fetch TLB: ${core.jitTlbMiss.value}`);
+  const afterMiss = core.jitInterpretedAfter(1); // WHY_TLB_MISS (as/jit.ts)
+  assert.ok(afterMiss < 5, `instructions interpreted because a lookup missed the fetch TLB: ${afterMiss}`);
+});
+
 test('JIT: blocks compiled at CPL 0 do not run at CPL 3 (supervisor-only page)', { skip }, async () => {
   // the same loop runs in ring 0, then in ring 3 where its data page is supervisor-only
   const r = await runBoth('long', `

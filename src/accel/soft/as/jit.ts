@@ -30,8 +30,9 @@
 //   JIT_TABLE  0x420000  JIT_N entries of 32 bytes (layout below)
 //   JIT_GEN    0x600000  u16 generation per 4 KiB host page (up to 4 GiB: 2 MiB, up to GUEST_BASE)
 
-import { S, rip, cpl, O_TLB, O_INTR_REQUEST } from './state';
+import { S, rip, cpl, O_TLB, O_INTR_REQUEST, setStartRip } from './state';
 import { jitFlush } from './host';
+import { translate, K_FETCH } from './mmu';
 
 export const JIT_QUEUE: u32 = 0x410000;
 export const JIT_QUEUE_MAX: u32 = 128;
@@ -147,8 +148,17 @@ export function jitTry(left: i32): i32 {
   jitRefusedHere = false;
   jitCalls++;
   const r = rip;
-  const h = codeHost(r);
-  if (h < 0) { jitTlbMiss++; jitWhy = WHY_TLB_MISS; return -1; }
+  let h = codeHost(r);
+  if (h < 0) {
+    // Fill the fetch TLB as the instruction's own fetch would, then look again (else the code
+    // after a TLB flush ran interpreted up to the next lookup: ~1 M instructions to Linux's
+    // /init). A page fault here is the one that fetch would raise, for the same RIP.
+    jitTlbMiss++;
+    setStartRip(r);
+    translate(r, K_FETCH, cpl == 3);
+    h = codeHost(r);
+    if (h < 0) { jitWhy = WHY_TLB_MISS; return -1; }
+  }
   const host = <u32>h;
   let e = Sets.find(r, host, <u8>cpl);
   if (e == 0) {
