@@ -18,6 +18,16 @@ type Setup = (s: CpuState, m: Machine) => void;
 /** With TSVM_SOFT_JIT=0 in the environment (the whole suite run without the JIT) these are skipped. */
 const skip = process.env.TSVM_SOFT_JIT === '0' ? 'TSVM_SOFT_JIT=0' : false;
 
+/**
+ * Map linear 0x40000000, 0x40001000, ... (PDPT[1] -> PD at 0x40000 -> PT at 0x41000) to the
+ * physical pages `pages`, in that order.
+ */
+function mapAt1GiB(m: Machine, ...pages: number[]): void {
+  m.mem.writeU64(0x2000 + 8, 0x40000n | 7n); // PDPT[1] -> PD at 0x40000
+  m.mem.writeU64(0x40000, 0x41000n | 7n); // PD[0] -> PT at 0x41000
+  pages.forEach((p, i) => m.mem.writeU64(0x41000 + i * 8, BigInt(p) | 7n));
+}
+
 async function runBoth(mode: Mode, src: string, setup?: Setup, budget = 2_000_000): Promise<{ jit: RunResult; interp: RunResult }> {
   const jit = await runAsm(mode, src, (s, m) => {
     assert.ok(m.cpu.jit, 'the JIT is on by default');
@@ -266,10 +276,7 @@ test('JIT: an instruction that runs on into the next page is compiled behind a g
   `, 64, 0x40000ff0);
   const [one, two] = await Promise.all([blob(0x11223344), blob(0x55223344)]);
   const setup: Setup = (_s, m) => {
-    m.mem.writeU64(0x2000 + 8, 0x40000n | 7n); // PDPT[1] -> PD at 0x40000
-    m.mem.writeU64(0x40000, 0x41000n | 7n); // PD[0] -> PT at 0x41000
-    m.mem.writeU64(0x41000, BigInt(A) | 7n);
-    m.mem.writeU64(0x41008, BigInt(B1) | 7n);
+    mapAt1GiB(m, A, B1);
     m.mem.write(A + 0xff0, one.subarray(0, 16));
     m.mem.write(B1, one.subarray(16));
     m.mem.write(B2, two.subarray(16));
@@ -321,10 +328,7 @@ test('JIT: loads and stores that end at a page boundary or cross it (the TLB che
   // and DATA), so an access that crossed the boundary through the first page's host address would
   // read or write the wrong bytes
   const mapSplit: Setup = (_s, m) => {
-    m.mem.writeU64(0x2000 + 8, 0x40000n | 7n); // PDPT[1] -> PD at 0x40000
-    m.mem.writeU64(0x40000, 0x41000n | 7n); // PD[0] -> PT at 0x41000
-    m.mem.writeU64(0x41000, BigInt(DATA + 0x1000) | 7n);
-    m.mem.writeU64(0x41008, BigInt(DATA) | 7n);
+    mapAt1GiB(m, DATA + 0x1000, DATA);
     for (let i = 0; i < 0x2000; i += 8) m.mem.writeU64(DATA + i, 0x0123456789abcdefn * BigInt(i + 1));
   };
   let body = '';
@@ -397,9 +401,7 @@ test('JIT: a lookup that misses the fetch TLB fills it as the fetch would, page 
   // (I/D, bit 4, with EFER.NXE) from a page not present, at CPL 0.
   const fn = await assemble('add rax, 7\nret', 64, 0x40000000);
   const setup: Setup = (_s, m) => {
-    m.mem.writeU64(0x2000 + 8, 0x40000n | 7n); // PDPT[1] -> PD at 0x40000
-    m.mem.writeU64(0x40000, 0x41000n | 7n); // PD[0] -> PT at 0x41000
-    m.mem.writeU64(0x41000, 0x50000n | 7n);
+    mapAt1GiB(m, 0x50000);
     m.mem.write(0x50000, fn);
     m.cpu.jit?.tune(3, 0);
   };

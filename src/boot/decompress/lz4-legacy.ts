@@ -157,13 +157,14 @@ export function decompressLz4Legacy(input: Uint8Array, opts: Lz4LegacyOptions = 
   // With the size known (a kernel's payload), decode in WebAssembly (lz4-wasm.ts): the input is
   // copied into the decoder's memory and the output is a view of it. Any block it rejects is
   // decoded again below by decodeLz4Block, which says what is wrong with it.
-  const fast = expected !== undefined ? lz4WasmDecoder(align8(input.length) + 16 + expected + 16) : null;
+  const outStart = align8(input.length) + 16;
+  const fast = expected !== undefined ? lz4WasmDecoder(outStart + expected + 16) : null;
   let src = input;
   let out: Uint8Array;
   if (fast) {
     src = new Uint8Array(fast.memory, 0, input.length);
     src.set(input);
-    out = new Uint8Array(fast.memory, align8(input.length) + 16, expected);
+    out = new Uint8Array(fast.memory, outStart, expected);
   } else {
     out = new Uint8Array(expected ?? Math.min(maxSize, Math.max(1 << 20, input.length * 4)));
   }

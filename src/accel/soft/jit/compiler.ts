@@ -267,6 +267,13 @@ export class BlockCompiler {
     this.view = new DataView(mem.buffer, mem.byteOffset, mem.byteLength);
   }
 
+  /** Where the fetch TLB of the block's CPL keeps linear page `page`'s tag and addend (as/jit.ts codeHost). */
+  private fetchTlbSlot(page: bigint): { tag: number; addend: number } {
+    const i = Number(page & BigInt(TLB_N - 1)) * 8;
+    const tb = S + O_TLB + (4 + (this.user ? 1 : 0)) * TLB_BYTES;
+    return { tag: tb + i, addend: tb + TLB_N * 8 + i };
+  }
+
   /**
    * The page after the block's, as the fetch TLB maps it now: its TLB addend, host address and
    * page generation, or null when an instruction may not run on into it. It must be a code page
@@ -278,10 +285,9 @@ export class BlockCompiler {
   private nextPage(): { addend: bigint; host: number; gen: number } | null {
     const page = this.blockPage + 1n;
     if (page >= 1n << 52n) return null;
-    const i = Number(page & BigInt(TLB_N - 1)) * 8;
-    const tb = S + O_TLB + (4 + (this.user ? 1 : 0)) * TLB_BYTES; // fetch TLB (as/jit.ts codeHost)
-    if (this.view.getBigUint64(tb + i, true) !== page) return null;
-    const addend = this.view.getBigUint64(tb + TLB_N * 8 + i, true);
+    const slot = this.fetchTlbSlot(page);
+    if (this.view.getBigUint64(slot.tag, true) !== page) return null;
+    const addend = this.view.getBigUint64(slot.addend, true);
     const host = Number(BigInt.asUintN(32, (page << 12n) + addend));
     if (host < GUEST_BASE || host + 0x1000 > this.mem.length) return null;
     const gen = this.view.getUint16(JIT_GEN + (host >>> 12) * 2, true);
@@ -296,10 +302,9 @@ export class BlockCompiler {
   private pageGuard(next: { addend: bigint; host: number; gen: number }): void {
     const c = this.code;
     const page = this.blockPage + 1n;
-    const i = Number(page & BigInt(TLB_N - 1)) * 8;
-    const tb = S + O_TLB + (4 + (this.user ? 1 : 0)) * TLB_BYTES;
-    c.i32c(0).mem(OP.i64Load, 3, tb + i).i64c(BigInt.asIntN(64, page)).op(OP.i64Ne);
-    c.i32c(0).mem(OP.i64Load, 3, tb + TLB_N * 8 + i).i64c(BigInt.asIntN(64, next.addend)).op(OP.i64Ne).op(OP.i32Or);
+    const slot = this.fetchTlbSlot(page);
+    c.i32c(0).mem(OP.i64Load, 3, slot.tag).i64c(BigInt.asIntN(64, page)).op(OP.i64Ne);
+    c.i32c(0).mem(OP.i64Load, 3, slot.addend).i64c(BigInt.asIntN(64, next.addend)).op(OP.i64Ne).op(OP.i32Or);
     c.i32c(0).mem(OP.i32Load16U, 1, JIT_GEN + (next.host >>> 12) * 2).i32c(next.gen).op(OP.i32Ne).op(OP.i32Or);
     c.op(OP.if).byte(0x40);
     this.sideExit();
