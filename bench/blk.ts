@@ -31,6 +31,7 @@ import { join } from 'node:path';
 import { ensureDefaultGuest } from '../scripts/build-guests.js';
 import { CpioWriter } from '../scripts/lib/cpio.js';
 import { cacheRoot } from '../scripts/lib/debian.js';
+import { tsvmNodeArgs } from '../src/cli/node-flags.js';
 import { nasm, repoRoot } from '../test/support/guests.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -218,7 +219,7 @@ const qemuArgs = (drive: string) => ({
 });
 const tsvmArgs = (disk: string, bin = tsvm) => ({
   cmd: process.execPath,
-  args: [bin, 'run', '--accel', 'soft', '--kernel', guest.kernel, '--initrd', initrd, '--memory', `${MEMORY_MIB}M`, '--disk', disk, '--append', append],
+  args: tsvmNodeArgs(bin, ['run', '--accel', 'soft', '--kernel', guest.kernel, '--initrd', initrd, '--memory', `${MEMORY_MIB}M`, '--disk', disk, '--append', append]),
 });
 
 const configs: Config[] = [{ name: 'tsvm soft raw', image: rawImage, args: (d) => tsvmArgs(`${d},format=raw`) }];

@@ -9,6 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureDefaultGuest } from '../scripts/build-guests.js';
+import { tsvmNodeArgs } from '../src/cli/node-flags.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const MARK = 'Run /init as init process';
@@ -53,7 +54,8 @@ async function series(name: string, cmd: string, args: string[]): Promise<number
   return median(times);
 }
 
-const tsvmArgs = [tsvm, 'run', '--accel', 'soft', '--kernel', guest.kernel, '--initrd', guest.initrd, '--memory', '256M', '--append', APPEND];
+// started the way `tsvm run` starts from a shell (bin/tsvm's shebang: node with NODE_FLAGS)
+const tsvmArgs = tsvmNodeArgs(tsvm, ['run', '--accel', 'soft', '--kernel', guest.kernel, '--initrd', guest.initrd, '--memory', '256M', '--append', APPEND]);
 const tsvmMedian = await series('tsvm soft', process.execPath, tsvmArgs);
 const qemu = ['/usr/bin/qemu-system-x86_64', '/usr/local/bin/qemu-system-x86_64'].find((p) => existsSync(p));
 const qemuMedian = qemu

@@ -8,6 +8,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cacheRoot } from '../scripts/lib/debian.js';
+import { tsvmNodeArgs } from '../src/cli/node-flags.js';
 import { nasm, repoRoot } from '../test/support/guests.js';
 
 const ITERATIONS = Number(process.env.BENCH_ITERATIONS ?? 50_000_000);
@@ -67,7 +68,7 @@ const tsvm = join(root, 'bin', 'tsvm');
 const results = [];
 for (const [label, jit] of [['tsvm --accel soft', undefined], ['tsvm --accel soft, JIT off', '0']] as const) {
   const env = { ...process.env, ...(jit ? { TSVM_SOFT_JIT: jit } : {}) };
-  results.push(measure(label, (img) => timed(process.execPath, [tsvm, 'run', '--accel', 'soft', '--firmware', img, '--memory', '64M'], img, label, env)));
+  results.push(measure(label, (img) => timed(process.execPath, tsvmNodeArgs(tsvm, ['run', '--accel', 'soft', '--firmware', img, '--memory', '64M']), img, label, env)));
 }
 const qemu = ['/usr/bin/qemu-system-x86_64', '/usr/local/bin/qemu-system-x86_64'].find((p) => existsSync(p));
 let qemuResult;

@@ -10,6 +10,7 @@ import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { tsvmNodeArgs } from '../src/cli/node-flags.js';
 
 const MARK = 'Run /init as init process';
 const root = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
@@ -94,7 +95,7 @@ async function main(): Promise<void> {
   }
   const append = 'console=ttyS0 panic=-1';
   const tsvm = join(root, 'bin', 'tsvm');
-  const tsvmArgs = [tsvm, 'run', '--accel', 'soft', '--kernel', kernel, '--initrd', initrd, '--append', append, '--memory', '256M'];
+  const tsvmArgs = tsvmNodeArgs(tsvm, ['run', '--accel', 'soft', '--kernel', kernel, '--initrd', initrd, '--append', append, '--memory', '256M']);
   const qemu = '/usr/bin/qemu-system-x86_64';
   const configs: { name: string; cmd: string; args: string[]; env: NodeJS.ProcessEnv }[] = [];
   if (only.has('interp')) configs.push({ name: 'soft, interpreter', cmd: process.execPath, args: tsvmArgs, env: { ...process.env, TSVM_SOFT_JIT: '0' } });

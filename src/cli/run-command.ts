@@ -16,6 +16,7 @@ import { VmInstance } from '../vmm/runtime-instance.js';
 import { ConfigError } from '../vmm/vm-config.js';
 import { parseRunArgs, RUN_OPTIONS } from './run-args.js';
 import { RUN_USAGE } from './usage.js';
+import { tsvmNodeArgs } from './node-flags.js';
 
 /** The shell's convention: 128 + the signal number. */
 const SIGNAL_STATUS: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 129, SIGINT: 130, SIGTERM: 143 };
@@ -148,7 +149,7 @@ async function detach(argv: string[], name: string): Promise<number> {
   const childArgv = argv.filter((_a, i) => !drop.has(i));
   if (!tokens.some((t) => t.kind === 'option' && (t.name === 'name' || t.name === 'id'))) childArgv.push('--name', name);
   const bin = fileURLToPath(new URL('../../../bin/tsvm', import.meta.url));
-  const child = spawn(process.execPath, [bin, 'run', ...childArgv], {
+  const child = spawn(process.execPath, tsvmNodeArgs(bin, ['run', ...childArgv]), {
     detached: true,
     stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
     env: { ...process.env, [DETACHED_ENV]: '1' },

@@ -5,6 +5,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { TSVM_BIN } from '../support/tsvm-process.js';
+import { tsvmNodeArgs } from '../../src/cli/node-flags.js';
 
 export interface Result {
   status: number | null;
@@ -33,7 +34,7 @@ export interface Proc {
 }
 
 export function start(root: string, args: string[], opts: { stdin?: 'pipe' | 'ignore'; timeoutMs?: number } = {}): Proc {
-  const child = spawn(process.execPath, [TSVM_BIN, ...args], {
+  const child = spawn(process.execPath, tsvmNodeArgs(TSVM_BIN, args), {
     stdio: [opts.stdin ?? 'ignore', 'pipe', 'pipe'],
     env: { ...process.env, TSVM_RUNTIME_DIR: root },
   });

@@ -3,6 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { join } from 'node:path';
 import { repoRoot } from './guests.js';
+import { tsvmNodeArgs } from '../../src/cli/node-flags.js';
 
 export interface TsvmResult {
   status: number | null;
@@ -34,7 +35,7 @@ export interface TsvmRun {
 }
 
 export function startTsvm(args: string[], opts: { timeoutMs: number; input?: string }): TsvmRun {
-  const child = spawn(process.execPath, [TSVM_BIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, tsvmNodeArgs(TSVM_BIN, args), { stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   let timedOut = false;

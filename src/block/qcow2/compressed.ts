@@ -3,7 +3,7 @@
 // frame. Either may end before the last sector does (the rest is padding or the start of the
 // next compressed cluster), so the stream's own end, not the sector count, ends it.
 import { constants, deflateRawSync, inflateRawSync } from 'node:zlib';
-import { decompress as zstdDecompress } from 'fzstd';
+import { zstdDecompress } from '../../deps/lazy.js';
 import { CorruptImageError } from '../errors.js';
 
 /** compression_type values ("Additional fields", byte 104). */

@@ -5,8 +5,8 @@
 // any filter other than LZMA2 ("Unknown filter id 4"), so this file reads the .xz container
 // itself (The .xz File Format, version 1.1.0, sections 2 and 3), hands each block's raw LZMA2
 // data to @napi-rs/lzma, and undoes the BCJ filter here.
-import { lzma2 } from '@napi-rs/lzma';
 import * as zlib from 'node:zlib';
+import { lzma2 } from '../../deps/lazy.js';
 import { BootError } from '../boot-plan.js';
 
 /** Stream header magic (xz format 2.1.1.1): FD 37 7A 58 5A 00. */
@@ -267,7 +267,7 @@ export function decompressXz(input: Uint8Array, opts: XzOptions = {}): Uint8Arra
     if (total + unpacked > maxSize) fail(what, `decompresses to more than the ${maxSize} bytes allowed`);
     let out: Uint8Array;
     try {
-      out = lzma2.decompressSync(input.subarray(dataStart, dataEnd));
+      out = lzma2().decompressSync(input.subarray(dataStart, dataEnd));
     } catch (e) {
       fail(what, `corrupt LZMA2 data (${(e as Error).message})`);
     }

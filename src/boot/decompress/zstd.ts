@@ -8,7 +8,7 @@
 // and verifies that checksum (the low 32 bits of XXH64 of the content, seed 0; RFC 8878
 // 3.1.1 "Content_Checksum"), which catches a wrong length as well as damaged data. The output
 // buffer lives in the hasher's WebAssembly memory so the check needs no copy.
-import { decompress as fzstdDecompress } from 'fzstd';
+import { zstdDecompress as fzstdDecompress } from '../../deps/lazy.js';
 import { BootError } from '../boot-plan.js';
 import { allocHashable, xxh64 } from './xxh64.js';
 
