@@ -15,6 +15,9 @@ const LOOPS: Record<string, string> = {
     'add rax, rsi\nshl r13, 32\nadd rax, r13\ncmp rax, rsi\nsetb sil\nadd rdi, rbx\nshr rcx, 32\nmov r13, [rdi]\nmovzx esi, sil\nsub r13, rax\nadc rsi, rcx\nmov [rdi], r13\nadd rsi, rdx\ndec rcx\n' +
     'mov rcx, r15\ndec r15\njnz top\nhlt',
   'calls (7 insns)': 'top:\ncall f\ndec rcx\njnz top\nhlt\nf:\npush rbx\nmov rbx, rcx\nadd rax, rbx\npop rbx\nret',
+  // a loop with an if-then inside (half the iterations skip it): the Jcc over the then-part stays
+  // inside the block
+  'if-then (6 insns)': 'top:\ntest cl, 1\njz skip\nadd rax, rcx\nxor rax, 5\nskip:\ndec rcx\njnz top\nhlt',
 };
 
 async function main(): Promise<void> {

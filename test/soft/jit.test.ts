@@ -959,3 +959,109 @@ test('JIT: LEAVE in hot functions matches the interpreter, with frames on pages 
   assertSame(r);
   assert.equal(r.jit.state.regs.rax, 1830n, 'sum of 60..1');
 });
+
+/**
+ * Loops whose bodies branch forward to their own later instructions: the Jcc stays inside the
+ * block (compiler.ts closeTargets). Each case joins paths whose flags differ in some way (the
+ * same producer, different producers, one producer on one path only, a rotate's patched CF/OF,
+ * ADC's run-time operation), then reads them (SETcc, ADC, a Jcc through the core) or side-exits
+ * right at the join (a load from a page the TLB has not seen), so the interpreter must get the
+ * flags of the path that was taken.
+ */
+const KEPT_BRANCHES: Record<string, string> = {
+  'if-then, same producer on both paths': `
+    mov rcx, 300
+  top:
+    test cl, 1
+    jz skip
+    add rax, rcx
+  skip:
+    dec rcx
+    jnz top
+    hlt`,
+  'different producers, flags read at the join': `
+    mov rcx, 300
+  top:
+    test cl, 3
+    jz skip
+    add rax, rcx
+    xor rax, 0x55
+    sub rbx, rax
+  skip:
+    setz dl
+    adc rsi, rdx
+    seto dil
+    add r8, rdi
+    dec rcx
+    jnz top
+    hlt`,
+  'a side exit at the join (new page each pass)': `
+    mov rcx, 64
+    mov r9, 0x30000
+  top:
+    cmp cl, 17
+    jb skip
+    add rax, rcx
+    shl rax, 3
+  skip:
+    mov rbx, [r9]
+    adc rsi, 0
+    setc dl
+    add r10, rdx
+    add r9, 4096
+    dec rcx
+    jnz top
+    hlt`,
+  'rotate and ADC on one path, two branches to one target, nested targets': `
+    mov rcx, 400
+    mov r14, 0x8000000000000005
+  top:
+    test cl, 1
+    jnz mid
+    ror r14, 3
+    test cl, 2
+    jz end
+    adc rax, rcx
+  mid:
+    bt rcx, 2
+    jc end
+    sbb rbx, 7
+    shr rbx, 2
+  end:
+    jo ovf
+    adc rdx, 0
+  ovf:
+    sete r11b
+    add r12, r11
+    dec rcx
+    jnz top
+    hlt`,
+  'a branch out of the loop to the end of the block (a HLT it cannot compile)': `
+    mov rcx, 200
+  top:
+    add rax, rcx
+    cmp rax, 15000
+    ja out
+    dec rcx
+    jnz top
+  out:
+    hlt`,
+};
+
+test('JIT: forward branches kept inside loops match the interpreter (registers, flags at the join, side exits, counts)', { skip }, async () => {
+  for (const [name, src] of Object.entries(KEPT_BRANCHES)) {
+    const setup: Setup = (_s, m) => {
+      for (let p = 0; p < 80; p++) m.mem.writeU64(0x30000 + p * 4096, BigInt(p * 0x1234567 + 3));
+    };
+    const r = await runBoth('long', src, setup);
+    assertSame(r);
+    assert.deepEqual(r.jit.exit, { kind: 'hlt' }, `${name}: ran to its HLT`);
+    assert.ok(r.jit.m.cpu.jit!.stats.kept > 0, `${name}: a branch stayed inside the loop (${r.jit.m.cpu.jit!.stats.kept})`);
+    // and with budgets that end the run in the middle of passes that skipped instructions
+    for (const budget of [57, 333, 1001]) {
+      const b = await runBoth('long', src, setup, budget);
+      assertSame(b);
+      if (budget < 500 || b.jit.exit.kind === 'budget') assert.equal(b.jit.m.cpu.instructions, budget, `${name}: run(${budget}) retired exactly ${budget}`);
+    }
+  }
+});

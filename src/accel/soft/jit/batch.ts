@@ -21,7 +21,7 @@ const STUB_BODY = new Bytes().u32(0).byte(OP.localGet).u32(1).byte(OP.end);
  * first byte, CPL, the page generation it is compiled under) and how many instructions it
  * compiled to (0: refused, or not compiled yet).
  */
-export interface BatchItem { e: number; rip: bigint; host: number; cpl: number; gen: number; count: number }
+export interface BatchItem { e: number; rip: bigint; host: number; cpl: number; gen: number; count: number; kept?: number }
 
 export interface Batch {
   /** The queued blocks, then the siblings; function i of the module is items[i]. */
@@ -101,7 +101,7 @@ export function compileBatch(
     // a block may already tail-call a refused sibling's index: the stub returns at once, with RIP
     // already the target
     bodies.push(r ? r.body : STUB_BODY);
-    if (r) it.count = r.count;
+    if (r) { it.count = r.count; it.kept = r.kept; }
   }
   const names = NAMES ? items.map((it) => `${it.e < 0 ? 'sib' : 'blk'}_${it.rip.toString(16)}`) : null;
   return { items, bytes: items.some((it) => it.count > 0) ? buildModule(bodies, names) : null };

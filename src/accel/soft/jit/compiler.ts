@@ -59,12 +59,14 @@ const I = 8, H = 9, C = 10, N = 11; // i32; N: instructions retired by earlier i
 const FA = 12, FB = 13, FR = 14, FOP = 15, FCIN = 16;
 /** CF and OF (RFLAGS bits 0 and 11) a rotate by a constant set, until they are patched in (Pend.patch). */
 const PATCH = 17;
-export const BLOCK_LOCALS: [number, number][] = [[6, T_I64], [4, T_I32], [3, T_I64], [3, T_I32]]; // after the 2 parameters
+/** Which path reached a join of kept branches whose flags states differ (Pend.alts). */
+const SEL = 18;
+export const BLOCK_LOCALS: [number, number][] = [[6, T_I64], [4, T_I32], [3, T_I64], [4, T_I32]]; // after the 2 parameters
 // Blocks that loop keep the guest's general registers in locals RG..RG+15 (see `regs`) and leave
 // through one epilogue: XT the target of a chaining exit (i64), XV the instructions this pass of
 // the loop retired before the exit, XK the kind of exit (EXIT_*; side exits leave it 0, as
 // locals start at 0 and side exits are the most numerous exits).
-const RG = 18, XT = 34, XV = 35, XK = 36;
+const RG = 19, XT = 35, XV = 36, XK = 37;
 const LOOP_LOCALS: [number, number][] = [...BLOCK_LOCALS, [17, T_I64], [2, T_I32]];
 const EXIT_SIDE = 0, EXIT_CHAIN = 1, EXIT_RETURN = 2;
 /** XK = EXIT_SIBLING + i: tail-call the block's i-th distinct sibling (see `siblingExits`). */
@@ -103,17 +105,47 @@ interface Pend {
    */
   patch: boolean;
   baseSynced: boolean;
+  /**
+   * After a kept branch joins the fall-through path with different flags states (see
+   * closeTargets): the state is alts[j] where j is local SEL, set by each path. Storing them tests
+   * SEL; a state that is never stored (the next instruction sets new flags, the usual case) costs
+   * one local.set per path. The other fields are unused.
+   */
+  alts: (Pend | null)[] | null;
 }
 
 /** A Pend with every field set (one object shape, so that V8 keeps the accesses fast). */
 function pendOf(op: number, size: number, dyn: boolean, cin: boolean, noB: boolean, shiftOp = 0, shiftN = 0): Pend {
-  return { op, size, dyn, cin, noB, synced: false, shiftOp, shiftN, patch: false, baseSynced: false };
+  return { op, size, dyn, cin, noB, synced: false, shiftOp, shiftN, patch: false, baseSynced: false, alts: null };
 }
 
 /** Thrown when an instruction cannot be compiled (not an Error: capturing a stack trace per block end cost more than compiling an instruction). */
 class Bail {}
 const BAIL = new Bail();
 const bail = (): never => { throw BAIL; };
+
+/**
+ * A forward conditional branch kept inside its block (see BlockCompiler.compile): the Jcc at
+ * position `k` of the block's instruction sequence jumps to the instruction at position `p` (or,
+ * when `p` is the block's length, to the block's end). `pend`/`fk`: the flags state the branch
+ * leaves with, recorded while compiling it.
+ */
+interface Edge { k: number; p: number; target: bigint; pend: Pend | null; fk: { op: number; size: number } | null; taken: boolean }
+
+/** The sequence the first pass compiled and the branches the second keeps inside the block. */
+interface Plan { seq: bigint[]; count: number; edges: Edge[] }
+
+/** The first and second pass saw different instructions (the guest rewrote them meanwhile). */
+class Replan {}
+const REPLAN = new Replan();
+
+/** Whether two flags states are the same (same operation, same locals in use, same sync state). */
+function samePend(a: Pend | null, b: Pend | null): boolean {
+  if (a === b) return true;
+  if (!a || !b) return false;
+  return a.op === b.op && a.size === b.size && a.dyn === b.dyn && a.cin === b.cin && a.noB === b.noB && a.synced === b.synced
+    && a.shiftOp === b.shiftOp && a.shiftN === b.shiftN && a.patch === b.patch && a.baseSynced === b.baseSynced && a.alts === b.alts;
+}
 
 interface Mem { base: number; index: number; scale: number; disp: bigint; ripRel: boolean }
 interface ModRM { mod: number; reg: number; rm: number; mem?: Mem }
@@ -254,6 +286,30 @@ export class BlockCompiler {
   /** Loop mode: the function indices of the siblings the block calls, in order of first use. */
   private siblingExits: number[] = [];
 
+  /**
+   * Forward branches kept inside blocks that loop. The first pass records where the block's
+   * instructions start (`seq`) and its Jcc instructions with a target on the block's page
+   * (`sites`); when such a target is a later instruction of the same block, the second pass (the
+   * one with the registers in locals) compiles the Jcc as a wasm `br_if` to it (see `plan`,
+   * `open`) instead of a block exit, so an if-then in a loop's body does not leave the loop.
+   */
+  private seq: bigint[] = [];
+  private sites: { k: number; target: bigint }[] = [];
+  /** The first pass's block ended with an instruction that leaves (no fall-through tail), and where its tail would go. */
+  private ended = false;
+  private endPc = 0n;
+  /** Second pass: the branches kept inside the block. */
+  private plan: Plan | null = null;
+  /** The first pass (it records `seq` and `sites`). */
+  private first = false;
+  /**
+   * Second pass: the wasm blocks open around the current instruction for kept branches, outermost
+   * first. Per target position p: one block the fall-through path leaves at p, and inside it one
+   * block per branch to p, whose end is that branch's landing (its flags stored if the paths
+   * disagree, the skipped instructions taken off N).
+   */
+  private open: { p: number; edge: Edge | null }[] = [];
+
   /** When set, counts the instructions compilation stopped at (their first bytes), for tuning. */
   stops?: Map<string, number>;
 
@@ -322,15 +378,114 @@ export class BlockCompiler {
    * the function is the block at that target, compiled from the same page under the same
    * generation and CPL: it is then current whenever this block is (same page, so the same
    * translation and the same code bytes), and needs no lookup.
+   *
+   * `kept`: the forward branches kept inside the block (only blocks that loop keep any).
    */
-  compile(rip: bigint, host: number, cpl: number, sibling: ((target: bigint) => number) | null = null): { body: Bytes; count: number } | null {
-    const r = this.compileOnce(rip, host, cpl, sibling, false);
-    return r && this.loops ? this.compileOnce(rip, host, cpl, sibling, true) : r;
+  compile(rip: bigint, host: number, cpl: number, sibling: ((target: bigint) => number) | null = null): { body: Bytes; count: number; kept: number } | null {
+    const r = this.compileOnce(rip, host, cpl, sibling, false, null, true);
+    if (!r || !this.loops) return r;
+    // a block that loops is compiled again with the registers in locals, and with its forward
+    // branches to its own later instructions kept inside (only there: a second pass for every
+    // block with such a branch cost the compiler thread ~40 % more time, and the latency that
+    // added ate what the boot gained)
+    const plan = this.planFor(r.count);
+    if (plan) {
+      try {
+        const k = this.compileOnce(rip, host, cpl, sibling, true, plan, false);
+        if (k) k.kept = plan.edges.length;
+        return k;
+      } catch (e) {
+        if (!(e instanceof Replan)) throw e;
+      }
+    }
+    return this.compileOnce(rip, host, cpl, sibling, true, null, false);
   }
 
-  private compileOnce(rip: bigint, host: number, cpl: number, sibling: ((target: bigint) => number) | null, regs: boolean): { body: Bytes; count: number } | null {
+  /**
+   * After a first pass: the same-page Jcc instructions whose target is a later instruction of the
+   * block (or its end), which a second pass keeps inside the block, or null when there are none.
+   */
+  private planFor(count: number): Plan | null {
+    const edges: Edge[] = [];
+    for (const { k, target } of this.sites) {
+      let p = -1;
+      for (let i = k + 1; i < count; i++) {
+        if (this.seq[i] === target) { p = i; break; }
+      }
+      if (p < 0 && !this.ended && target === this.endPc) p = count;
+      if (p >= 0) edges.push({ k, p, target, pend: null, fk: null, taken: false });
+    }
+    return edges.length > 0 ? { seq: this.seq.slice(0, count), count, edges } : null;
+  }
+
+  /**
+   * Second pass, before the first instruction: open the wasm blocks of the kept branches, the
+   * farthest target outermost (blocks close in the order of their targets).
+   */
+  private openPlan(plan: Plan): void {
+    const targets = [...new Set(plan.edges.map((e) => e.p))].sort((a, b) => b - a);
+    for (const p of targets) {
+      this.open.push({ p, edge: null });
+      this.out.byte(OP.block).byte(0x40);
+      for (const e of plan.edges) {
+        if (e.p !== p) continue;
+        this.open.push({ p, edge: e });
+        this.out.byte(OP.block).byte(0x40);
+      }
+    }
+  }
+
+  /**
+   * Second pass, before the instruction at position `i` (or the block's end, i = its length): the
+   * paths of the branches kept to it join the fall-through path. When every path leaves the same
+   * flags state (same operation in the same locals) it stays in the locals; otherwise each path
+   * stores its own and the joined path starts with the flags in the core's globals. Each branch
+   * also takes the instructions it skipped off N, the count every exit adds.
+   */
+  private closeTargets(i: number): void {
+    const open = this.open;
+    if (open.length === 0 || open[open.length - 1]!.p !== i) return;
+    const edges: Edge[] = []; // innermost first
+    while (open[open.length - 1]!.edge) edges.push(open.pop()!.edge!);
+    open.pop(); // the fall-through block of target i
+    if (edges.some((e) => !e.taken)) throw REPLAN;
+    const fall = this.pend;
+    const fallFk = this.fk;
+    const ins = [fall, ...edges.map((e) => e.pend)];
+    const keep = edges.every((e) => samePend(e.pend, fall) && (e.fk === fallFk || (e.fk !== null && fallFk !== null && e.fk.op === fallFk.op && e.fk.size === fallFk.size)));
+    // every path has its flags in the globals already, or the paths differ: then each says which it is
+    const stored = ins.every((p) => !p || p.synced);
+    const select = !keep && !stored;
+    const c = new Code();
+    // a path whose state is itself a join stores it now (SEL is about to mean this join)
+    const path = (p: Pend | null, j: number): Pend | null => {
+      if (!select) return p;
+      if (p?.alts) { this.flushFlags(c, p); p = null; }
+      c.i32c(j).set(SEL);
+      return p;
+    };
+    const alts = [path(fall, 0)];
+    c.byte(OP.br).u32(edges.length);
+    edges.forEach((e, x) => {
+      c.byte(OP.end); // the landing of branch e
+      alts.push(path(e.pend, x + 1));
+      const skipped = i - e.k - 1;
+      if (skipped > 0) c.get(N).i32c(skipped).op(OP.i32Sub).set(N);
+      if (x < edges.length - 1) c.byte(OP.br).u32(edges.length - 1 - x);
+    });
+    c.byte(OP.end);
+    this.out.append(c);
+    this.pend = keep ? fall : select ? { ...pendOf(0, 0, false, false, false), alts } : null;
+    this.fk = keep ? fallFk : null;
+  }
+
+  private compileOnce(rip: bigint, host: number, cpl: number, sibling: ((target: bigint) => number) | null, regs: boolean, plan: Plan | null, first: boolean): { body: Bytes; count: number; kept: number } | null {
     this.sibling = sibling;
     this.regs = regs;
+    this.plan = plan;
+    this.first = first;
+    this.open = [];
+    if (first) this.sites = [];
     this.used = 0;
     this.written = 0;
     this.loops = false;
@@ -350,8 +505,16 @@ export class BlockCompiler {
     let ended = false;
     // the next page, for an instruction that runs on into it (read when one does; null: none may)
     let next: { addend: bigint; host: number; gen: number } | null | undefined;
+    if (plan) this.openPlan(plan);
     while (count < MAX_INSNS) {
       if (pc >> 12n !== this.blockPage) break;
+      if (plan) {
+        // (at count == plan.count the first pass stopped: this instruction is not compiled either)
+        if (count > plan.count || (count < plan.count && plan.seq[count] !== pc)) throw REPLAN;
+        this.closeTargets(count);
+      } else if (first) {
+        this.seq[count] = pc;
+      }
       const at = pageBase + Number(pc & 0xfffn);
       if (next === undefined && pageEnd - at < 15) next = this.nextPage();
       this.cur.reset(at, pageEnd, next ? next.host : -1);
@@ -391,6 +554,13 @@ export class BlockCompiler {
       if (r) { ended = true; break; }
     }
     if (count === 0) return null;
+    if (plan) {
+      if (count !== plan.count) throw REPLAN;
+      this.closeTargets(count);
+    } else if (first) {
+      this.ended = ended;
+      this.endPc = pc;
+    }
     const body = new Bytes(out.length + 512);
     const locals = this.regs ? LOOP_LOCALS : BLOCK_LOCALS;
     body.u32(locals.length);
@@ -412,7 +582,7 @@ export class BlockCompiler {
       body.append(tail);
       if (ended) body.byte(OP.unreachable);
       body.byte(OP.end);
-      return { body, count };
+      return { body, count, kept: 0 };
     }
     // prologue: the registers the block uses, into locals
     const pro = new Code();
@@ -428,7 +598,7 @@ export class BlockCompiler {
     body.byte(OP.end);
     this.epilogue(body);
     body.byte(OP.end);
-    return { body, count };
+    return { body, count, kept: 0 };
   }
 
   /**
@@ -461,7 +631,7 @@ export class BlockCompiler {
 
   /** Loop mode: branch to the epilogue (the wasm block around the loop). */
   private toEpilogue(): void {
-    this.code.op(OP.br).u32(this.code.depth + 1);
+    this.code.op(OP.br).u32(this.code.depth + this.open.length + 1);
   }
 
   /** Push the 64-bit register r. */
@@ -523,6 +693,15 @@ export class BlockCompiler {
   /** Emit the stores that put flags `p` (held in locals) into the core's globals. */
   private flushFlags(c: Code, p: Pend | null): void {
     if (!p || p.synced) return;
+    if (p.alts) {
+      p.alts.forEach((q, j) => {
+        if (!q || q.synced) return;
+        c.get(SEL).i32c(j).op(OP.i32Eq).op(OP.if).byte(0x40);
+        this.flushFlags(c, q);
+        c.op(OP.end);
+      });
+      return;
+    }
     if (p.shiftOp !== 0 && !p.baseSynced) {
       this.shiftFlags(c, p.shiftOp, p.size, p.shiftN);
       c.gset(G.lfEager).i32c(0).gset(G.lfOp);
@@ -929,7 +1108,7 @@ export class BlockCompiler {
       c.get(N).get(ACC).op(OP.i32Add).op(OP.return);
     }
     c.op(OP.end);
-    c.op(OP.br).u32(depth);
+    c.op(OP.br).u32(depth + this.open.length);
     this.loops = true;
   }
 
@@ -1399,6 +1578,7 @@ export class BlockCompiler {
       bit(bits - 1).tee(C); // CF
       bit(bits - 2).get(C).op(OP.i32Xor).i32c(11).op(OP.i32Shl).op(OP.i32Or).set(PATCH);
     }
+    if (this.pend?.alts) this.syncFlags(); // (patch describes one state, not one per path)
     const p = this.pend;
     this.pend = p && !p.synced
       ? { ...p, patch: true }
@@ -1429,6 +1609,23 @@ export class BlockCompiler {
       c.op(OP.if).byte(T_I64).i64c(target).op(OP.else).i64c(this.next).op(OP.end).gset(G.rip);
       this.retired();
       return true;
+    }
+    const samePage = target >> 12n === this.blockPage;
+    if (this.plan) {
+      const e = this.plan.edges.find((x) => x.k === this.k);
+      if (e) {
+        // kept inside: branch out of this edge's wasm block, whose end is the landing before the target
+        if (e.target !== target || e.taken) throw REPLAN;
+        e.pend = this.pend;
+        e.fk = this.fk;
+        e.taken = true;
+        const at = this.open.findIndex((o) => o.edge === e);
+        if (at < 0) throw REPLAN;
+        c.op(OP.brIf).u32(this.open.length - 1 - at + c.depth);
+        return false;
+      }
+    } else if (this.first && samePage) {
+      this.sites.push({ k: this.k, target });
     }
     // taken: leave the block; not taken: go on with the next instruction
     c.op(OP.if).byte(0x40).i64c(target).gset(G.rip);

@@ -56,6 +56,8 @@ export interface JitStats {
   blocks: number;
   /** Of `blocks`, the blocks compiled as same-page branch targets of hot blocks. */
   siblings: number;
+  /** Forward branches kept inside blocks that loop (compiler.ts BlockCompiler.compile). */
+  kept: number;
   refused: number;
   instructions: number;
   modules: number;
@@ -132,7 +134,7 @@ export function dropPrestartedCompilerThread(memory: { buffer: ArrayBufferLike }
 interface Pending { items: BatchItem[]; epoch: number; posted: number }
 
 export class SoftJit {
-  readonly stats: JitStats = { blocks: 0, siblings: 0, refused: 0, instructions: 0, modules: 0, compileMs: 0, wasmMs: 0, threadMs: 0, wasmBytes: 0 };
+  readonly stats: JitStats = { blocks: 0, siblings: 0, kept: 0, refused: 0, instructions: 0, modules: 0, compileMs: 0, wasmMs: 0, threadMs: 0, wasmBytes: 0 };
   private readonly view: DataView;
   private readonly compiler: BlockCompiler;
   private readonly imports: object;
@@ -227,7 +229,7 @@ export class SoftJit {
           const top = [...stops].sort((a, b) => b[1] - a[1]).slice(0, 25).map(([k, n]) => `${k}: ${n}`);
           process.stderr.write(`tsvm: soft JIT: blocks stopped at: ${top.join('; ')}\n`);
         }
-        process.stderr.write(`tsvm: soft JIT: ${s.blocks} blocks (${s.siblings} of them branch targets compiled along, ${s.instructions} instructions, ${s.refused} refused) in ${s.modules} modules (${(s.wasmBytes / 1048576).toFixed(1)} MiB), ${s.compileMs.toFixed(0)} ms of JIT work on the CPU's thread (${s.wasmMs.toFixed(0)} ms in synchronous WebAssembly.Module), ${s.threadMs.toFixed(0)} ms on the compiler thread\n`);
+        process.stderr.write(`tsvm: soft JIT: ${s.blocks} blocks (${s.siblings} of them branch targets compiled along, ${s.instructions} instructions, ${s.kept} forward branches kept inside loops, ${s.refused} refused) in ${s.modules} modules (${(s.wasmBytes / 1048576).toFixed(1)} MiB), ${s.compileMs.toFixed(0)} ms of JIT work on the CPU's thread (${s.wasmMs.toFixed(0)} ms in synchronous WebAssembly.Module), ${s.threadMs.toFixed(0)} ms on the compiler thread\n`);
       });
     }
   }
@@ -516,6 +518,7 @@ export class SoftJit {
       }
       this.stats.blocks++;
       this.stats.instructions += count;
+      this.stats.kept += it.kept ?? 0;
     });
   }
 }
