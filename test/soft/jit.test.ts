@@ -966,7 +966,8 @@ test('JIT: LEAVE in hot functions matches the interpreter, with frames on pages 
  * same producer, different producers, one producer on one path only, a rotate's patched CF/OF,
  * ADC's run-time operation), then reads them (SETcc, ADC, a Jcc through the core) or side-exits
  * right at the join (a load from a page the TLB has not seen), so the interpreter must get the
- * flags of the path that was taken.
+ * flags of the path that was taken. Back edges leave the last pass's flags in the locals too
+ * (compiler.ts backEdge, loopPend).
  */
 const KEPT_BRANCHES: Record<string, string> = {
   'if-then, same producer on both paths': `
@@ -1036,6 +1037,21 @@ const KEPT_BRANCHES: Record<string, string> = {
     dec rcx
     jnz top
     hlt`,
+  'flags carried around the back edge (ADC at the head reads the CF an ADD left under DEC)': `
+    mov rcx, 300
+    mov r13, 0x9e3779b97f4a7c15
+  top:
+    adc rax, 0
+    setc dl
+    add r8, rdx
+    test cl, 4
+    jz low
+    add r9, rcx
+  low:
+    add rbx, r13
+    dec rcx
+    jnz top
+    hlt`,
   'a branch out of the loop to the end of the block (a HLT it cannot compile)': `
     mov rcx, 200
   top:
@@ -1048,7 +1064,7 @@ const KEPT_BRANCHES: Record<string, string> = {
     hlt`,
 };
 
-test('JIT: forward branches kept inside loops match the interpreter (registers, flags at the join, side exits, counts)', { skip }, async () => {
+test('JIT: forward branches kept inside loops, and flags kept around back edges, match the interpreter (registers, flags at the join, side exits, counts)', { skip }, async () => {
   for (const [name, src] of Object.entries(KEPT_BRANCHES)) {
     const setup: Setup = (_s, m) => {
       for (let p = 0; p < 80; p++) m.mem.writeU64(0x30000 + p * 4096, BigInt(p * 0x1234567 + 3));

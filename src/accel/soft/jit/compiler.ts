@@ -302,6 +302,10 @@ export class BlockCompiler {
   private plan: Plan | null = null;
   /** The first pass (it records `seq` and `sites`). */
   private first = false;
+  /** The flags state the first pass's first back edge had (null: none, or no back edge). */
+  private backPend: Pend | null = null;
+  /** Second pass of a loop: the flags state back edges keep in the locals (backPend), or null. */
+  private loopPend: Pend | null = null;
   /**
    * Second pass: the wasm blocks open around the current instruction for kept branches, outermost
    * first. Per target position p: one block the fall-through path leaves at p, and inside it one
@@ -494,6 +498,12 @@ export class BlockCompiler {
     this.cpl = cpl;
     this.fk = null;
     this.pend = null;
+    if (first) this.backPend = null;
+    // second pass of a loop: the flags at the loop's head are in the globals when the block is
+    // entered (SEL 0, as locals start at 0) and in the locals after a back edge that kept them
+    const lp = this.backPend;
+    this.loopPend = !first && regs && lp && !lp.synced && !lp.alts ? lp : null;
+    if (this.loopPend) this.pend = { ...pendOf(0, 0, false, false, false), alts: [null, this.loopPend] };
     this.blockPage = rip >> 12n;
     this.blockStart = rip;
     const pageBase = host & ~0xfff;
@@ -1097,10 +1107,16 @@ export class BlockCompiler {
    */
   private backEdge(depth: number): void {
     const c = this.code;
-    this.flushFlags(c, this.pend); // the loop's head expects the flags in the globals
+    if (this.first && !this.backPend) this.backPend = this.pend;
+    // The loop's head expects the flags in the globals (SEL 0), or, in the second pass, in the
+    // locals as the first pass's back edge left them (SEL 1, see loopPend): stored only on the way out.
+    const keep = this.loopPend !== null && samePend(this.pend, this.loopPend);
+    if (!keep) this.flushFlags(c, this.pend);
     c.get(N).i32c(this.k + 1).op(OP.i32Add).set(N);
     this.mustStop(0);
-    c.op(OP.if).byte(0x40).i64c(this.blockStart).gset(G.rip);
+    c.op(OP.if).byte(0x40);
+    if (keep) this.flushFlags(c, this.pend);
+    c.i64c(this.blockStart).gset(G.rip);
     if (this.regs) {
       c.i32c(0).set(XV).i32c(EXIT_RETURN).set(XK); // N already counts this pass
       this.toEpilogue();
@@ -1108,6 +1124,7 @@ export class BlockCompiler {
       c.get(N).get(ACC).op(OP.i32Add).op(OP.return);
     }
     c.op(OP.end);
+    if (this.loopPend) c.i32c(keep ? 1 : 0).set(SEL);
     c.op(OP.br).u32(depth + this.open.length);
     this.loops = true;
   }
