@@ -517,15 +517,13 @@ test('JIT: a time slice (run(n, false)) ends before a compiled block longer than
 });
 
 test('JIT: branch targets compiled along with a hot block are tail-called directly, budget and all', { skip }, async () => {
+  // 'odd' lies before 'top', so the branch to it leaves top's block (a forward branch would stay
+  // inside: see the kept-branch tests); odd's block goes back to 'top' the same way
   const src = `
     mov rcx, 3000
     xor eax, eax
     mov rdx, 7
-  top:
-    test cl, 1
-    jnz odd
-    add rax, 3
-    jmp join
+    jmp top
     times 16 nop ; (the interpreter looks up only branches longer than an instruction can be)
   odd:
     add rbx, 5
@@ -535,6 +533,12 @@ test('JIT: branch targets compiled along with a hot block are tail-called direct
     times 16 nop
   join2:
     xor rdx, rcx
+    jmp join
+    times 16 nop
+  top:
+    test cl, 1
+    jnz odd
+    add rax, 3
   join:
     dec rcx
     jnz top
@@ -1052,6 +1056,23 @@ const KEPT_BRANCHES: Record<string, string> = {
     dec rcx
     jnz top
     hlt`,
+  'if-else inside a loop (both arms and the code after a JMP stay in the block)': `
+    mov rcx, 300
+  top:
+    test cl, 1
+    jz even
+    add rax, rcx
+    jmp join
+  even:
+    sub rbx, rcx
+    test cl, 2
+    jnz join
+    xor rdx, rax
+  join:
+    adc rsi, 0
+    dec rcx
+    jnz top
+    hlt`,
   'a branch out of the loop to the end of the block (a HLT it cannot compile)': `
     mov rcx, 200
   top:
@@ -1063,6 +1084,46 @@ const KEPT_BRANCHES: Record<string, string> = {
   out:
     hlt`,
 };
+
+/** Forward branches whose target the block does not reach as an instruction: they leave it. */
+const UNREACHED_TARGETS: Record<string, string> = {
+  'into the middle of an instruction (its immediate decodes as NOPs)': `
+    mov rcx, 300
+  top:
+    test cl, 1
+    jz movimm + 1
+  movimm:
+    mov eax, 0x90909090
+    setz dl
+    add r8, rdx
+    add rbx, rax
+    dec rcx
+    jnz top
+    hlt`,
+  'past the 64 instructions a block holds': `
+    mov rcx, 300
+  top:
+    test cl, 3
+    jnz beyond
+    times 70 add rax, 1
+  beyond:
+    setnz dl
+    add r8, rdx
+    add rbx, rcx
+    dec rcx
+    jnz top
+    hlt`,
+};
+
+test('JIT: forward branches to targets a block does not reach leave it, and match the interpreter', { skip }, async () => {
+  for (const [name, src] of Object.entries(UNREACHED_TARGETS)) {
+    for (const budget of [2_000_000, 777]) {
+      const r = await runBoth('long', src, undefined, budget);
+      assertSame(r);
+      assert.ok(r.jit.m.cpu.jit!.stats.blocks > 0, `${name}: compiled`);
+    }
+  }
+});
 
 test('JIT: forward branches kept inside loops, and flags kept around back edges, match the interpreter (registers, flags at the join, side exits, counts)', { skip }, async () => {
   for (const [name, src] of Object.entries(KEPT_BRANCHES)) {

@@ -124,20 +124,25 @@ class Bail {}
 const BAIL = new Bail();
 const bail = (): never => { throw BAIL; };
 
+type FlagsKnown = { op: number; size: number } | null;
+
 /**
- * A forward conditional branch kept inside its block (see BlockCompiler.compile): the Jcc at
- * position `k` of the block's instruction sequence jumps to the instruction at position `p` (or,
- * when `p` is the block's length, to the block's end). `pend`/`fk`: the flags state the branch
- * leaves with, recorded while compiling it.
+ * A forward branch kept inside its block (see BlockCompiler.compile): the Jcc, JMP or CALL at
+ * position `k` of the block goes to `target`, a later address on the block's page. `pend`/`fk`:
+ * the flags state it leaves with.
  */
-interface Edge { k: number; p: number; target: bigint; pend: Pend | null; fk: { op: number; size: number } | null; taken: boolean }
+interface Edge { k: number; target: bigint; pend: Pend | null; fk: FlagsKnown }
 
-/** The sequence the first pass compiled and the branches the second keeps inside the block. */
-interface Plan { seq: bigint[]; count: number; edges: Edge[] }
+/** A target of kept branches: `p` is its position in the block once compiled, -1 until then. */
+interface Target { rip: bigint; edges: Edge[]; p: number }
 
-/** The first and second pass saw different instructions (the guest rewrote them meanwhile). */
-class Replan {}
-const REPLAN = new Replan();
+/**
+ * A branch depth that is known only when the block is complete (how many wasm blocks of kept
+ * branches are open around it): written as a 5-byte LEB128 and filled in at the end. `at`: its
+ * offset in the block's code; `base`: the depth without those blocks; `pos`: the position of the
+ * instruction it is in; `edge`: for a kept branch, the branch (its own wasm block is the target).
+ */
+interface Fix { at: number; base: number; pos: number; edge: Edge | null }
 
 /** Whether two flags states are the same (same operation, same locals in use, same sync state). */
 function samePend(a: Pend | null, b: Pend | null): boolean {
@@ -245,7 +250,7 @@ export class BlockCompiler {
   private k = 0; // instructions already in the block
   private user = false;
   private cpl = 0;
-  /** Set by a direct JMP/CALL whose target is on the block's page: compilation continues there. */
+  /** Set by a direct JMP/CALL to a later address on the block's page (blocks that do not loop): compilation continues there. */
   private follow: bigint | null = null;
   private blockPage = 0n;
   private blockStart = 0n;
@@ -287,32 +292,35 @@ export class BlockCompiler {
   private siblingExits: number[] = [];
 
   /**
-   * Forward branches kept inside blocks that loop. The first pass records where the block's
-   * instructions start (`seq`) and its Jcc instructions with a target on the block's page
-   * (`sites`); when such a target is a later instruction of the same block, the second pass (the
-   * one with the registers in locals) compiles the Jcc as a wasm `br_if` to it (see `plan`,
-   * `open`) instead of a block exit, so an if-then in a loop's body does not leave the loop.
+   * Forward branches kept inside the block. A Jcc whose target is further on the block's page
+   * branches (br_if) out of a wasm block of its own instead of leaving the block; that wasm block
+   * ends at the target instruction, if compilation reaches it, where the paths join (joinAt), or
+   * else after the block's tail, where it becomes an exit to the target (the branch's "stub").
+   * Blocks that loop (the pass with the registers in locals) go further: a forward JMP or CALL
+   * on the page is a kept branch too, and after an instruction that leaves (RET, JMP) compilation
+   * goes on at the nearest target ahead, so both arms of an if-else and the code after an early
+   * return stay in the loop. Other blocks follow a forward JMP to its target and end after an
+   * instruction that leaves: going on there grew the compiled code 11 % with mostly cold paths,
+   * the compiler thread's time 30 %, and the boot 3 %. The wasm blocks are opened at the
+   * function's start, so the depths of the branches that cross them are filled in at the end
+   * (`fixes`).
    */
-  private seq: bigint[] = [];
-  private sites: { k: number; target: bigint }[] = [];
-  /** The first pass's block ended with an instruction that leaves (no fall-through tail), and where its tail would go. */
-  private ended = false;
-  private endPc = 0n;
-  /** Second pass: the branches kept inside the block. */
-  private plan: Plan | null = null;
-  /** The first pass (it records `seq` and `sites`). */
+  private targets = new Map<bigint, Target>();
+  private order: Target[] = [];
+  private fixes: Fix[] = [];
+  /** The current instruction's kept branches and depth fixes (dropped if it cannot be compiled). */
+  private newEdges: Edge[] = [];
+  private newFixes: Fix[] = [];
+  /** Whether the instruction before the current one falls through to it. */
+  private fallsThrough = true;
+  /** Set while the stubs are emitted: the kept branches' wasm blocks still open (else -1). */
+  private stubOpen = -1;
+  /** The first pass (it records backPend). */
   private first = false;
   /** The flags state the first pass's first back edge had (null: none, or no back edge). */
   private backPend: Pend | null = null;
   /** Second pass of a loop: the flags state back edges keep in the locals (backPend), or null. */
   private loopPend: Pend | null = null;
-  /**
-   * Second pass: the wasm blocks open around the current instruction for kept branches, outermost
-   * first. Per target position p: one block the fall-through path leaves at p, and inside it one
-   * block per branch to p, whose end is that branch's landing (its flags stored if the paths
-   * disagree, the skipped instructions taken off N).
-   */
-  private open: { p: number; edge: Edge | null }[] = [];
 
   /** When set, counts the instructions compilation stopped at (their first bytes), for tuning. */
   stops?: Map<string, number>;
@@ -383,113 +391,89 @@ export class BlockCompiler {
    * generation and CPL: it is then current whenever this block is (same page, so the same
    * translation and the same code bytes), and needs no lookup.
    *
-   * `kept`: the forward branches kept inside the block (only blocks that loop keep any).
+   * `kept`: the forward branches kept inside the block whose target it reached (see `targets`).
    */
   compile(rip: bigint, host: number, cpl: number, sibling: ((target: bigint) => number) | null = null): { body: Bytes; count: number; kept: number } | null {
-    const r = this.compileOnce(rip, host, cpl, sibling, false, null, true);
-    if (!r || !this.loops) return r;
-    // a block that loops is compiled again with the registers in locals, and with its forward
-    // branches to its own later instructions kept inside (only there: a second pass for every
-    // block with such a branch cost the compiler thread ~40 % more time, and the latency that
-    // added ate what the boot gained)
-    const plan = this.planFor(r.count);
-    if (plan) {
-      try {
-        const k = this.compileOnce(rip, host, cpl, sibling, true, plan, false);
-        if (k) k.kept = plan.edges.length;
-        return k;
-      } catch (e) {
-        if (!(e instanceof Replan)) throw e;
-      }
-    }
-    return this.compileOnce(rip, host, cpl, sibling, true, null, false);
+    const r = this.compileOnce(rip, host, cpl, sibling, false, true);
+    return r && this.loops ? this.compileOnce(rip, host, cpl, sibling, true, false) : r;
   }
 
   /**
-   * After a first pass: the same-page Jcc instructions whose target is a later instruction of the
-   * block (or its end), which a second pass keeps inside the block, or null when there are none.
+   * Emit a branch whose depth is filled in at the end (see Fix): `base` levels plus the kept
+   * branches' wasm blocks open around it (for a kept branch, those inside its own).
    */
-  private planFor(count: number): Plan | null {
-    const edges: Edge[] = [];
-    for (const { k, target } of this.sites) {
-      let p = -1;
-      for (let i = k + 1; i < count; i++) {
-        if (this.seq[i] === target) { p = i; break; }
-      }
-      if (p < 0 && !this.ended && target === this.endPc) p = count;
-      if (p >= 0) edges.push({ k, p, target, pend: null, fk: null, taken: false });
-    }
-    return edges.length > 0 ? { seq: this.seq.slice(0, count), count, edges } : null;
+  private padBr(op: number, base: number, edge: Edge | null): void {
+    const c = this.code;
+    c.op(op);
+    this.newFixes.push({ at: c.length, base, pos: this.k, edge });
+    c.byte(0x80).byte(0x80).byte(0x80).byte(0x80).byte(0x00);
+  }
+
+  /** A kept branch to `target` from the current instruction (br_if when `cond`, else br). */
+  private keep(target: bigint, cond: boolean): void {
+    const e: Edge = { k: this.k, target, pend: this.pend, fk: this.fk };
+    this.newEdges.push(e);
+    this.padBr(cond ? OP.brIf : OP.br, this.code.depth, e);
   }
 
   /**
-   * Second pass, before the first instruction: open the wasm blocks of the kept branches, the
-   * farthest target outermost (blocks close in the order of their targets).
+   * Before the instruction at position `p`: the kept branches to it (all from earlier
+   * instructions) join the path that falls through to it, if any. When every path leaves the same
+   * flags state (same operation in the same locals) it stays as it is; when the flags are in the
+   * globals on every path, they are; otherwise each path sets SEL to say which of their states
+   * holds (Pend.alts), so nothing is stored unless something reads them. Each branch also takes
+   * the instructions it skipped off N, the count every exit adds. The target's wasm blocks are the
+   * innermost open ones here: one the fall-through path leaves, and inside it one per branch.
    */
-  private openPlan(plan: Plan): void {
-    const targets = [...new Set(plan.edges.map((e) => e.p))].sort((a, b) => b - a);
-    for (const p of targets) {
-      this.open.push({ p, edge: null });
-      this.out.byte(OP.block).byte(0x40);
-      for (const e of plan.edges) {
-        if (e.p !== p) continue;
-        this.open.push({ p, edge: e });
-        this.out.byte(OP.block).byte(0x40);
-      }
-    }
-  }
-
-  /**
-   * Second pass, before the instruction at position `i` (or the block's end, i = its length): the
-   * paths of the branches kept to it join the fall-through path. When every path leaves the same
-   * flags state (same operation in the same locals) it stays in the locals; otherwise each path
-   * stores its own and the joined path starts with the flags in the core's globals. Each branch
-   * also takes the instructions it skipped off N, the count every exit adds.
-   */
-  private closeTargets(i: number): void {
-    const open = this.open;
-    if (open.length === 0 || open[open.length - 1]!.p !== i) return;
-    const edges: Edge[] = []; // innermost first
-    while (open[open.length - 1]!.edge) edges.push(open.pop()!.edge!);
-    open.pop(); // the fall-through block of target i
-    if (edges.some((e) => !e.taken)) throw REPLAN;
-    const fall = this.pend;
-    const fallFk = this.fk;
-    const ins = [fall, ...edges.map((e) => e.pend)];
-    const keep = edges.every((e) => samePend(e.pend, fall) && (e.fk === fallFk || (e.fk !== null && fallFk !== null && e.fk.op === fallFk.op && e.fk.size === fallFk.size)));
-    // every path has its flags in the globals already, or the paths differ: then each says which it is
-    const stored = ins.every((p) => !p || p.synced);
+  private joinAt(t: Target, p: number): void {
+    t.p = p;
+    const edges = [...t.edges].reverse(); // innermost first
+    const fall = this.fallsThrough ? { pend: this.pend, fk: this.fk } : null;
+    const ins = [...(fall ? [fall] : []), ...edges];
+    const same = (a: FlagsKnown, b: FlagsKnown) => a === b || (a !== null && b !== null && a.op === b.op && a.size === b.size);
+    const keep = ins.every((x) => samePend(x.pend, ins[0]!.pend) && same(x.fk, ins[0]!.fk));
+    const stored = ins.every((x) => !x.pend || x.pend.synced);
     const select = !keep && !stored;
     const c = new Code();
     // a path whose state is itself a join stores it now (SEL is about to mean this join)
-    const path = (p: Pend | null, j: number): Pend | null => {
-      if (!select) return p;
-      if (p?.alts) { this.flushFlags(c, p); p = null; }
+    const path = (q: Pend | null, j: number): Pend | null => {
+      if (!select) return q;
+      if (q?.alts) { this.flushFlags(c, q); q = null; }
       c.i32c(j).set(SEL);
-      return p;
+      return q;
     };
-    const alts = [path(fall, 0)];
+    const alts = [fall ? path(fall.pend, 0) : null];
     c.byte(OP.br).u32(edges.length);
     edges.forEach((e, x) => {
       c.byte(OP.end); // the landing of branch e
       alts.push(path(e.pend, x + 1));
-      const skipped = i - e.k - 1;
+      const skipped = p - e.k - 1;
       if (skipped > 0) c.get(N).i32c(skipped).op(OP.i32Sub).set(N);
       if (x < edges.length - 1) c.byte(OP.br).u32(edges.length - 1 - x);
     });
     c.byte(OP.end);
     this.out.append(c);
-    this.pend = keep ? fall : select ? { ...pendOf(0, 0, false, false, false), alts } : null;
-    this.fk = keep ? fallFk : null;
+    this.pend = keep ? ins[0]!.pend : select ? { ...pendOf(0, 0, false, false, false), alts } : null;
+    this.fk = keep ? ins[0]!.fk : null;
+    this.fallsThrough = true;
   }
 
-  private compileOnce(rip: bigint, host: number, cpl: number, sibling: ((target: bigint) => number) | null, regs: boolean, plan: Plan | null, first: boolean): { body: Bytes; count: number; kept: number } | null {
+  /** The nearest target of kept branches at or after `from` not compiled yet, or null. */
+  private nextTarget(from: bigint): bigint | null {
+    let best: bigint | null = null;
+    for (const t of this.order) if (t.p < 0 && t.rip >= from && (best === null || t.rip < best)) best = t.rip;
+    return best;
+  }
+
+  private compileOnce(rip: bigint, host: number, cpl: number, sibling: ((target: bigint) => number) | null, regs: boolean, first: boolean): { body: Bytes; count: number; kept: number } | null {
     this.sibling = sibling;
     this.regs = regs;
-    this.plan = plan;
     this.first = first;
-    this.open = [];
-    if (first) this.sites = [];
+    this.targets.clear();
+    this.order = [];
+    this.fixes = [];
+    this.fallsThrough = true;
+    this.stubOpen = -1;
     this.used = 0;
     this.written = 0;
     this.loops = false;
@@ -515,16 +499,10 @@ export class BlockCompiler {
     let ended = false;
     // the next page, for an instruction that runs on into it (read when one does; null: none may)
     let next: { addend: bigint; host: number; gen: number } | null | undefined;
-    if (plan) this.openPlan(plan);
     while (count < MAX_INSNS) {
       if (pc >> 12n !== this.blockPage) break;
-      if (plan) {
-        // (at count == plan.count the first pass stopped: this instruction is not compiled either)
-        if (count > plan.count || (count < plan.count && plan.seq[count] !== pc)) throw REPLAN;
-        this.closeTargets(count);
-      } else if (first) {
-        this.seq[count] = pc;
-      }
+      const t = this.targets.get(pc);
+      if (t && t.p < 0) this.joinAt(t, count);
       const at = pageBase + Number(pc & 0xfffn);
       if (next === undefined && pageEnd - at < 15) next = this.nextPage();
       this.cur.reset(at, pageEnd, next ? next.host : -1);
@@ -535,6 +513,8 @@ export class BlockCompiler {
       const savedFk = this.fk;
       const cur = this.pend as Pend | null; // (assigned by the emitters: TypeScript's narrowing cannot see it)
       this.pendAtStart = cur;
+      this.newEdges = [];
+      this.newFixes = [];
       this.follow = null;
       let r: boolean;
       try {
@@ -553,46 +533,88 @@ export class BlockCompiler {
         // the instruction's bytes came from two pages: guard the second. After it `pc` is on that
         // page, which ends the block, unless the instruction jumps back onto the block's page.
         const body = this.code;
+        const bodyFixes = this.newFixes;
+        this.newFixes = [];
         this.code = new Code();
         this.pageGuard(next!);
-        out.append(this.code);
+        this.place(this.code);
         this.code = body;
+        this.newFixes = bodyFixes;
       }
-      out.append(this.code);
+      this.place(this.code);
+      for (const e of this.newEdges) {
+        let tg = this.targets.get(e.target);
+        if (!tg) { tg = { rip: e.target, edges: [], p: -1 }; this.targets.set(e.target, tg); this.order.push(tg); }
+        tg.edges.push(e);
+      }
       count++;
-      pc = this.follow ?? this.next;
-      if (r) { ended = true; break; }
+      if (r) {
+        // it leaves (or branches on inside the block): go on at the nearest kept target ahead
+        const t2 = this.regs ? this.nextTarget(this.next) : null;
+        if (t2 === null) { ended = true; break; }
+        pc = t2;
+        this.fallsThrough = false;
+      } else {
+        pc = this.follow ?? this.next;
+        this.fallsThrough = true;
+      }
     }
     if (count === 0) return null;
-    if (plan) {
-      if (count !== plan.count) throw REPLAN;
-      this.closeTargets(count);
-    } else if (first) {
-      this.ended = ended;
-      this.endPc = pc;
+    const unreached = this.order.filter((x) => x.p < 0);
+    const reached = this.order.filter((x) => x.p >= 0).sort((a, b) => a.p - b.p);
+    // the kept branches' wasm blocks, outermost first: the targets never reached (they close
+    // after the tail, into their stubs), then the reached ones, the farthest first
+    const blocks: { edge: Edge | null; close: number }[] = [];
+    for (let x = unreached.length - 1; x >= 0; x--) for (const e of unreached[x]!.edges) blocks.push({ edge: e, close: Infinity });
+    for (let x = reached.length - 1; x >= 0; x--) {
+      const tg = reached[x]!;
+      blocks.push({ edge: null, close: tg.p });
+      for (const e of tg.edges) blocks.push({ edge: e, close: tg.p });
     }
-    const body = new Bytes(out.length + 512);
-    const locals = this.regs ? LOOP_LOCALS : BLOCK_LOCALS;
-    body.u32(locals.length);
-    for (const [n, t] of locals) body.u32(n).byte(t);
-    // the block's end when its last instruction does not leave
+    for (const f of this.fixes) {
+      const from = f.edge ? blocks.findIndex((b) => b.edge === f.edge) + 1 : 0;
+      let d = f.base;
+      for (let x = from; x < blocks.length; x++) if (blocks[x]!.close > f.pos) d++;
+      out.patchU32(f.at, d);
+    }
+    const stubBlocks = unreached.reduce((n, x) => n + x.edges.length, 0);
     const tail = this.code;
     tail.length = 0;
     tail.depth = 0;
-    this.k = count - 1;
-    if (!ended) {
+    this.stubOpen = stubBlocks;
+    // the block's end when its last instruction goes on, then the kept branches whose target was
+    // not compiled: each leaves the block to it
+    if (!ended && this.fallsThrough) {
+      this.k = count - 1;
       tail.i64c(pc).gset(G.rip);
-      if (canonical(pc)) this.exitTo(pc, true);
-      else this.retired(true);
+      if (canonical(pc)) this.exitTo(pc);
+      else this.retired();
     }
+    for (const tg of unreached) {
+      for (const e of [...tg.edges].reverse()) {
+        tail.byte(OP.end);
+        this.stubOpen--;
+        this.k = e.k;
+        this.pend = e.pend;
+        this.fk = e.fk;
+        tail.i64c(tg.rip).gset(G.rip);
+        this.exitTo(tg.rip);
+      }
+    }
+    const kept = reached.reduce((n, x) => n + x.edges.length, 0);
+    const body = new Bytes(out.length + tail.length + blocks.length + 512);
+    const locals = this.regs ? LOOP_LOCALS : BLOCK_LOCALS;
+    body.u32(locals.length);
+    for (const [n, t] of locals) body.u32(n).byte(t);
     if (!this.regs) {
       body.byte(OP.loop).byte(0x40);
+      for (let x = 0; x < blocks.length; x++) body.byte(OP.block).byte(0x40);
       body.append(out);
-      body.byte(OP.end);
       body.append(tail);
-      if (ended) body.byte(OP.unreachable);
       body.byte(OP.end);
-      return { body, count, kept: 0 };
+      body.byte(OP.unreachable);
+      body.byte(OP.end);
+      return { body, count, kept };
     }
     // prologue: the registers the block uses, into locals
     const pro = new Code();
@@ -602,13 +624,22 @@ export class BlockCompiler {
     body.append(pro);
     // every exit sets XV/XK (XT) and branches out of this wasm block to the epilogue
     body.byte(OP.block).byte(0x40).byte(OP.loop).byte(0x40);
+    for (let x = 0; x < blocks.length; x++) body.byte(OP.block).byte(0x40);
     body.append(out);
-    body.byte(OP.end);
     body.append(tail);
+    body.byte(OP.end);
     body.byte(OP.end);
     this.epilogue(body);
     body.byte(OP.end);
-    return { body, count, kept: 0 };
+    return { body, count, kept };
+  }
+
+  /** Append an instruction's code to the block, with its depth fixes. */
+  private place(code: Code): void {
+    const base = this.out.length;
+    for (const f of this.newFixes) { f.at += base; this.fixes.push(f); }
+    this.newFixes = [];
+    this.out.append(code);
   }
 
   /**
@@ -641,7 +672,8 @@ export class BlockCompiler {
 
   /** Loop mode: branch to the epilogue (the wasm block around the loop). */
   private toEpilogue(): void {
-    this.code.op(OP.br).u32(this.code.depth + this.open.length + 1);
+    if (this.stubOpen >= 0) this.code.op(OP.br).u32(this.code.depth + this.stubOpen + 1);
+    else this.padBr(OP.br, this.code.depth + 1, null);
   }
 
   /** Push the 64-bit register r. */
@@ -1125,14 +1157,19 @@ export class BlockCompiler {
     }
     c.op(OP.end);
     if (this.loopPend) c.i32c(keep ? 1 : 0).set(SEL);
-    c.op(OP.br).u32(depth + this.open.length);
+    this.padBr(OP.br, depth, null);
     this.loops = true;
   }
 
   private jumpTo(target: bigint): boolean {
     if (!canonical(target)) bail();
     if (target === this.blockStart) { this.backEdge(0); return true; }
-    if (target >> 12n === this.blockPage) { this.follow = target; return false; }
+    if (target >> 12n === this.blockPage && target > this.start && this.k + 1 < MAX_INSNS) {
+      // a block that loops keeps it as a branch (see `targets`); others compile on at the target
+      if (!this.regs) { this.follow = target; return false; }
+      this.keep(target, false);
+      return true;
+    }
     this.code.i64c(target).gset(G.rip);
     this.exitTo(target);
     return true;
@@ -1627,22 +1664,10 @@ export class BlockCompiler {
       this.retired();
       return true;
     }
-    const samePage = target >> 12n === this.blockPage;
-    if (this.plan) {
-      const e = this.plan.edges.find((x) => x.k === this.k);
-      if (e) {
-        // kept inside: branch out of this edge's wasm block, whose end is the landing before the target
-        if (e.target !== target || e.taken) throw REPLAN;
-        e.pend = this.pend;
-        e.fk = this.fk;
-        e.taken = true;
-        const at = this.open.findIndex((o) => o.edge === e);
-        if (at < 0) throw REPLAN;
-        c.op(OP.brIf).u32(this.open.length - 1 - at + c.depth);
-        return false;
-      }
-    } else if (this.first && samePage) {
-      this.sites.push({ k: this.k, target });
+    if (target >> 12n === this.blockPage && target > this.start) {
+      // further on the page: kept inside the block (see `targets`)
+      this.keep(target, true);
+      return false;
     }
     // taken: leave the block; not taken: go on with the next instruction
     c.op(OP.if).byte(0x40).i64c(target).gset(G.rip);

@@ -56,7 +56,7 @@ export interface JitStats {
   blocks: number;
   /** Of `blocks`, the blocks compiled as same-page branch targets of hot blocks. */
   siblings: number;
-  /** Forward branches kept inside blocks that loop (compiler.ts BlockCompiler.compile). */
+  /** Forward branches kept inside blocks (compiler.ts BlockCompiler `targets`). */
   kept: number;
   refused: number;
   instructions: number;
@@ -229,7 +229,7 @@ export class SoftJit {
           const top = [...stops].sort((a, b) => b[1] - a[1]).slice(0, 25).map(([k, n]) => `${k}: ${n}`);
           process.stderr.write(`tsvm: soft JIT: blocks stopped at: ${top.join('; ')}\n`);
         }
-        process.stderr.write(`tsvm: soft JIT: ${s.blocks} blocks (${s.siblings} of them branch targets compiled along, ${s.instructions} instructions, ${s.kept} forward branches kept inside loops, ${s.refused} refused) in ${s.modules} modules (${(s.wasmBytes / 1048576).toFixed(1)} MiB), ${s.compileMs.toFixed(0)} ms of JIT work on the CPU's thread (${s.wasmMs.toFixed(0)} ms in synchronous WebAssembly.Module), ${s.threadMs.toFixed(0)} ms on the compiler thread\n`);
+        process.stderr.write(`tsvm: soft JIT: ${s.blocks} blocks (${s.siblings} of them branch targets compiled along, ${s.instructions} instructions, ${s.kept} forward branches kept inside, ${s.refused} refused) in ${s.modules} modules (${(s.wasmBytes / 1048576).toFixed(1)} MiB), ${s.compileMs.toFixed(0)} ms of JIT work on the CPU's thread (${s.wasmMs.toFixed(0)} ms in synchronous WebAssembly.Module), ${s.threadMs.toFixed(0)} ms on the compiler thread\n`);
       });
     }
   }
