@@ -120,3 +120,26 @@ test('oracle: the soft CPU matches KVM (seed 1: every directed family + 10,000 r
   writeFileSync(full, `${formatReport(r, { limit: Infinity, reproduce })}\n`);
   assert.fail(`${formatReport(r, { limit: 25, reproduce })}\n\n(full report: ${full})`);
 });
+
+test('oracle: the soft CPU with every block compiled at its first run (the JIT) matches KVM', { skip: noKvm ?? skipSoft }, async () => {
+  // The run above interprets the snippets: each runs once, far below the JIT's threshold. With
+  // TSVM_SOFT_JIT_HOT=1 every block is compiled (synchronously) when first reached, so the same
+  // cases check the compiled code against the hardware: its flags, side exits, kept branches
+  // (the jcc family's branches over a MOV and over 130 NOPs), calls and faults.
+  const { image: img } = await image();
+  await reference();
+  const old = process.env.TSVM_SOFT_JIT_HOT;
+  process.env.TSVM_SOFT_JIT_HOT = '1';
+  let soft: RawRun;
+  try {
+    soft = await runImage(img, 'soft', { timeoutMs: 300_000, name: 'oracle-soft-jit' });
+  } finally {
+    if (old === undefined) delete process.env.TSVM_SOFT_JIT_HOT;
+    else process.env.TSVM_SOFT_JIT_HOT = old;
+  }
+  const r = await compare(soft);
+  if (r.ok) return;
+  const full = join(tmpdir(), `tsvm-oracle-seed${SEED}-jit.txt`);
+  writeFileSync(full, `${formatReport(r, { limit: Infinity, reproduce: (id) => `TSVM_SOFT_JIT_HOT=1 ${reproduce(id)}` })}\n`);
+  assert.fail(`${formatReport(r, { limit: 25, reproduce: (id) => `TSVM_SOFT_JIT_HOT=1 ${reproduce(id)}` })}\n\n(full report: ${full})`);
+});
