@@ -16,6 +16,7 @@ function run(cmd, args) {
 // Compiled tests of renamed or deleted sources would otherwise linger in dist/ and still run.
 rmSync(join(root, 'dist/test'), { recursive: true, force: true });
 run(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.json']);
+run(process.execPath, [join(root, 'scripts/bundle.js')]);
 run(process.execPath, [join(root, 'scripts/build-soft-cpu.js')]);
 if (!process.env.TSVM_SKIP_LINT) run(process.execPath, [join(root, 'node_modules/eslint/bin/eslint.js'), '.']);
 

@@ -3,6 +3,7 @@
 // check the server's answers against it. It is read once, on first use.
 import { readFileSync } from 'node:fs';
 import { SchemaValidator, type JsonSchema } from './json-schema.js';
+import { distSrcUrl } from '../paths.js';
 
 export interface OpenApiDocument {
   openapi: string;
@@ -14,8 +15,8 @@ export interface OpenApiDocument {
   components: { schemas: Record<string, JsonSchema> };
 }
 
-/** Where the document lives: docs/openapi.json in the package (this file is dist/src/api/openapi.js). */
-export const OPENAPI_URL = new URL('../../../docs/openapi.json', import.meta.url);
+/** Where the document lives: docs/openapi.json in the package. */
+export const OPENAPI_URL = distSrcUrl('../../docs/openapi.json');
 
 let doc: OpenApiDocument | undefined;
 let validator: SchemaValidator | undefined;

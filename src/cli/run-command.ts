@@ -17,6 +17,7 @@ import { ConfigError } from '../vmm/vm-config.js';
 import { parseRunArgs, RUN_OPTIONS } from './run-args.js';
 import { RUN_USAGE } from './usage.js';
 import { tsvmNodeArgs } from './node-flags.js';
+import { distSrcUrl } from '../paths.js';
 
 /** The shell's convention: 128 + the signal number. */
 const SIGNAL_STATUS: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 129, SIGINT: 130, SIGTERM: 143 };
@@ -25,7 +26,7 @@ const SIGNAL_STATUS: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 129, SI
 const DETACHED_ENV = 'TSVM_DETACHED_CHILD';
 
 export function tsvmVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  const pkg = JSON.parse(readFileSync(distSrcUrl('../../package.json'), 'utf8')) as { version: string };
   return pkg.version;
 }
 
@@ -148,7 +149,7 @@ async function detach(argv: string[], name: string): Promise<number> {
   const drop = new Set(tokens.filter((t) => t.kind === 'option' && t.name === 'detach').map((t) => t.index));
   const childArgv = argv.filter((_a, i) => !drop.has(i));
   if (!tokens.some((t) => t.kind === 'option' && (t.name === 'name' || t.name === 'id'))) childArgv.push('--name', name);
-  const bin = fileURLToPath(new URL('../../../bin/tsvm', import.meta.url));
+  const bin = fileURLToPath(distSrcUrl('../../bin/tsvm'));
   const child = spawn(process.execPath, tsvmNodeArgs(bin, ['run', ...childArgv]), {
     detached: true,
     stdio: ['ignore', 'ignore', 'pipe', 'ipc'],

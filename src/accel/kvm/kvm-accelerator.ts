@@ -16,6 +16,7 @@ import * as libc from './libc.js';
 import * as mb from './vcpu-mailbox.js';
 import type { VcpuStoppedMessage, VcpuWorkerData } from './vcpu-worker.js';
 import { debugLogger } from '../../vmm/log.js';
+import { distSrcUrl } from '../../paths.js';
 
 const tgkill = koffi.load('libc.so.6').func('int tgkill(int tgid, int tid, int sig)') as (a: number, b: number, c: number) => number;
 const SIGUSR2 = 12;
@@ -254,7 +255,7 @@ export class KvmAccelerator implements Accelerator {
           msrs,
           state: vcpu.id === 0 ? boot : null,
         };
-        const worker = new Worker(new URL('./vcpu-worker.js', import.meta.url), { workerData: wd, name: `vcpu${vcpu.id}` });
+        const worker = new Worker(distSrcUrl('accel/kvm/vcpu-worker.js'), { workerData: wd, name: `vcpu${vcpu.id}` });
         vcpu.worker = worker;
         const done = (msg: VcpuStoppedMessage) => {
           if (vcpu.stopped) return;

@@ -14,6 +14,7 @@ import { E_CPL, E_FN, E_GEN, E_HOST, E_LEN, E_RIP, JIT_GEN, JIT_QUEUE, JIT_TABLE
 import type { CompileReply } from './compile-worker.js';
 import { CompileChannel } from './compile-channel.js';
 import { O, STATE_AREA } from '../layout.js';
+import { distSrcUrl } from '../../../paths.js';
 
 /** Whether the JIT runs (TSVM_SOFT_JIT=0 turns it off, for comparison and bisection). */
 export function jitWanted(): boolean {
@@ -91,7 +92,7 @@ interface CompilerThread {
 function spawnCompilerThread(memory: { buffer: ArrayBufferLike }): CompilerThread {
   const channel = new CompileChannel();
   const { port1, port2 } = new MessageChannel();
-  const worker = new Worker(new URL('./compile-worker.js', import.meta.url), {
+  const worker = new Worker(distSrcUrl('accel/soft/jit/compile-worker.js'), {
     workerData: { memory, channel: channel.buffer, port: port2 },
     transferList: [port2],
   });
