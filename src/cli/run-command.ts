@@ -5,7 +5,7 @@
 // Every VM, foreground or not, gets a runtime directory (pid, API socket, console socket, the
 // config it booted with) so that `tsvm ps/stop/kill/pause/resume/console` find it; it is removed
 // on every way out but SIGKILL (then the next `tsvm ps` cleans it up).
-import { appendFileSync, readFileSync } from 'node:fs';
+import { appendFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -17,18 +17,13 @@ import { ConfigError } from '../vmm/vm-config.js';
 import { parseRunArgs, RUN_OPTIONS } from './run-args.js';
 import { RUN_USAGE } from './usage.js';
 import { tsvmNodeArgs } from './node-flags.js';
-import { distSrcUrl } from '../paths.js';
+import { distSrcUrl, tsvmVersion } from '../paths.js';
 
 /** The shell's convention: 128 + the signal number. */
 const SIGNAL_STATUS: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 129, SIGINT: 130, SIGTERM: 143 };
 
 /** Set in the environment of the background process that `tsvm run --detach` starts. */
 const DETACHED_ENV = 'TSVM_DETACHED_CHILD';
-
-export function tsvmVersion(): string {
-  const pkg = JSON.parse(readFileSync(distSrcUrl('../../package.json'), 'utf8')) as { version: string };
-  return pkg.version;
-}
 
 export async function runCommand(argv: string[]): Promise<number> {
   const args = parseRunArgs(argv);

@@ -9,6 +9,8 @@ import { isMultiboot, loadMultiboot } from '../boot/multiboot.js';
 import { loadLinux } from '../boot/linux-loader.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
 import type { VmConfig } from './vm-config.js';
+import { buildSmbios } from '../boot/smbios.js';
+import { tsvmVersion } from '../paths.js';
 
 export interface BootFiles {
   kernel?: Uint8Array;
@@ -59,6 +61,9 @@ export function prepareBoot(c: VmConfig, files: BootFiles, mem: GuestMemory, acp
   // ACPI tables for every kernel boot: Linux finds the IOAPIC and the other CPUs only there, and
   // kvm-unit-tests scan 0xE0000-0xFFFFF for the RSDP too.
   const acpi = buildAcpiTables(mem, { cpus: c.cpus, ...acpiExtras });
+  // SMBIOS, as a PC's firmware leaves them (boot/smbios.ts)
+  const smbios = buildSmbios({ name: c.name, version: tsvmVersion() });
+  mem.write(smbios.addr, smbios.bytes);
   if (isMultiboot(kernel)) {
     const modules = files.initrd ? [{ data: files.initrd, cmdline: c.initrd! }] : [];
     return loadMultiboot(mem, { kernel, kernelPath: c.kernel!, cmdline: c.append, modules });

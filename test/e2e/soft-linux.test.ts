@@ -8,10 +8,10 @@ import { guestShell, startTsvm } from '../support/tsvm-process.js';
 const READY = 'tsvm-initramfs: ready';
 const PROMPT = '~ # ';
 
-test('soft: Debian kernel boots to a shell; ls /proc, cpuinfo, date, sleep 1, dmesg work; poweroff exits 0', { timeout: 600_000 }, async () => {
+test('soft: Debian kernel boots to a shell; ls /proc, cpuinfo, date, sleep 1, dmesg, DMI work; poweroff exits 0', { timeout: 600_000 }, async () => {
   const guest = await findDefaultGuest();
   const run = startTsvm(
-    ['run', '--accel', 'soft', '--kernel', guest.kernel, '--initrd', guest.initrd, '--memory', '256M', '--append', 'console=ttyS0 panic=-1'],
+    ['run', '--accel', 'soft', '--name', 'soft-linux-e2e', '--kernel', guest.kernel, '--initrd', guest.initrd, '--memory', '256M', '--append', 'console=ttyS0 panic=-1'],
     { timeoutMs: 540_000 },
   );
   const sh = guestShell(run);
@@ -45,6 +45,12 @@ test('soft: Debian kernel boots to a shell; ls /proc, cpuinfo, date, sleep 1, dm
     assert.match(dmesg, /Run \/init as init process/);
     // the boot loader's RNG seed (setup_data SETUP_RNG_SEED) made the kernel's RNG ready at once
     assert.match(dmesg, /\[\s*0\.000000\] random: crng init done/);
+
+    // the SMBIOS tables (boot/smbios.ts): the kernel's DMI data, under the VM's name
+    const dmi = await sh('cat /sys/class/dmi/id/sys_vendor /sys/class/dmi/id/product_name /sys/class/dmi/id/product_serial; dmesg | grep -E "SMBIOS|DMI:"');
+    assert.match(dmi, /\ntsvm\r?\nVirtual Machine\r?\nsoft-linux-e2e\r?\n/);
+    assert.match(dmi, /SMBIOS 3\.0\.0 present/);
+    assert.match(dmi, /DMI: tsvm Virtual Machine, BIOS /);
 
     const interrupts = await sh('cat /proc/interrupts');
     assert.match(interrupts, /LOC:\s+[1-9]\d*/, 'local APIC timer interrupts are delivered');
