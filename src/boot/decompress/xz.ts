@@ -122,13 +122,17 @@ export function bcjX86Decode(buf: Uint8Array, start = 0): void {
   let mask = 0;
   let lastPos = -5; // position of the previous E8/E9; -5 means "long ago"
   const limit = buf.length - 5;
+  // the next E8 and E9 at or after i, found with indexOf (a native byte search: the byte-by-byte
+  // loop took ~120 ms of a 66 MB vmlinux, most of it on bytes that are neither)
+  let nextE8 = buf.indexOf(0xe8);
+  let nextE9 = buf.indexOf(0xe9);
   let i = 0;
-  while (i <= limit) {
-    const op = buf[i];
-    if (op !== 0xe8 && op !== 0xe9) {
-      i++;
-      continue;
-    }
+  for (;;) {
+    if (nextE8 >= 0 && nextE8 < i) nextE8 = buf.indexOf(0xe8, i);
+    if (nextE9 >= 0 && nextE9 < i) nextE9 = buf.indexOf(0xe9, i);
+    if (nextE8 < 0 && nextE9 < 0) break;
+    i = nextE8 < 0 ? nextE9 : nextE9 < 0 ? nextE8 : Math.min(nextE8, nextE9);
+    if (i > limit) break;
     const gap = i - lastPos;
     lastPos = i;
     if (gap > 5) {
