@@ -9,9 +9,7 @@
 // Information (type 1), System Enclosure (type 3), End-of-Table (type 127).
 
 import { createHash } from 'node:crypto';
-
-/** Where the entry point goes: the start of the area Linux scans (0xF0000-0xFFFFF). */
-export const SMBIOS_ADDR = 0xf0000;
+import { SMBIOS_START } from '../vmm/platform-layout.js';
 /** Size of the 64-bit entry point structure (DSP0134 5.2.2, "Entry Point Length"). */
 const ENTRY_POINT_LENGTH = 0x18;
 
@@ -105,12 +103,12 @@ export function smbiosEntryPoint(tableAddr: number, length: number): Uint8Array 
   return e;
 }
 
-/** Both, placed at SMBIOS_ADDR: the entry point, then (16-byte aligned) the structure table. */
+/** Both, placed at SMBIOS_START: the entry point, then (16-byte aligned) the structure table. */
 export function buildSmbios(o: SmbiosOptions): { addr: number; bytes: Uint8Array } {
   const table = smbiosStructures(o);
-  const tableAddr = SMBIOS_ADDR + 0x20;
+  const tableAddr = SMBIOS_START + 0x20;
   const bytes = new Uint8Array(0x20 + table.length);
   bytes.set(smbiosEntryPoint(tableAddr, table.length), 0);
   bytes.set(table, 0x20);
-  return { addr: SMBIOS_ADDR, bytes };
+  return { addr: SMBIOS_START, bytes };
 }

@@ -42,6 +42,8 @@ export const BIOS_AREA_END = 0x100000;
 /** ACPI tables (RSDP first, so that a scan of 0xE0000-0xFFFFF finds it). */
 export const ACPI_TABLES_START = 0xe0000;
 export const ACPI_TABLES_END = 0xf0000;
+/** SMBIOS entry point and tables (boot/smbios.ts): the start of 0xF0000-0xFFFFF, where Linux's scan looks first. */
+export const SMBIOS_START = 0xf0000;
 /** Boot structures built by the loaders (below the EBDA, above the real-mode IVT/BDA). */
 export const BOOT_GDT_ADDR = 0x500;
 export const BOOT_PARAMS_ADDR = 0x7000; // Linux zero page ("boot_params"), 4 KiB

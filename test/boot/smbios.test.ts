@@ -1,7 +1,8 @@
 // SMBIOS tables (src/boot/smbios.ts), read back the way an OS reads them (DSP0134 5.2.2 and 6.1).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildSmbios, SMBIOS_ADDR } from '../../src/boot/smbios.js';
+import { buildSmbios } from '../../src/boot/smbios.js';
+import { SMBIOS_START } from '../../src/vmm/platform-layout.js';
 
 interface Structure { type: number; handle: number; formatted: Uint8Array; strings: string[] }
 
@@ -38,7 +39,7 @@ const str = (s: Structure, offset: number) => s.strings[s.formatted[offset]! - 1
 
 test('SMBIOS: a 64-bit entry point at 0xF0000 whose bytes sum to zero, pointing at the structure table', () => {
   const { addr, bytes } = buildSmbios({ name: 'web', version: '1.2.3' });
-  assert.equal(addr, SMBIOS_ADDR);
+  assert.equal(addr, SMBIOS_START);
   assert.equal(addr, 0xf0000, 'where Linux starts scanning (dmi_scan_machine)');
   const ep = bytes.subarray(0, 0x18);
   assert.equal(Buffer.from(ep.subarray(0, 5)).toString('latin1'), '_SM3_');

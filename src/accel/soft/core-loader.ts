@@ -4,11 +4,11 @@
 
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { distSrcUrl } from '../../paths.js';
 
-const here = dirname(fileURLToPath(distSrcUrl('accel/soft/core-loader.js'))); // dist/src/accel/soft
+const here = fileURLToPath(distSrcUrl('accel/soft/')); // dist/src/accel/soft
 const wasmPath = join(here, 'soft-core.wasm');
 const root = join(here, '..', '..', '..', '..');
 const sourceDir = join(root, 'src', 'accel', 'soft', 'as');

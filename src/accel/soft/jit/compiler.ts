@@ -107,7 +107,7 @@ interface Pend {
   baseSynced: boolean;
   /**
    * After a kept branch joins the fall-through path with different flags states (see
-   * closeTargets): the state is alts[j] where j is local SEL, set by each path. Storing them tests
+   * joinAt): the state is alts[j] where j is local SEL, set by each path. Storing them tests
    * SEL; a state that is never stored (the next instruction sets new flags, the usual case) costs
    * one local.set per path. The other fields are unused.
    */
