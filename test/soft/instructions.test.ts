@@ -457,6 +457,37 @@ test('CPUID reports what is implemented; RDTSC increases; RDMSR/WRMSR; #GP on an
   assert.equal(r.m.cpu.lastException?.vector, 13);
 });
 
+test('SERIALIZE: reported by CPUID leaf 7 (EDX bit 14, sub-leaf 0 only), a no-op in every mode; #UD with F3 or F2', async () => {
+  const r = await runAsm('long', `
+    mov eax, 7
+    xor ecx, ecx
+    cpuid
+    mov r8d, edx
+    mov eax, 7
+    mov ecx, 1
+    cpuid
+    mov r9d, edx
+    mov rbx, 0x1234
+    serialize
+    add rbx, 1
+    hlt
+  `);
+  assert.deepEqual(r.exit, { kind: 'hlt' });
+  assert.equal(r.state.regs.r8 & (1n << 14n), 1n << 14n, 'SERIALIZE in sub-leaf 0');
+  assert.equal(r.state.regs.r9, 0n, 'sub-leaf 1 reports nothing');
+  assert.equal(r.state.regs.rbx, 0x1235n, 'execution goes on after it');
+  // Linux's sync_core(): SERIALIZE where CPUID reports it, else an IRET to itself
+  for (const mode of ['real', 'prot32', 'compat'] as const) {
+    const other = await runAsm(mode, 'serialize\nmov eax, 1\nhlt');
+    assert.deepEqual(other.exit, { kind: 'hlt' }, mode);
+    assert.equal(other.m.cpu.lastException, undefined, mode);
+  }
+  for (const prefix of ['0xf3', '0xf2']) {
+    const bad = await runAsm('long', `db ${prefix}, 0x0f, 0x01, 0xe8\nhlt`);
+    assert.equal(bad.m.cpu.lastException?.vector, 6, `${prefix} 0F 01 E8 is not SERIALIZE`);
+  }
+});
+
 test('LGDT / SGDT / LIDT / SIDT, LTR / STR, LLDT / SLDT, MOV CR / DR, CLTS, WBINVD', async () => {
   const r = await runAsm('long', `
     sgdt [0x20000]

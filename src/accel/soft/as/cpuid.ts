@@ -1,6 +1,6 @@
  
 // AssemblyScript. CPUID (SDM vol. 2A CPUID): reports exactly the features this core implements.
-// FPU (x87 computed in double precision, see fpu.ts), MMX, FXSR, SSE, SSE2; no SSE3+; the APIC bit only when the platform provides a local
+// FPU (x87 computed in double precision, see fpu.ts), MMX, FXSR, SSE, SSE2, SERIALIZE; no SSE3+; the APIC bit only when the platform provides a local
 // APIC (xAPIC MMIO, its timer's TSC-deadline mode through IA32_TSC_DEADLINE; no x2APIC); no MTRR bit (the MTRR MSRs read back
 // but do nothing). The hypervisor bit and leaves 0x40000000-1 offer KVM's paravirtual clock (kvmclock.ts).
 
@@ -25,7 +25,7 @@ const V0: u32 = 0x6d767354; // "Tsvm"
 const V1: u32 = 0x74666f53; // "Soft"
 const V2: u32 = 0x21555043; // "CPU!"
 
-export function cpuid(leaf: u32, _sub: u32): void {
+export function cpuid(leaf: u32, sub: u32): void {
   switch (leaf) {
     case 0: set(7, V0, V2, V1); return;
     case 1: {
@@ -42,7 +42,9 @@ export function cpuid(leaf: u32, _sub: u32): void {
       set(eax, ebx, ecx, edx);
       return;
     }
-    case 7: set(0, 0, 0, 0); return; // no structured extended features (sub-leaf ignored)
+    // structured extended features, sub-leaf 0 (the only one): SERIALIZE (EDX 14), which Linux's
+    // sync_core() uses instead of an IRET to itself (~90,000 of them while it patches its text at boot)
+    case 7: set(0, 0, 0, sub == 0 ? 1 << 14 : 0); return;
     // the hypervisor leaves: KVM's signature and, of its features, only the clock (kvmclock.ts)
     case 0x40000000: set(0x40000001, KVM_SIGNATURE_EBX, KVM_SIGNATURE_ECX, KVM_SIGNATURE_EDX); return;
     case 0x40000001: set(KVM_FEATURES, 0, 0, 0); return;

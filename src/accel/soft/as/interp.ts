@@ -13,7 +13,7 @@ import {
   O_CR0, O_TSC_AUX, O_EXIT_RIP, O_EXIT_INFO, CR0_TS, CR0_MP, CR4_TSD, F_CF, F_PF, F_AF, F_ZF, F_SF, F_OF,
   F_IF, F_DF, F_RF, F_VM, ATTR_S, } from './state';
 import {
-  ip, setIp, opsize, adsize, rex, segOvr, lock, modrmMod, modrmReg, modrmRm, eaSeg, eaSpBase,
+  ip, setIp, opsize, adsize, rex, segOvr, lock, rep, has66, modrmMod, modrmReg, modrmRm, eaSeg, eaSpBase,
   setOpsize, setAdsize, setSegOvr, setRep, setLock, setRex, setHas66,
   fetch8, fetch16, fetch32, fetch64, fetchImm, fetchImmZ, fetchS8, decodeModrm, ea,
   memRead, memWrite, rmRead, rmWrite, regRead, regWrite, push, pop, stackOpsize, stackLin, } from './decode';
@@ -1177,6 +1177,9 @@ function group7(): void {
     }
     if (op == 4) { writeReg(opsize, modrmRm, cr0() & maskOf(opsize), rex != 0); return; } // SMSW r
     if (op == 6) { needCpl0(); lmsw(<u32>readReg(2, modrmRm, rex != 0)); return; }
+    // SERIALIZE (NP 0F 01 E8; F3 is SETSSBSY, F2 XSUSLDTRK, neither implemented): this core
+    // completes every instruction before the next, so serializing is a no-op (vol. 2B SERIALIZE)
+    if (op == 5 && rm == 0) { if (rep != 0 || has66) ud(); return; }
     unsupported(0x0f0100 | <u32>(0xc0 | (op << 3) | rm));
     return;
   }
