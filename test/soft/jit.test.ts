@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { CODE, DATA, STACK, SEL, assemble, machine, runAsm, stubRip, type Machine, type RunResult, type Mode } from './harness.js';
 import type { CpuState } from '../../src/accel/cpu-state.js';
 import { countingRuns, setOf, JIT_GEN, JIT_TABLE, E_CPL, E_FN, E_HOST, E_LEN, E_RIP } from '../../src/accel/soft/jit/block-table.js';
-import { O, STATE_AREA as STATE_BASE } from '../../src/accel/soft/layout.js';
+import { JIT_AREA, O, STATE_AREA as STATE_BASE } from '../../src/accel/soft/layout.js';
 import { dropPrestartedCompilerThread, prestartCompilerThread } from '../../src/accel/soft/jit/jit.js';
 import { wasmMemoryOf } from '../../src/accel/soft/soft-memory.js';
 
@@ -321,6 +321,58 @@ test('JIT: an instruction that runs on into the next page is compiled behind a g
   `, setup);
   assertSame(rewritten);
   assert.equal(rewritten.jit.state.regs.rbx, sum(0x11n) + sum(0x66n));
+});
+
+test("JIT: the chain trampoline's jump cache follows a target on another page that is remapped (INVLPG, MOV CR3) or rewritten", { skip }, async () => {
+  // A loop on linear page 0x40000000 calls a function on page 0x40001000 (a constant target on
+  // another page: the trampoline, whose jump cache remembers it after the first call), which is
+  // then mapped to another physical page, mapped back, and rewritten: each change must reach the
+  // loop's next call though nothing compiled from the loop's page changed.
+  const A = 0x50000, B1 = 0x52000, B2 = 0x54000;
+  const fn = (v: number) => assemble(`mov eax, ${v}\nret`, 64, 0x40001000);
+  const [caller, one, thousand] = await Promise.all([
+    assemble('loop:\ncall 0x40001000\nadd rbx, rax\ndec rcx\njnz loop\nret', 64, 0x40000000),
+    fn(1),
+    fn(1000),
+  ]);
+  const setup: Setup = (_s, m) => {
+    mapAt1GiB(m, A, B1);
+    m.mem.write(A, caller);
+    m.mem.write(B1, one);
+    m.mem.write(B2, thousand);
+  };
+  const r = await runBoth('long', `
+    mov r9, 0x40000000
+    mov rcx, 200
+    call r9
+    mov r12, rbx
+    mov qword [0x41008], ${B2} | 7
+    invlpg [0x40001000]
+    mov rcx, 200
+    call r9
+    mov r13, rbx
+    mov qword [0x41008], ${B1} | 7
+    mov rax, cr3
+    mov cr3, rax
+    mov rcx, 200
+    call r9
+    mov r14, rbx
+    mov dword [0x40001001], 7
+    mov rcx, 200
+    call r9
+    hlt
+  `, setup);
+  assertSame(r);
+  const regs = r.jit.state.regs;
+  assert.equal(regs.r12, 200n);
+  assert.equal(regs.r13, 200n + 200_000n, 'remapped with INVLPG: the other page\'s function');
+  assert.equal(regs.r14, 200_200n + 200n, 'mapped back with MOV CR3: the first page\'s function again');
+  assert.equal(regs.rbx, 200_400n + 1400n, 'rewritten: the new immediate');
+  // the calls went through the jump cache: it holds the function's entry
+  const view = (r.jit.m.cpu.jit as unknown as { view: DataView }).view;
+  let cached = 0;
+  for (let e = JIT_AREA.JUMP_CACHE; e < JIT_AREA.JUMP_CACHE + 4096 * 16; e += 16) if (view.getBigUint64(e, true) === 0x40001000n) cached++;
+  assert.equal(cached, 1, 'one jump-cache entry for the function');
 });
 
 test('JIT: loads and stores that end at a page boundary or cross it (the TLB check compares the page of the last byte)', { skip }, async () => {

@@ -49,6 +49,8 @@ export const O = {
   EXIT_INFO: 792,
   SHADOW: 796,
   REGIONS: 1024,
+  /** i32 copy of the CPL (as/state.ts O_CPL) */
+  CPL: 0x5f0,
 } as const;
 
 /** Segment register numbers as instructions encode them. */
@@ -77,6 +79,7 @@ export const EXIT_INTR = 4;
 
 /**
  * The JIT's data (vCPU 0 only), between the state blocks and GUEST_BASE; mirrors as/jit.ts:
- * the compile queue, the block table, and a 16-bit generation per 4 KiB page of this memory.
+ * the compile queue, the jump cache's epoch, the block table, the chain trampoline's jump cache
+ * (jit/jit.ts), and a 16-bit generation per 4 KiB page of this memory.
  */
-export const JIT_AREA = { QUEUE: 0x410000, TABLE: 0x420000, GEN: 0x600000 } as const;
+export const JIT_AREA = { QUEUE: 0x410000, EPOCH: 0x41f000, TABLE: 0x420000, JUMP_CACHE: 0x520000, GEN: 0x600000 } as const;

@@ -27,7 +27,9 @@
 // Memory used (only vCPU 0 runs the JIT; the area between the state blocks and GUEST_BASE):
 //   JIT_QUEUE  0x410000  u32 count, then u32 entry addresses waiting for the compiler
 //   JIT_WHY    0x418000  u64 counters for the statistics (jitInterpretedAfter)
+//   JIT_EPOCH  0x41f000  u32, changed by whatever may make the chain trampoline's jump cache wrong
 //   JIT_TABLE  0x420000  JIT_N entries of 32 bytes (layout below)
+//   (0x520000: the chain trampoline's jump cache, 4096 x 16 bytes, src/accel/soft/jit/jit.ts)
 //   JIT_GEN    0x600000  u16 generation per 4 KiB host page (up to 4 GiB: 2 MiB, up to GUEST_BASE)
 
 import { S, rip, cpl, O_TLB, O_INTR_REQUEST, setStartRip } from './state';
@@ -38,6 +40,12 @@ export const JIT_QUEUE: u32 = 0x410000;
 export const JIT_QUEUE_MAX: u32 = 128;
 /** u64 counters of jitInterpretedAfter (after the queue's 4 + 4 * JIT_QUEUE_MAX bytes). */
 const JIT_WHY: u32 = 0x418000;
+/**
+ * u32 bumped whenever a translation the chain trampoline's jump cache relied on may have changed:
+ * a TLB flush, a write to a code page, the block table reset (src/accel/soft/jit/jit.ts).
+ */
+const JIT_EPOCH: u32 = 0x41f000;
+export function jitNewEpoch(): void { store<u32>(JIT_EPOCH, load<u32>(JIT_EPOCH) + 1); }
 export const JIT_TABLE: u32 = 0x420000;
 export const JIT_N: u32 = 1 << 15;
 export const JIT_GEN: u32 = 0x600000;
@@ -105,6 +113,7 @@ export function jitInterpretedAfter(why: i32): f64 {
 export function jitEnable(on: bool): void {
   jitOn = on;
   memory.fill(JIT_TABLE, 0, JIT_N * 32);
+  jitNewEpoch();
   store<u32>(JIT_QUEUE, 0);
 }
 
@@ -319,7 +328,8 @@ function runEntry(e: u32, host: u32, left: i32): i32 {
  * returns to the run loop, which delivers the interrupt or looks the target up itself).
  * The chain trampoline (src/accel/soft/jit/jit.ts lookupBody) does exactly this in its own wasm
  * over the shared memory, saving a call into this module per transition; this is the reference
- * its test compares it with. Keep the two in step.
+ * its test compares it with. Keep the two in step. (The trampoline also keeps a jump cache of what
+ * this lookup found, valid until JIT_EPOCH changes: a TLB flush, a code-page write or a reset.)
  */
 export function jitLookup(target: u64, left: i32): i32 {
   if (load<i32>(S + O_INTR_REQUEST) != 0) return 0;
@@ -355,6 +365,7 @@ export function jitMarkPage(host: u32): u32 {
   if (g >= 0xfffe) {
     // generations wrap: forget every block first so that no old entry can match again
     memory.fill(JIT_TABLE, 0, JIT_N * 32);
+    jitNewEpoch();
     g = 0;
   }
   g++;
@@ -379,6 +390,7 @@ export function jitNoteWrite(host: u32): void {
   const g = load<u16>(p);
   if ((g & 1) != 0) {
     store<u16>(p, g + 1);
+    jitNewEpoch();
     jitInvalidations++;
   }
 }

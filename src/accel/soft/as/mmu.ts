@@ -20,7 +20,7 @@ import {
 import { fault, PF } from './fault';
 import { mmioRead, mmioWrite } from './host';
 import { invalidateWindow } from './decode';
-import { jitNoteWrite } from './jit';
+import { jitNoteWrite, jitNewEpoch } from './jit';
 
 export const K_READ: i32 = 0;
 export const K_WRITE: i32 = 1;
@@ -143,6 +143,7 @@ function tlbBase(kind: i32, user: bool): u32 {
 
 /** Invalidate everything (global too when `all`). */
 export function tlbFlush(all: bool): void {
+  jitNewEpoch(); // the JIT's jump cache remembers translations (jit.ts)
   if (fillOverflow) {
     // scan every entry once; the survivors (global entries) start the new logs
     fillCount = 0;
@@ -190,6 +191,7 @@ function dropIfInLargePage(b: u32, k: u32, vpn: u64): void {
 }
 
 export function tlbFlushPage(lin: u64): void {
+  jitNewEpoch();
   const vpn = lin >> 12;
   const i = <u32>vpn & (TLB_N - 1);
   for (let t: u32 = 0; t < 6; t++) {

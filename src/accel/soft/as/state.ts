@@ -51,6 +51,8 @@ export const O_SHADOW: u32 = 796; // i32 interrupt shadow (STI / MOV SS) active
 export const O_MTRR_VAR: u32 = 800; // 16 x u64: PHYSBASE0, PHYSMASK0, ... (8 pairs)
 export const O_MTRR_FIX: u32 = 928; // 11 x u64
 export const O_REGIONS: u32 = 1024; // RAM map: count u32 @+0, then 4 x {gpa u64, size u64, offset u64, ro u64}
+/** i32 copy of `cpl` for the JIT's chain trampoline (src/accel/soft/jit/jit.ts), which reads it with one load. */
+export const O_CPL: u32 = 0x5f0;
 export const O_FX: u32 = 0x600; // 512 bytes: x87/SSE state in FXSAVE layout (vol. 1 table 10-2)
 export const FX_FCW: u32 = 0;
 export const FX_FSW: u32 = 2;
@@ -224,5 +226,6 @@ export function updateMode(): void {
   else stackMask = (segAttr(SS) & ATTR_DB) != 0 ? 0xffffffff : 0xffff;
   // CPL is kept as SS.DPL, as VMX does (SS.DPL always equals CPL, SDM vol. 3A 5.5)
   cpl = protMode ? <i32>((segAttr(SS) >> 5) & 3) : 0;
+  store<i32>(S + O_CPL, cpl);
 }
-export function setCpl(v: i32): void { cpl = v; }
+export function setCpl(v: i32): void { cpl = v; store<i32>(S + O_CPL, v); }

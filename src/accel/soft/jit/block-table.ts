@@ -8,6 +8,8 @@ import { JIT_AREA } from '../layout.js';
 
 export const JIT_QUEUE = JIT_AREA.QUEUE;
 export const JIT_TABLE = JIT_AREA.TABLE;
+export const JIT_EPOCH = JIT_AREA.EPOCH;
+export const JIT_JUMP_CACHE = JIT_AREA.JUMP_CACHE;
 export const JIT_GEN = JIT_AREA.GEN;
 /** Entry fields (byte offsets in a 32-byte entry). */
 export const E_RIP = 0, E_HOST = 8, E_FN = 12, E_GEN = 16, E_CPL = 18, E_LEN = 19, E_HOTN = 20;

@@ -10,7 +10,7 @@ import type { GuestMemory } from '../../../memory/guest-memory.js';
 import { BlockCompiler, O_TLB, TLB_BYTES, TLB_N } from './compiler.js';
 import { Bytes, Emitter, OP, section, T_I32, T_I64 } from '../../../wasm/writer.js';
 import { BLOCK_TYPE, FUNCS, GLOBAL_NAMES, SIBLING_MIN_RUNS, SIBLINGS_PER_BLOCK, WASM_HEADER, compileBatch, type BatchItem } from './batch.js';
-import { E_CPL, E_FN, E_GEN, E_HOST, E_LEN, E_RIP, JIT_GEN, JIT_QUEUE, JIT_TABLE } from './block-table.js';
+import { E_CPL, E_FN, E_GEN, E_HOST, E_LEN, E_RIP, JIT_EPOCH, JIT_GEN, JIT_JUMP_CACHE, JIT_QUEUE, JIT_TABLE } from './block-table.js';
 import type { CompileReply } from './compile-worker.js';
 import { CompileChannel } from './compile-channel.js';
 import { O, STATE_AREA } from '../layout.js';
@@ -289,7 +289,10 @@ export class SoftJit {
     const v = this.view;
     for (let p = Math.floor(host / 4096), end = Math.floor((host + len - 1) / 4096); p <= end; p++) {
       const g = v.getUint16(JIT_GEN + p * 2, true);
-      if (g & 1) v.setUint16(JIT_GEN + p * 2, g + 1, true);
+      if (g & 1) {
+        v.setUint16(JIT_GEN + p * 2, g + 1, true);
+        v.setUint32(JIT_EPOCH, v.getUint32(JIT_EPOCH, true) + 1, true); // the jump cache forgets
+      }
     }
   }
 
@@ -549,11 +552,10 @@ function chainTrampoline(table: WasmTable, memory: unknown, core: Record<string,
   types.byte(0x60).u32(2).byte(T_I64).byte(T_I32).u32(1).byte(T_I32); // 2: find(target, left) -> table index or 0
   section(out, 1, types);
   const imp = new Bytes();
-  imp.u32(4);
+  imp.u32(3);
   imp.name('c').name('t').byte(0x01).byte(0x70).byte(0x00).u32(1); // funcref table, min 1
   imp.name('c').name('m').byte(0x02).byte(0x03).u32(1).u32(65536); // the shared memory
-  imp.name('c').name('cpl').byte(0x03).byte(T_I32).byte(1); // global 0: the CPL (mutable)
-  imp.name('c').name('n').byte(0x03).byte(T_I64).byte(1); // global 1: jitChained (statistics)
+  imp.name('c').name('n').byte(0x03).byte(T_I64).byte(1); // global 0: jitChained (statistics)
   section(out, 2, imp);
   section(out, 3, new Bytes().u32(2).u32(1).u32(2)); // 0 chain, 1 find
   const exp = new Bytes();
@@ -566,9 +568,12 @@ function chainTrampoline(table: WasmTable, memory: unknown, core: Record<string,
   const find = lookupBody(false, false);
   code.u32(2).u32(chain.length).append(chain).u32(find.length).append(find);
   section(out, 10, code);
-  const inst = new wasm.Instance(new wasm.Module(out.view()), { c: { t: table, m: memory, cpl: core.cpl, n: core.jitChained } });
+  const inst = new wasm.Instance(new wasm.Module(out.view()), { c: { t: table, m: memory, n: core.jitChained } });
   return { chain: inst.exports.chain, find: inst.exports.find };
 }
+
+/** log2 of the jump cache's entries (16 bytes each, at JIT_JUMP_CACHE). */
+const JC_BITS = 12;
 
 /**
  * The core's jitLookup (as/jit.ts) in wasm: as chain(target, left, acc), tail-calling the block
@@ -576,19 +581,40 @@ function chainTrampoline(table: WasmTable, memory: unknown, core: Record<string,
  * returning the block's table index or 0 (the same code: tests check find against jitLookup).
  */
 function lookupBody(chain: boolean, count: boolean): Bytes {
-  // params: 0 target (i64), 1 left, (2 acc); locals: vpn (i64), tag address, host, entry, fn
+  // params: 0 target (i64), 1 left, (2 acc); locals: vpn (i64), tag address, host, entry, fn, jump-cache entry, its key, CPL
   const TARGET = 0, LEFT = 1, ACC = 2;
-  const VPN = chain ? 3 : 2, TAG = VPN + 1, HOST = VPN + 2, E = VPN + 3, FN = VPN + 4;
+  const VPN = chain ? 3 : 2, TAG = VPN + 1, HOST = VPN + 2, E = VPN + 3, FN = VPN + 4, JC = VPN + 5, KEY = VPN + 6, CPL = VPN + 7;
   const c = new Emitter();
-  c.u32(2).u32(1).byte(T_I64).u32(4).byte(T_I32);
+  c.u32(2).u32(1).byte(T_I64).u32(7).byte(T_I32);
   const nothing = () => (chain ? c.get(ACC) : c.i32c(0));
   const none = () => { c.op(OP.if).byte(0x40); nothing(); c.op(OP.return).op(OP.end); };
   // an interrupt request is pending: back to the core's loop
   c.i32c(0).mem(OP.i32Load, 2, STATE_AREA + O.INTR_REQUEST); none();
+  // the CPL, from the state block's copy (one load; the core's exported global takes three)
+  c.i32c(0).mem(OP.i32Load, 2, STATE_AREA + O.CPL).set(CPL);
+  if (chain) {
+    // The jump cache (2^JC_BITS direct-mapped entries of {rip u64, fn | len << 24, epoch * 4 + CPL}):
+    // a target found by the full lookup below under the current epoch and CPL is entered with a
+    // hash and two loads. The epoch (as/jit.ts JIT_EPOCH) changes with every TLB flush, code-page
+    // write and block-table reset, so an entry is only used while its translation, its block's
+    // page generation and its table slot are the ones the full lookup saw.
+    c.get(TARGET).op(OP.i32WrapI64).get(TARGET).i64c(29n).op(OP.i64ShrU).op(OP.i32WrapI64).op(OP.i32Xor);
+    c.i32c(0x9e3779b1 | 0).op(OP.i32Mul).i32c(32 - JC_BITS).op(OP.i32ShrU).i32c(4).op(OP.i32Shl).i32c(JIT_JUMP_CACHE).op(OP.i32Add).set(JC);
+    c.i32c(0).mem(OP.i32Load, 2, JIT_EPOCH).i32c(2).op(OP.i32Shl).get(CPL).op(OP.i32Or).set(KEY);
+    c.get(JC).mem(OP.i64Load, 3, 0).get(TARGET).op(OP.i64Eq);
+    c.get(JC).mem(OP.i32Load, 2, 12).get(KEY).op(OP.i32Eq).op(OP.i32And);
+    c.op(OP.if).byte(0x40);
+    c.get(JC).mem(OP.i32Load, 2, 8).tee(FN).i32c(24).op(OP.i32ShrU).get(LEFT).op(OP.i32LeS);
+    c.op(OP.if).byte(0x40);
+    if (count) c.gget(0).i64c(1n).op(OP.i64Add).gset(0);
+    c.get(LEFT).get(ACC).get(FN).i32c(0xffffff).op(OP.i32And).op(OP.returnCallIndirect).u32(0).u32(0);
+    c.op(OP.end);
+    c.op(OP.end);
+  }
   // the fetch TLB (supervisor or user) must translate the target: host address of its code byte
   c.get(TARGET).i64c(12n).op(OP.i64ShrU).set(VPN);
   c.get(VPN).op(OP.i32WrapI64).i32c(TLB_N - 1).op(OP.i32And).i32c(3).op(OP.i32Shl);
-  c.gget(0).i32c(3).op(OP.i32Eq).i32c(TLB_BYTES).op(OP.i32Mul).op(OP.i32Add).tee(TAG);
+  c.get(CPL).i32c(3).op(OP.i32Eq).i32c(TLB_BYTES).op(OP.i32Mul).op(OP.i32Add).tee(TAG);
   c.mem(OP.i64Load, 3, STATE_AREA + O_TLB + 4 * TLB_BYTES).get(VPN).op(OP.i64Ne); none();
   c.get(TAG).mem(OP.i64Load, 3, STATE_AREA + O_TLB + 4 * TLB_BYTES + TLB_N * 8).get(TARGET).op(OP.i64Add).op(OP.i32WrapI64).set(HOST);
   // its set in the block table (as/jit.ts slot), four ways
@@ -598,7 +624,7 @@ function lookupBody(chain: boolean, count: boolean): Bytes {
   for (let w = 0; w < 4; w++) {
     c.get(E).mem(OP.i64Load, 3, E_RIP).get(TARGET).op(OP.i64Eq);
     c.get(E).mem(OP.i32Load, 2, E_HOST).get(HOST).op(OP.i32Eq).op(OP.i32And);
-    c.get(E).mem(OP.i32Load8U, 0, E_CPL).gget(0).op(OP.i32Eq).op(OP.i32And);
+    c.get(E).mem(OP.i32Load8U, 0, E_CPL).get(CPL).op(OP.i32Eq).op(OP.i32And);
     c.op(OP.brIf).u32(0); // found
     if (w < 3) c.get(E).i32c(32).op(OP.i32Add).set(E);
   }
@@ -610,7 +636,10 @@ function lookupBody(chain: boolean, count: boolean): Bytes {
   c.op(OP.i32Ne); none();
   c.get(E).mem(OP.i32Load8U, 0, E_LEN).get(LEFT).op(OP.i32GtS); none();
   if (chain) {
-    if (count) c.gget(1).i64c(1n).op(OP.i64Add).gset(1);
+    if (count) c.gget(0).i64c(1n).op(OP.i64Add).gset(0);
+    c.get(JC).get(TARGET).mem(OP.i64Store, 3, 0);
+    c.get(JC).get(FN).get(E).mem(OP.i32Load8U, 0, E_LEN).i32c(24).op(OP.i32Shl).op(OP.i32Or).mem(OP.i32Store, 2, 8);
+    c.get(JC).get(KEY).mem(OP.i32Store, 2, 12);
     c.get(LEFT).get(ACC).get(FN).op(OP.returnCallIndirect).u32(0).u32(0);
   } else {
     c.get(FN);
