@@ -1026,6 +1026,121 @@ test('JIT: LEAVE in hot functions matches the interpreter, with frames on pages 
  * (compiler.ts backEdge, loopPend).
  */
 const KEPT_BRANCHES: Record<string, string> = {
+  // joins of paths whose flags come from the same kind of operation at different sizes: CF and
+  // ZF and the unsigned conditions inline (compiler.ts joinAt, size 0), S, L, LE through the core
+  'a SUB of a byte or of a qword, every condition read at the join': `
+    mov rcx, 300
+    mov rdx, 0x123456789
+  top:
+    imul rax, rcx, 0x3b9aca07
+    test cl, 1
+    jz small
+    cmp rax, rdx
+    jmp join
+  small:
+    cmp cl, 0x97
+  join:
+    setb r8b
+    setbe r9b
+    sets r10b
+    setl r11b
+    setle r12b
+    setz r13b
+    adc rsi, 0
+    movzx r8d, r8b
+    movzx r9d, r9b
+    movzx r10d, r10b
+    movzx r11d, r11b
+    movzx r12d, r12b
+    movzx r13d, r13b
+    lea r8, [r8 + r9*2]
+    lea r8, [r8 + r10*4]
+    lea r8, [r8 + r11*8]
+    shl r12, 4
+    shl r13, 5
+    or r8, r12
+    or r8, r13
+    rol rbx, 7
+    xor rbx, r8
+    dec rcx
+    jnz top
+    hlt`,
+  'an ADD of a byte or of a qword, then DEC (which keeps CF) and ADC': `
+    mov rcx, 300
+    mov rdx, 0xfedcba9876543210
+  top:
+    imul rax, rcx, 0x3b9aca07
+    test cl, 2
+    jz small
+    add rax, rdx
+    jmp join
+  small:
+    add al, cl
+  join:
+    dec r15
+    adc rsi, 0
+    setb r8b
+    seta r9b
+    setz r10b
+    sets r11b
+    setg r12b
+    setnz r13b
+    movzx r8d, r8b
+    movzx r9d, r9b
+    movzx r10d, r10b
+    movzx r11d, r11b
+    movzx r12d, r12b
+    movzx r13d, r13b
+    lea r8, [r8 + r9*2]
+    lea r8, [r8 + r10*4]
+    lea r8, [r8 + r11*8]
+    shl r12, 4
+    shl r13, 5
+    or r8, r12
+    or r8, r13
+    rol rbx, 7
+    xor rbx, r8
+    dec rcx
+    jnz top
+    hlt`,
+  'a TEST of a byte or an AND of a qword, then DEC and ADC': `
+    mov rcx, 300
+    mov rdx, 0x0f0f0f0f0f0f0f0f
+  top:
+    imul rax, rcx, 0x3b9aca07
+    test cl, 4
+    jz small
+    and rax, rdx
+    jmp join
+  small:
+    test cl, 0x81
+  join:
+    dec r15
+    adc rsi, 7
+    setb r8b
+    setbe r9b
+    setz r10b
+    sets r11b
+    setl r12b
+    setle r13b
+    movzx r8d, r8b
+    movzx r9d, r9b
+    movzx r10d, r10b
+    movzx r11d, r11b
+    movzx r12d, r12b
+    movzx r13d, r13b
+    lea r8, [r8 + r9*2]
+    lea r8, [r8 + r10*4]
+    lea r8, [r8 + r11*8]
+    shl r12, 4
+    shl r13, 5
+    or r8, r12
+    or r8, r13
+    rol rbx, 7
+    xor rbx, r8
+    dec rcx
+    jnz top
+    hlt`,
   'if-then, same producer on both paths': `
     mov rcx, 300
   top:

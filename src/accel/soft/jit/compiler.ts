@@ -454,7 +454,14 @@ export class BlockCompiler {
     c.byte(OP.end);
     this.out.append(c);
     this.pend = keep ? ins[0]!.pend : select ? { ...pendOf(0, 0, false, false, false), alts } : null;
-    this.fk = keep ? ins[0]!.fk : null;
+    // Paths whose flags came from the same kind of operation at different sizes (a TEST of a byte
+    // skipping an XOR of a qword) leave CF, ZF and the unsigned conditions computable inline from
+    // the lazy locals, whose operands and result are masked to each path's size: size 0 says the
+    // size is unknown (cond() then calls the core for S, L and LE). Without this, a DEC or ADC
+    // after such a join stored the flags and called the core's getCF on every pass.
+    const op0 = ins[0]!.fk?.op;
+    const mixed = !keep && (op0 === OP_SUB || op0 === OP_ADD || op0 === OP_LOGIC) && ins.every((x) => x.fk?.op === op0);
+    this.fk = keep ? ins[0]!.fk : mixed ? { op: op0, size: 0 } : null;
     this.fallsThrough = true;
   }
 
@@ -1035,6 +1042,8 @@ export class BlockCompiler {
       done = true;
       if (base === 2) { // Z
         c.get(FR).op(OP.i64Eqz);
+      } else if (size === 0 && (base === 4 || base >= 6)) {
+        done = false; // paths of different operand sizes joined (joinAt): S, L and LE need the size
       } else if (base === 4) { // S
         c.get(FR); signBit(size);
       } else if (op === OP_SUB && base === 1) {
