@@ -375,6 +375,58 @@ test("JIT: the chain trampoline's jump cache follows a target on another page th
   assert.equal(cached, 1, 'one jump-cache entry for the function');
 });
 
+test('JIT: data accesses that miss the TLB in a hot loop (present, not present, read-only, non-canonical, crossing a page, not RAM) match the interpreter, accessed and dirty flags included', { skip }, async () => {
+  // Linear 0x40000000 + k * 0x1000 -> physical 0x60000 + k * 0x1000 for k < 8, with the accessed
+  // and dirty flags clear; page 8 not present, page 9 read-only, page 10 outside RAM. The loop
+  // touches a new page every few passes; at pass 300 it makes the access of the case.
+  const setup: Setup = (_s, m) => {
+    mapAt1GiB(m, ...Array.from({ length: 8 }, (_, k) => 0x60000 + k * 0x1000));
+    m.mem.writeU64(0x41000 + 8 * 8, 0n);
+    m.mem.writeU64(0x41000 + 9 * 8, 0x70000n | 5n);
+    m.mem.writeU64(0x41000 + 10 * 8, 0xf0000000n | 7n);
+  };
+  const loop = (access: string) => `
+    mov rcx, 400
+    mov rsi, 0x40000000
+  top:
+    mov rax, rcx
+    and eax, 0x1f
+    shl eax, 9
+    add rax, rsi
+    mov rdx, [rax + 8]
+    add rbx, rdx
+    mov [rax + 0x2000 + 16], rcx
+    cmp rcx, 100
+    jne next
+    ${access}
+  next:
+    dec rcx
+    jnz top
+    hlt`;
+  const cases: Record<string, string> = {
+    'every page present': 'nop',
+    'not present': 'mov r8, [rsi + 0x8000]',
+    'read-only (CR0.WP)': 'mov [rsi + 0x9000], rcx',
+    'read-only, read': 'add r9, [rsi + 0x9008]',
+    'non-canonical (bits 63:48 not copies of bit 47; the walk alone would map it)': 'mov r8, 0xffff000040000000\nmov r10, [r8]',
+    'crossing a page': 'mov r10, [rsi + 0xffc]\nmov [rsi + 0x1ffa], r10',
+    'not RAM': 'mov r10, [rsi + 0xa000]',
+  };
+  for (const [name, access] of Object.entries(cases)) {
+    const r = await runBoth('long', loop(access), setup);
+    assertSame(r);
+    const ptes = (x: RunResult) => Array.from({ length: 11 }, (_, k) => x.m.mem.readU64(0x41000 + k * 8));
+    assert.deepEqual(ptes(r.jit), ptes(r.interp), `${name}: accessed and dirty flags as the interpreter sets them`);
+    assert.deepEqual(r.jit.m.mem.read(0x60000, 0x8000), r.interp.m.mem.read(0x60000, 0x8000), `${name}: memory`);
+    assert.equal(r.jit.m.cpu.lastException?.vector, r.interp.m.cpu.lastException?.vector, name);
+    assert.ok(r.jit.m.cpu.jit!.stats.blocks > 0, `${name}: blocks were compiled`);
+  }
+  const r = await runBoth('long', loop('nop'), setup);
+  assert.deepEqual(r.jit.exit, { kind: 'hlt' });
+  for (let k = 0; k < 2; k++) assert.equal(r.jit.m.mem.readU64(0x41000 + k * 8) & 0x60n, 0x20n, `page ${k}: accessed, not dirty`);
+  for (let k = 2; k < 6; k++) assert.equal(r.jit.m.mem.readU64(0x41000 + k * 8) & 0x40n, 0x40n, `page ${k}: dirty`);
+});
+
 test('JIT: loads and stores that end at a page boundary or cross it (the TLB check compares the page of the last byte)', { skip }, async () => {
   // linear 0x40000000 and 0x40001000 map to physical pages that are not adjacent (DATA + 0x1000
   // and DATA), so an access that crossed the boundary through the first page's host address would
