@@ -208,6 +208,42 @@ test('JIT: self-modifying code (a compiled function whose immediate changes, a s
   assert.equal(r.jit.state.regs.r8, BigInt((50 * 51) / 2));
 });
 
+test('JIT: a compiled block whose page is written is compiled again after a few runs, not a threshold\'s worth', { skip }, async () => {
+  // fn becomes hot (threshold 100) and is compiled; a store rewrites its immediate, which makes it
+  // stale; it must then run the new code, interpreted for its first runs and compiled again well
+  // before another 100 (Linux's text patching rewrites the pages of its own hot code)
+  const src = (passes: number) => `
+    mov rcx, 150
+  warm:
+    call fn
+    dec rcx
+    jnz warm
+    mov dword [rel fn + 1], 2
+    xor ebx, ebx
+    mov rcx, ${passes}
+  again:
+    call fn
+    add rbx, rax
+    dec rcx
+    jnz again
+    hlt
+    times 64 nop            ; (a call 15 bytes ahead or less is not looked up: as/index.ts run)
+  fn:
+    mov eax, 1
+    ret
+  `;
+  const tuned: Setup = (_s, m) => m.cpu.jit?.tune(100, 0);
+  const blocksAfter = async (passes: number) => {
+    const r = await runAsm('long', src(passes), tuned);
+    assert.deepEqual(r.exit, { kind: 'hlt' });
+    assert.equal(r.state.regs.rbx, BigInt(2 * passes), `${passes} calls of the rewritten fn return 2`);
+    return r.m.cpu.jit!.stats.blocks;
+  };
+  const before = await blocksAfter(5);
+  const after = await blocksAfter(40);
+  assert.ok(after > before, `fn compiled again within 40 runs after the write (blocks ${before} -> ${after})`);
+});
+
 test('JIT: host writes into guest RAM (device DMA) make compiled code stale', { skip }, async () => {
   const r = await runAsm('long', `
   top:
