@@ -12,21 +12,7 @@ bits 16
 org 0
 
 start:
-    REAL_MODE_SETUP
-    o32 lgdt [cs:gdt_desc]
-    mov eax, cr0
-    or eax, 1
-    mov cr0, eax
-    jmp dword SEL_CODE32:(BASE + pm32)
-
-bits 32
-pm32:
-    mov ax, SEL_DATA32
-    mov ds, ax
-    mov es, ax
-    mov ss, ax
-    mov esp, STACK_TOP
-    ENTER_LONG lm64
+    BOOT_TO_LONG lm64
 
 bits 64
 lm64:
@@ -134,17 +120,7 @@ top:
 done:
     xor rax, rbx
     xor rax, rdx
-    mov rdx, rax
-    shr rdx, 32
-    xor eax, edx
-    mov edx, eax
-    shr edx, 16
-    xor eax, edx
-    mov edx, eax
-    shr edx, 8
-    xor eax, edx
-    and eax, 0x7f
-    EXIT al
+    EXIT_FOLDED
 
 near_fn:
     add rax, rcx

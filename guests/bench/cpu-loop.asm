@@ -51,17 +51,7 @@ lm64:
     ; the loop's result, folded to 7 bits, is the isa-debug-exit value (status 2v + 1), so the
     ; benchmark can check that every VMM and CPU mode computed the same thing
     xor rax, rdx
-    mov rdx, rax
-    shr rdx, 32
-    xor eax, edx
-    mov edx, eax
-    shr edx, 16
-    xor eax, edx
-    mov edx, eax
-    shr edx, 8
-    xor eax, edx
-    and eax, 0x7f
-    EXIT al
+    EXIT_FOLDED
 
 DEFINE_GDT
 

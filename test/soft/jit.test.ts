@@ -1113,6 +1113,24 @@ test('JIT: LEAVE in hot functions matches the interpreter, with frames on pages 
  * flags of the path that was taken. Back edges leave the last pass's flags in the locals too
  * (compiler.ts backEdge, loopPend).
  */
+/** Folds the bytes SETcc wrote to R8B..R13B into RBX (after the flags were read: it changes them). */
+const FOLD_SETCC = `
+    movzx r8d, r8b
+    movzx r9d, r9b
+    movzx r10d, r10b
+    movzx r11d, r11b
+    movzx r12d, r12b
+    movzx r13d, r13b
+    lea r8, [r8 + r9*2]
+    lea r8, [r8 + r10*4]
+    lea r8, [r8 + r11*8]
+    shl r12, 4
+    shl r13, 5
+    or r8, r12
+    or r8, r13
+    rol rbx, 7
+    xor rbx, r8`;
+
 const KEPT_BRANCHES: Record<string, string> = {
   // joins of paths whose flags come from the same kind of operation at different sizes: CF and
   // ZF and the unsigned conditions inline (compiler.ts joinAt, size 0), S, L, LE through the core
@@ -1135,21 +1153,7 @@ const KEPT_BRANCHES: Record<string, string> = {
     setle r12b
     setz r13b
     adc rsi, 0
-    movzx r8d, r8b
-    movzx r9d, r9b
-    movzx r10d, r10b
-    movzx r11d, r11b
-    movzx r12d, r12b
-    movzx r13d, r13b
-    lea r8, [r8 + r9*2]
-    lea r8, [r8 + r10*4]
-    lea r8, [r8 + r11*8]
-    shl r12, 4
-    shl r13, 5
-    or r8, r12
-    or r8, r13
-    rol rbx, 7
-    xor rbx, r8
+${FOLD_SETCC}
     dec rcx
     jnz top
     hlt`,
@@ -1173,21 +1177,7 @@ const KEPT_BRANCHES: Record<string, string> = {
     sets r11b
     setg r12b
     setnz r13b
-    movzx r8d, r8b
-    movzx r9d, r9b
-    movzx r10d, r10b
-    movzx r11d, r11b
-    movzx r12d, r12b
-    movzx r13d, r13b
-    lea r8, [r8 + r9*2]
-    lea r8, [r8 + r10*4]
-    lea r8, [r8 + r11*8]
-    shl r12, 4
-    shl r13, 5
-    or r8, r12
-    or r8, r13
-    rol rbx, 7
-    xor rbx, r8
+${FOLD_SETCC}
     dec rcx
     jnz top
     hlt`,
@@ -1211,21 +1201,7 @@ const KEPT_BRANCHES: Record<string, string> = {
     sets r11b
     setl r12b
     setle r13b
-    movzx r8d, r8b
-    movzx r9d, r9b
-    movzx r10d, r10b
-    movzx r11d, r11b
-    movzx r12d, r12b
-    movzx r13d, r13b
-    lea r8, [r8 + r9*2]
-    lea r8, [r8 + r10*4]
-    lea r8, [r8 + r11*8]
-    shl r12, 4
-    shl r13, 5
-    or r8, r12
-    or r8, r13
-    rol rbx, 7
-    xor rbx, r8
+${FOLD_SETCC}
     dec rcx
     jnz top
     hlt`,
