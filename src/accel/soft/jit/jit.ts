@@ -581,25 +581,28 @@ const JC_BITS = 12;
  * returning the block's table index or 0 (the same code: tests check find against jitLookup).
  */
 function lookupBody(chain: boolean, count: boolean): Bytes {
-  // params: 0 target (i64), 1 left, (2 acc); locals: vpn (i64), tag address, host, entry, fn, jump-cache entry, its key, CPL
+  // params: 0 target (i64), 1 left, (2 acc); locals: vpn (i64), tag address, host, entry, fn,
+  // jump-cache entry, its key, CPL, the target's hash
   const TARGET = 0, LEFT = 1, ACC = 2;
-  const VPN = chain ? 3 : 2, TAG = VPN + 1, HOST = VPN + 2, E = VPN + 3, FN = VPN + 4, JC = VPN + 5, KEY = VPN + 6, CPL = VPN + 7;
+  const VPN = chain ? 3 : 2, TAG = VPN + 1, HOST = VPN + 2, E = VPN + 3, FN = VPN + 4, JC = VPN + 5, KEY = VPN + 6, CPL = VPN + 7, HASH = VPN + 8;
   const c = new Emitter();
-  c.u32(2).u32(1).byte(T_I64).u32(7).byte(T_I32);
+  c.u32(2).u32(1).byte(T_I64).u32(8).byte(T_I32);
   const nothing = () => (chain ? c.get(ACC) : c.i32c(0));
   const none = () => { c.op(OP.if).byte(0x40); nothing(); c.op(OP.return).op(OP.end); };
   // an interrupt request is pending: back to the core's loop
   c.i32c(0).mem(OP.i32Load, 2, STATE_AREA + O.INTR_REQUEST); none();
   // the CPL, from the state block's copy (one load; the core's exported global takes three)
   c.i32c(0).mem(OP.i32Load, 2, STATE_AREA + O.CPL).set(CPL);
+  // the hash of the target (as/jit.ts slot), for the block table's set and the jump cache's entry
+  c.get(TARGET).op(OP.i32WrapI64).get(TARGET).i64c(29n).op(OP.i64ShrU).op(OP.i32WrapI64).op(OP.i32Xor);
+  c.i32c(0x9e3779b1 | 0).op(OP.i32Mul).set(HASH);
   if (chain) {
     // The jump cache (2^JC_BITS direct-mapped entries of {rip u64, fn | len << 24, epoch * 4 + CPL}):
     // a target found by the full lookup below under the current epoch and CPL is entered with a
     // hash and two loads. The epoch (as/jit.ts JIT_EPOCH) changes with every TLB flush, code-page
     // write and block-table reset, so an entry is only used while its translation, its block's
     // page generation and its table slot are the ones the full lookup saw.
-    c.get(TARGET).op(OP.i32WrapI64).get(TARGET).i64c(29n).op(OP.i64ShrU).op(OP.i32WrapI64).op(OP.i32Xor);
-    c.i32c(0x9e3779b1 | 0).op(OP.i32Mul).i32c(32 - JC_BITS).op(OP.i32ShrU).i32c(4).op(OP.i32Shl).i32c(JIT_JUMP_CACHE).op(OP.i32Add).set(JC);
+    c.get(HASH).i32c(32 - JC_BITS).op(OP.i32ShrU).i32c(4).op(OP.i32Shl).i32c(JIT_JUMP_CACHE).op(OP.i32Add).set(JC);
     c.i32c(0).mem(OP.i32Load, 2, JIT_EPOCH).i32c(2).op(OP.i32Shl).get(CPL).op(OP.i32Or).set(KEY);
     c.get(JC).mem(OP.i64Load, 3, 0).get(TARGET).op(OP.i64Eq);
     c.get(JC).mem(OP.i32Load, 2, 12).get(KEY).op(OP.i32Eq).op(OP.i32And);
@@ -618,8 +621,7 @@ function lookupBody(chain: boolean, count: boolean): Bytes {
   c.mem(OP.i64Load, 3, STATE_AREA + O_TLB + 4 * TLB_BYTES).get(VPN).op(OP.i64Ne); none();
   c.get(TAG).mem(OP.i64Load, 3, STATE_AREA + O_TLB + 4 * TLB_BYTES + TLB_N * 8).get(TARGET).op(OP.i64Add).op(OP.i32WrapI64).set(HOST);
   // its set in the block table (as/jit.ts slot), four ways
-  c.get(TARGET).op(OP.i32WrapI64).get(TARGET).i64c(29n).op(OP.i64ShrU).op(OP.i32WrapI64).op(OP.i32Xor);
-  c.i32c(0x9e3779b1 | 0).op(OP.i32Mul).i32c(19).op(OP.i32ShrU).i32c(7).op(OP.i32Shl).i32c(JIT_TABLE).op(OP.i32Add).set(E);
+  c.get(HASH).i32c(19).op(OP.i32ShrU).i32c(7).op(OP.i32Shl).i32c(JIT_TABLE).op(OP.i32Add).set(E);
   c.op(OP.block).byte(0x40);
   for (let w = 0; w < 4; w++) {
     c.get(E).mem(OP.i64Load, 3, E_RIP).get(TARGET).op(OP.i64Eq);
