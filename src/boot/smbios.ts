@@ -10,6 +10,7 @@
 
 import { createHash } from 'node:crypto';
 import { SMBIOS_START } from '../vmm/platform-layout.js';
+import { fixChecksum } from './acpi/table.js';
 /** Size of the 64-bit entry point structure (DSP0134 5.2.2, "Entry Point Length"). */
 const ENTRY_POINT_LENGTH = 0x18;
 
@@ -97,9 +98,7 @@ export function smbiosEntryPoint(tableAddr: number, length: number): Uint8Array 
   e[0x0a] = 1; // entry point revision: 3.0
   v.setUint32(0x0c, length, true); // structure table maximum size
   v.setBigUint64(0x10, BigInt(tableAddr), true);
-  let sum = 0;
-  for (const b of e) sum = (sum + b) & 0xff;
-  e[5] = (0x100 - sum) & 0xff; // the bytes sum to zero
+  fixChecksum(e, 5); // the entry point's bytes sum to zero (5.2.2 "Entry Point Structure Checksum")
   return e;
 }
 
