@@ -255,7 +255,7 @@ export class BlockCompiler {
   private blockPage = 0n;
   private blockStart = 0n;
   /** What the lazy flags hold at this point of the block, when a compiled instruction set them. */
-  private fk: { op: number; size: number } | null = null;
+  private fk: FlagsKnown = null;
   /** Flags held in locals (see Pend), and what they were when the current instruction started. */
   private pend: Pend | null = null;
   private pendAtStart: Pend | null = null;
