@@ -124,6 +124,48 @@ test('the TLB: stale until INVLPG; MOV CR3 flushes non-global entries only', asy
   assert.equal(g.state.regs.rcx, 0x33n);
 });
 
+test('global TLB entries outlive several MOV CR3 until CR4.PGE is toggled; a slot refilled non-global is flushed by MOV CR3', async () => {
+  // The TLB logs global and non-global fills apart (as/mmu.ts): a MOV CR3 visits the non-global
+  // log only, a PGE toggle both. V2 is 16 MiB above V: the same TLB slot (direct-mapped by the
+  // page number's low 12 bits), reached through a 2 MiB page that is not global.
+  const V2 = V + 0x1000000;
+  const r = await runAsm('long', `
+    mov rax, cr4
+    or rax, 0x80                 ; PGE
+    mov cr4, rax
+    mov rax, [${V}]              ; global entry
+    mov rax, cr3
+    mov cr3, rax
+    mov cr3, rax
+    mov qword [${PT}], ${DATA + 0x2000} | 0x103
+    mov rbx, [${V}]              ; the old global translation, after two CR3 writes
+    mov rax, cr4
+    and rax, ~0x80
+    mov cr4, rax                 ; PGE off: flushes global entries too
+    or rax, 0x80
+    mov cr4, rax
+    mov rcx, [${V}]              ; re-walked
+    mov rdx, [${V2 + 0x100}]     ; the same slot, now a non-global translation
+    mov qword [0x3000 + 9 * 8], 0x200000 | 0x83
+    mov rax, cr3
+    mov cr3, rax
+    mov rsi, [${V2 + 0x100}]     ; re-walked
+    hlt
+  `, (_s, m) => {
+    map4k(m, 0, DATA, 0x103n);
+    m.mem.writeU64(0x3000 + 9 * 8, 0x83n); // PD[9]: V2 -> physical 0 (2 MiB, not global)
+    m.mem.writeU64(DATA, 0x11n);
+    m.mem.writeU64(DATA + 0x2000, 0x33n);
+    m.mem.writeU64(0x100, 0x44n);
+    m.mem.writeU64(0x200100, 0x55n);
+  });
+  assert.deepEqual(r.exit, { kind: 'hlt' });
+  assert.equal(r.state.regs.rbx, 0x11n, 'global entry kept by MOV CR3');
+  assert.equal(r.state.regs.rcx, 0x33n, 'global entry dropped by the PGE toggle');
+  assert.equal(r.state.regs.rdx, 0x44n);
+  assert.equal(r.state.regs.rsi, 0x55n, 'non-global refill of a global slot dropped by MOV CR3');
+});
+
 test('1 GiB and 2 MiB pages in 4-level paging', async () => {
   const r = await runAsm('long', 'mov rax, [0x40000000 + 0x20000]\nmov rbx, [0x200000 + 0x100]\nhlt', (_s, m) => {
     m.mem.writeU64(0x2008, 0x83n); // PDPT[1]: 1 GiB page at physical 0

@@ -37,24 +37,36 @@ const TLB_FLAG_1G: u8 = 4; // filled from a 1 GiB page
 // entry came from a large page (Linux maps its kernel with them): Linux switches CR3 and toggles
 // CR4.PGE thousands of times while booting (text_poke's temporary mm, TLB shootdowns), and each
 // scan cost tens of microseconds. Instead every fill appends its (table, index) to a log in the
-// state block, so a flush visits only what was filled since; past the log's capacity the next
-// flush scans everything once and rebuilds the log from the entries that survive (global ones).
-// Large-page fills have a log of their own for INVLPG. Entries may appear in a log twice or be
-// invalid already: both are harmless (invalidating twice is a no-op).
-const FILL_CAP: u32 = 8192; // u32 (table << 12 | index) each, at O_FILL_LOG in the state block
-const O_LARGE_LOG: u32 = O_FILL_LOG + FILL_CAP * 4;
-const LARGE_CAP: u32 = 4096;
+// state block, so a flush visits only what was filled since; past a log's capacity the next flush
+// that needs it scans everything once. Global fills have a log of their own, which only a flush
+// of global entries (CR4.PGE toggled, CR0.PG or CR4 paging bits changed) visits: a MOV CR3 leaves
+// them, and visiting the kernel's thousands of global entries at each of Linux's ~16,000 CR3
+// switches (its text patching's temporary mm) cost more than page-table isolation saved.
+// Large-page fills have a third log, for INVLPG. Entries may appear in a log twice, be invalid
+// already, or have been refilled since with a translation of the other kind: all harmless (a
+// flush checks the global flag of what it finds; invalidating twice is a no-op).
+const LOG_CAP: u32 = 4096; // each log: u32 (table << 12 | index) items, from O_FILL_LOG in the state block
+const O_GLOBAL_LOG: u32 = O_FILL_LOG + LOG_CAP * 4;
+const O_LARGE_LOG: u32 = O_GLOBAL_LOG + LOG_CAP * 4;
 let fillCount: u32 = 0;
 let fillOverflow: bool = true; // the TLBs' contents are unknown until the first full scan
+let globalCount: u32 = 0;
+let globalOverflow: bool = true;
 let largeCount: u32 = 0;
 let largeOverflow: bool = true;
 
-function logFill(t: u32, i: u32, large: bool): void {
+function logFill(t: u32, i: u32, large: bool, global: bool): void {
   const item = (t << 12) | i;
-  if (fillCount < FILL_CAP) store<u32>(S + O_FILL_LOG + (fillCount++ << 2), item);
-  else fillOverflow = true;
+  if (global) {
+    if (globalCount < LOG_CAP) store<u32>(S + O_GLOBAL_LOG + (globalCount++ << 2), item);
+    else globalOverflow = true;
+  } else if (fillCount < LOG_CAP) {
+    store<u32>(S + O_FILL_LOG + (fillCount++ << 2), item);
+  } else {
+    fillOverflow = true;
+  }
   if (!large) return;
-  if (largeCount < LARGE_CAP) store<u32>(S + O_LARGE_LOG + (largeCount++ << 2), item);
+  if (largeCount < LOG_CAP) store<u32>(S + O_LARGE_LOG + (largeCount++ << 2), item);
   else largeOverflow = true;
 }
 
@@ -144,34 +156,29 @@ function tlbBase(kind: i32, user: bool): u32 {
 /** Invalidate everything (global too when `all`). */
 export function tlbFlush(all: bool): void {
   jitNewEpoch(); // the JIT's jump cache remembers translations (jit.ts)
-  if (fillOverflow) {
-    // scan every entry once; the survivors (global entries) start the new logs
-    fillCount = 0;
+  if (fillOverflow || (all && globalOverflow)) {
+    // scan every entry once; the survivors (global entries, unless `all`) stay in the global log
+    // (complete unless it overflowed) and start the large-page log again
     largeCount = 0;
-    fillOverflow = false;
     largeOverflow = false;
     for (let t: u32 = 0; t < 6; t++) {
       const b = S + O_TLB + t * TLB_BYTES;
       for (let i: u32 = 0; i < TLB_N; i++) {
         const f = load<u8>(b + 16 * TLB_N + i);
         if (all || (f & TLB_FLAG_GLOBAL) == 0) store<u64>(b + 8 * i, 0xffffffffffffffff);
-        else if (load<u64>(b + 8 * i) != 0xffffffffffffffff) logFill(t, i, (f & (TLB_FLAG_2M | TLB_FLAG_1G)) != 0);
+        else if ((f & (TLB_FLAG_2M | TLB_FLAG_1G)) != 0 && load<u64>(b + 8 * i) != 0xffffffffffffffff) {
+          if (largeCount < LOG_CAP) store<u32>(S + O_LARGE_LOG + (largeCount++ << 2), (t << 12) | i);
+          else largeOverflow = true;
+        }
       }
     }
   } else {
-    // visit what was filled since the last flush, keeping the global entries in the log
-    let kept: u32 = 0;
-    for (let k: u32 = 0; k < fillCount; k++) {
-      const item = load<u32>(S + O_FILL_LOG + (k << 2));
-      const b = entryBase(item);
-      const i = item & (TLB_N - 1);
-      if (load<u64>(b + 8 * i) == 0xffffffffffffffff) continue;
-      if (all || (load<u8>(b + 16 * TLB_N + i) & TLB_FLAG_GLOBAL) == 0) store<u64>(b + 8 * i, 0xffffffffffffffff);
-      else store<u32>(S + O_FILL_LOG + (kept++ << 2), item);
-    }
-    fillCount = kept;
+    // visit what was filled since the last flush: the non-global fills, and the global ones too
+    // when they go
+    flushLogged(O_FILL_LOG, fillCount, all);
+    if (all) flushLogged(O_GLOBAL_LOG, globalCount, true);
     if (!largeOverflow) {
-      kept = 0;
+      let kept: u32 = 0;
       for (let k: u32 = 0; k < largeCount; k++) {
         const item = load<u32>(S + O_LARGE_LOG + (k << 2));
         if (load<u64>(entryBase(item) + 8 * (item & (TLB_N - 1))) != 0xffffffffffffffff) store<u32>(S + O_LARGE_LOG + (kept++ << 2), item);
@@ -179,7 +186,23 @@ export function tlbFlush(all: bool): void {
       largeCount = kept;
     }
   }
+  fillCount = 0;
+  fillOverflow = false;
+  if (all) {
+    globalCount = 0;
+    globalOverflow = false;
+  }
   invalidateFetch();
+}
+
+/** Invalidate the entries of the `count` items logged at `log` (global ones only when `all`). */
+function flushLogged(log: u32, count: u32, all: bool): void {
+  for (let k: u32 = 0; k < count; k++) {
+    const item = load<u32>(S + log + (k << 2));
+    const b = entryBase(item);
+    const i = item & (TLB_N - 1);
+    if (all || (load<u8>(b + 16 * TLB_N + i) & TLB_FLAG_GLOBAL) == 0) store<u64>(b + 8 * i, 0xffffffffffffffff);
+  }
 }
 
 function dropIfInLargePage(b: u32, k: u32, vpn: u64): void {
@@ -371,7 +394,7 @@ export function translateSlow(lin: u64, kind: i32, user: bool): i64 {
   store<u64>(b + 8 * i, vpn);
   store<u64>(b + 8 * TLB_N + 8 * i, <u64>h - (vpn << 12));
   store<u8>(b + 16 * TLB_N + i, (walkGlobal ? TLB_FLAG_GLOBAL : 0) | walkSize);
-  logFill(<u32>(kind * 2 + (user ? 1 : 0)), i, walkSize != 0);
+  logFill(<u32>(kind * 2 + (user ? 1 : 0)), i, walkSize != 0, walkGlobal);
   return <i64>(<u64>h + (lin & 0xfff));
 }
 
