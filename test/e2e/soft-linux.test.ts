@@ -52,6 +52,11 @@ test('soft: Debian kernel boots to a shell; ls /proc, cpuinfo, date, sleep 1, dm
     assert.match(dmi, /SMBIOS 3\.0\.0 present/);
     assert.match(dmi, /DMI: tsvm Virtual Machine, BIOS /);
 
+    // IA32_ARCH_CAPABILITIES (as/msr.ts): the kernel sees a CPU that does not speculate, so no
+    // page-table isolation (a CR3 switch on every kernel entry and exit) and no VERW on return to user
+    const vuln = await sh('cd /sys/devices/system/cpu/vulnerabilities && grep . meltdown mds tsx_async_abort spec_store_bypass');
+    for (const flaw of ['meltdown', 'mds', 'tsx_async_abort', 'spec_store_bypass']) assert.match(vuln, new RegExp(`${flaw}:Not affected`), vuln);
+
     const interrupts = await sh('cat /proc/interrupts');
     assert.match(interrupts, /LOC:\s+[1-9]\d*/, 'local APIC timer interrupts are delivered');
     assert.match(interrupts, /4:\s+[1-9]\d*\s+IO-APIC\s+4-edge\s+ttyS0/, 'the UART interrupts through the IOAPIC');

@@ -488,6 +488,31 @@ test('SERIALIZE: reported by CPUID leaf 7 (EDX bit 14, sub-leaf 0 only), a no-op
   }
 });
 
+test('IA32_ARCH_CAPABILITIES: reported by CPUID leaf 7 (EDX bit 29); reads as not affected by the speculation flaws; read-only', async () => {
+  const r = await runAsm('long', `
+    mov eax, 7
+    xor ecx, ecx
+    cpuid
+    mov r8d, edx
+    mov ecx, 0x10a
+    rdmsr
+    shl rdx, 32
+    or rax, rdx
+    mov r9, rax
+    xor eax, eax
+    xor edx, edx
+    wrmsr
+    hlt
+  `);
+  assert.equal(r.state.regs.r8 & (1n << 29n), 1n << 29n, 'ARCH_CAPABILITIES in sub-leaf 0');
+  // what makes Linux skip page-table isolation and its MDS, TAA, SSB and MMIO-stale-data
+  // mitigations (SDM vol. 4 table 2-2): RDCL_NO 0, SSB_NO 4, MDS_NO 5, IF_PSCHANGE_MC_NO 6, TAA_NO 8,
+  // SBDR_SSDP_NO 13, FBSDP_NO 14, PSDP_NO 15
+  for (const bit of [0n, 4n, 5n, 6n, 8n, 13n, 14n, 15n]) assert.equal(r.state.regs.r9 & (1n << bit), 1n << bit, `bit ${bit}`);
+  assert.equal(r.state.regs.r9 & 2n, 0n, 'no IBRS_ALL: there is no IA32_SPEC_CTRL');
+  assert.equal(r.m.cpu.lastException?.vector, 13, 'WRMSR to it: #GP');
+});
+
 test('LGDT / SGDT / LIDT / SIDT, LTR / STR, LLDT / SLDT, MOV CR / DR, CLTS, WBINVD', async () => {
   const r = await runAsm('long', `
     sgdt [0x20000]

@@ -1,6 +1,6 @@
  
 // AssemblyScript. CPUID (SDM vol. 2A CPUID): reports exactly the features this core implements.
-// FPU (x87 computed in double precision, see fpu.ts), MMX, FXSR, SSE, SSE2, SERIALIZE; no SSE3+; the APIC bit only when the platform provides a local
+// FPU (x87 computed in double precision, see fpu.ts), MMX, FXSR, SSE, SSE2, SERIALIZE, IA32_ARCH_CAPABILITIES; no SSE3+; the APIC bit only when the platform provides a local
 // APIC (xAPIC MMIO, its timer's TSC-deadline mode through IA32_TSC_DEADLINE; no x2APIC); no MTRR bit (the MTRR MSRs read back
 // but do nothing). The hypervisor bit and leaves 0x40000000-1 offer KVM's paravirtual clock (kvmclock.ts).
 
@@ -43,8 +43,9 @@ export function cpuid(leaf: u32, sub: u32): void {
       return;
     }
     // structured extended features, sub-leaf 0 (the only one): SERIALIZE (EDX 14), which Linux's
-    // sync_core() uses instead of an IRET to itself (~90,000 of them while it patches its text at boot)
-    case 7: set(0, 0, 0, sub == 0 ? 1 << 14 : 0); return;
+    // sync_core() uses instead of an IRET to itself (~90,000 of them while it patches its text at
+    // boot); IA32_ARCH_CAPABILITIES (EDX 29, msr.ts ARCH_CAPABILITIES)
+    case 7: set(0, 0, 0, sub == 0 ? (1 << 14) | (1 << 29) : 0); return;
     // the hypervisor leaves: KVM's signature and, of its features, only the clock (kvmclock.ts)
     case 0x40000000: set(0x40000001, KVM_SIGNATURE_EBX, KVM_SIGNATURE_ECX, KVM_SIGNATURE_EDX); return;
     case 0x40000001: set(KVM_FEATURES, 0, 0, 0); return;

@@ -29,6 +29,20 @@ function fixedIndex(msr: u32): i32 {
   return -1;
 }
 
+/**
+ * IA32_ARCH_CAPABILITIES (MSR 0x10A, SDM vol. 4 table 2-2): this core executes nothing
+ * speculatively, so it reports itself free of the speculative-execution flaws the MSR can rule
+ * out: RDCL_NO (0, Meltdown), SSB_NO (4), MDS_NO (5), IF_PSCHANGE_MC_NO (6), TAA_NO (8),
+ * SBDR_SSDP_NO (13), FBSDP_NO (14), PSDP_NO (15), BHI_NO (20), PBRSB_NO (24), GDS_NO (26), RFDS_NO
+ * (27). Without it a guest that does not know the vendor assumes the worst: Linux turned on
+ * page-table isolation (a CR3 switch and a flush of the kernel's TLB entries on every kernel
+ * entry and exit, and around each of its ~16,000 text patches at boot) and VERW on every return
+ * to user mode. Not claimed: IBRS_ALL (no IA32_SPEC_CTRL here), so Linux keeps its retpolines,
+ * as it does under QEMU's default CPU model.
+ */
+export const ARCH_CAPABILITIES: u64 = (1 << 0) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 8) | (1 << 13) | (1 << 14) | (1 << 15) |
+  (1 << 20) | (1 << 24) | (1 << 26) | (1 << 27);
+
 /** Value of an MSR; raises #GP(0) for one that does not exist. */
 export function rdmsr(msr: u32): u64 {
   switch (msr) {
@@ -36,6 +50,7 @@ export function rdmsr(msr: u32): u64 {
     case 0x1b: return ld64(O_APICBASE); // IA32_APIC_BASE
     case 0x3a: return 1; // IA32_FEATURE_CONTROL: locked, nothing enabled
     case 0x8b: return 0; // IA32_BIOS_SIGN_ID (microcode revision)
+    case 0x10a: return ARCH_CAPABILITIES; // read-only: WRMSR raises #GP (the default below)
     case 0xfe: return 0x500 | 8; // IA32_MTRRCAP: fixed ranges, WC, 8 variable ranges
     case 0x174: return ld64(O_SYSENTER_CS);
     case 0x175: return ld64(O_SYSENTER_ESP);
