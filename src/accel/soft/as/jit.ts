@@ -50,7 +50,7 @@ export const JIT_TABLE: u32 = 0x420000;
 export const JIT_N: u32 = 1 << 15;
 export const JIT_GEN: u32 = 0x600000;
 /** Executions of a block start before it is queued for compilation. */
-let JIT_HOT: u32 = 150;
+let JIT_HOT: u32 = 400; // the host sets it (src/accel/soft/jit/jit.ts DEFAULT_HOT)
 /** Executions a compiled block whose page was written runs interpreted before it is queued again. */
 const RECOUNT: u32 = 16;
 /** Run slices a non-empty queue may wait before it is compiled though not full (0: compile at once). */

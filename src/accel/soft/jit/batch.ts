@@ -66,7 +66,7 @@ export const FUNCS: [string, number[], number[]][] = [
  *
  * Siblings: the same-page targets of the queued blocks' taken branches (up to SIBLINGS_PER_BLOCK
  * per queued block, found while compiling). A branch to a sibling tail-calls it directly, without
- * the trampoline and the core's lookup, and the sibling is compiled now rather than after 150 more
+ * the trampoline and the core's lookup, and the sibling is compiled now rather than after JIT_HOT (400) more
  * interpreted executions. Two in three block-to-block transitions on the way to Linux's /init
  * stayed on the page (docs/soft-cpu-strategy.md).
  */
