@@ -127,8 +127,18 @@ export function fetchS8(): u64 { return <u64><i64><i8>fetch8(); }
 
 // ---------------------------------------------------------------- ModR/M
 
-export function decodeModrm(): void {
-  decodeModrmByte(fetch8());
+@inline export function decodeModrm(): void {
+  const m = fetch8();
+  // a register operand (mod 3), about half of them, is decoded inline; memory operands out of line
+  if (m >= 0xc0) {
+    modrmMod = 3;
+    modrmReg = <i32>((m >> 3) & 7) | (<i32>(rex & 4) << 1);
+    modrmRm = <i32>(m & 7) | (<i32>(rex & 1) << 3);
+    eaRipRel = false;
+    eaSpBase = false;
+    return;
+  }
+  decodeModrmByte(m);
 }
 
 /** Decode a ModR/M byte the caller already fetched (x87 escapes look at it first). */
