@@ -8,7 +8,7 @@ import {
   CS, SS, DS,
 } from './state';
 import { gp, ud } from './fault';
-import { fetchLin8, fetchHost, readLin, writeLin } from './mmu';
+import { fetchLin8, fetchHost, Lin } from './mmu';
 import { linAddr } from './seg';
 
 /** Offset (RIP) of the next instruction byte. */
@@ -127,19 +127,28 @@ export function fetchS8(): u64 { return <u64><i64><i8>fetch8(); }
 
 // ---------------------------------------------------------------- ModR/M
 
-@inline export function decodeModrm(): void {
-  const m = fetch8();
-  // a register operand (mod 3), about half of them, is decoded inline; memory operands out of line
-  if (m >= 0xc0) {
-    modrmMod = 3;
-    modrmReg = <i32>((m >> 3) & 7) | (<i32>(rex & 4) << 1);
-    modrmRm = <i32>(m & 7) | (<i32>(rex & 1) << 3);
-    eaRipRel = false;
-    eaSpBase = false;
-    return;
+/**
+ * The ModR/M byte at ip, decoded (Modrm.decode inlined into the interpreter's opcode map, which
+ * decodes most operands; decodeModrm as a call for the rest): the register form (mod 3), about
+ * half of them, in place; memory operands through decodeModrmByte, out of line. A static method
+ * only so that AssemblyScript's @inline applies (see mmu.ts Lin).
+ */
+export class Modrm {
+  @inline static decode(): void {
+    const m = fetch8();
+    if (m >= 0xc0) {
+      modrmMod = 3;
+      modrmReg = <i32>((m >> 3) & 7) | (<i32>(rex & 4) << 1);
+      modrmRm = <i32>(m & 7) | (<i32>(rex & 1) << 3);
+      eaRipRel = false;
+      eaSpBase = false;
+      return;
+    }
+    decodeModrmByte(m);
   }
-  decodeModrmByte(m);
 }
+
+export function decodeModrm(): void { Modrm.decode(); }
 
 /** Decode a ModR/M byte the caller already fetched (x87 escapes look at it first). */
 export function decodeModrmByte(m: u32): void {
@@ -226,11 +235,11 @@ export function ea(): u64 {
 // ---------------------------------------------------------------- operands
 
 export function memRead(seg: i32, off: u64, size: i32): u64 {
-  return readLin(linAddr(seg, off, size, false), size, cpl == 3);
+  return Lin.read(linAddr(seg, off, size, false), size, cpl == 3);
 }
 
 export function memWrite(seg: i32, off: u64, size: i32, v: u64): void {
-  writeLin(linAddr(seg, off, size, true), size, v, cpl == 3);
+  Lin.write(linAddr(seg, off, size, true), size, v, cpl == 3);
 }
 
 export function rmRead(size: i32): u64 {
@@ -256,20 +265,20 @@ export function stackLin(off: u64, size: i32, write: bool): u64 {
 export function push(size: i32, v: u64): void {
   const sp = gpr(4);
   const nsp = (sp - <u64>size) & stackMask;
-  writeLin(stackLin(nsp, size, true), size, v & maskOf(size), cpl == 3);
+  Lin.write(stackLin(nsp, size, true), size, v & maskOf(size), cpl == 3);
   setGpr(4, (sp & ~stackMask) | nsp);
 }
 
 export function pop(size: i32): u64 {
   const sp = gpr(4);
-  const v = readLin(stackLin(sp, size, false), size, cpl == 3);
+  const v = Lin.read(stackLin(sp, size, false), size, cpl == 3);
   setGpr(4, (sp & ~stackMask) | ((sp + <u64>size) & stackMask));
   return v;
 }
 
 /** Read the stack `depth` bytes above the stack pointer without popping. */
 export function peek(depth: u64, size: i32): u64 {
-  return readLin(stackLin(gpr(4) + depth, size, false), size, cpl == 3);
+  return Lin.read(stackLin(gpr(4) + depth, size, false), size, cpl == 3);
 }
 
 /** Operand size of PUSH/POP/CALL/RET: 64 by default in 64-bit mode (vol. 2A 2.2.1.7). */

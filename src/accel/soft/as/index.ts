@@ -10,7 +10,7 @@ import {
 } from './state';
 import { getFlags, setEager, setFlagsOther, flagsOther } from './flags';
 import { tlbFlush, invalidateFetch, readLin } from './mmu';
-import { step, stopRun, clearStop, inhibitNext, clearInhibit, requestStop } from './interp';
+import { Step, stopRun, clearStop, inhibitNext, clearInhibit, requestStop } from './interp';
 import { fetch8Slow, setIp } from './decode';
 import { pendVector, pendErr, pendHasErr, unsupported, clearUnsupported, clearPending } from './fault';
 import { deliverPending as deliver, deliverExternal as external, lastVector, lastError } from './except';
@@ -117,7 +117,7 @@ export function run(budget: i32, exact: bool): i32 {
     }
     side = false;
     const before = rip;
-    step();
+    Step.run();
     // a branch, an instruction after a block, a new code page, or STRAIGHT instructions in a row
     look = afterBlock || rip - before > 15 || ((rip ^ before) >> 12) != 0 || ++straight >= STRAIGHT;
     if (look) straight = 0;

@@ -1,10 +1,10 @@
 /* eslint-disable no-loss-of-precision -- AssemblyScript: integer literals are exact 64-bit values, not doubles */
-// AssemblyScript. The interpreter: one x86 instruction per step(), decoded and executed in one
+// AssemblyScript. The interpreter: one x86 instruction per Step.run(), decoded and executed in one
 // pass (opcode maps: SDM vol. 2D appendix A; semantics: the instruction pages of vol. 2A-2C).
 // Handlers read their operands and check everything that can fault before they change any
 // register (read-modify-write memory operands are probed for writing first), so a fault
 // restarts the instruction from unchanged state. `ip` (decode.ts) is the next RIP; branches set
-// it; step() commits it to RIP at the end.
+// it; Step.run() commits it to RIP at the end.
 
 import {
   S, rip, setRip, startRip, setStartRip, cpl, codeBits, protMode, longMode, gpr, setGpr, readReg, writeReg,
@@ -15,7 +15,7 @@ import {
 import {
   ip, setIp, opsize, adsize, rex, segOvr, lock, rep, has66, modrmMod, modrmReg, modrmRm, eaSeg, eaSpBase,
   setOpsize, setAdsize, setSegOvr, setRep, setLock, setRex, setHas66,
-  fetch8, fetch16, fetch32, fetch64, fetchImm, fetchImmZ, fetchS8, decodeModrm, ea,
+  fetch8, fetch16, fetch32, fetch64, fetchImm, fetchImmZ, fetchS8, Modrm, ea,
   memRead, memWrite, rmRead, rmWrite, regRead, regWrite, push, pop, stackOpsize, stackLin, } from './decode';
 import {
   getCF, getZF, getOF, getFlags, getStatus, setEager, setLazyIncDec, setLazy, cond, flagsOther, setFlagsOther,
@@ -24,7 +24,7 @@ import {
   alu, shift, shiftDouble, mulHiU, mulHiS, mulFlags, imulTrunc, divU128, divS128, divQ, divR, bitScan,
 } from './alu';
 import { fault, gp, ud, stopUnsupported, DE, NM, OF as V_OF, DB } from './fault';
-import { readLin, writeLin, probeWrite, tlbFlushPage, invalidateFetch } from './mmu';
+import { Lin, probeWrite, tlbFlushPage, invalidateFetch } from './mmu';
 import {
   linAddr, loadSeg, loadSegReal, checkCodeDesc, checkStackDesc, setCS, nullifyForOuter, isCanonical, descAddr, readDesc,
   descAttr, descLimit, descBase,
@@ -64,11 +64,11 @@ function rmwRead(size: i32): u64 {
   }
   rmwLin = linAddr(eaSeg, ea(), size, true);
   probeWrite(rmwLin, size, cpl == 3);
-  return readLin(rmwLin, size, cpl == 3);
+  return Lin.read(rmwLin, size, cpl == 3);
 }
 function rmwWrite(size: i32, v: u64): void {
   if (modrmMod == 3) writeReg(size, modrmRm, v, rex != 0);
-  else writeLin(rmwLin, size, v, cpl == 3);
+  else Lin.write(rmwLin, size, v, cpl == 3);
 }
 
 /** Near branch: the target is truncated to the operand size and checked (vol. 2A JMP). */
@@ -99,8 +99,8 @@ function push2(size: i32, first: u64, second: u64): void {
   const l2 = stackLin(p2, size, true);
   probeWrite(l1, size, cpl == 3);
   probeWrite(l2, size, cpl == 3);
-  writeLin(l1, size, first & maskOf(size), cpl == 3);
-  writeLin(l2, size, second & maskOf(size), cpl == 3);
+  Lin.write(l1, size, first & maskOf(size), cpl == 3);
+  Lin.write(l2, size, second & maskOf(size), cpl == 3);
   setGpr(4, (sp & ~m) | p2);
 }
 
@@ -129,8 +129,8 @@ function farReturn(size: i32, imm: u64): void {
   const sp = gpr(4);
   const m = stackMaskNow();
   const user = cpl == 3;
-  const nip = readLin(stackLin(sp, size, false), size, user);
-  const ncs = <u32>(readLin(stackLin(sp + <u64>size, size, false), size, user) & 0xffff);
+  const nip = Lin.read(stackLin(sp, size, false), size, user);
+  const ncs = <u32>(Lin.read(stackLin(sp + <u64>size, size, false), size, user) & 0xffff);
   if (!protMode) {
     loadSegReal(CS, ncs);
     updateMode();
@@ -149,8 +149,8 @@ function farReturn(size: i32, imm: u64): void {
   }
   // to an outer level: rIP, CS, (imm bytes), rSP, SS
   const base = sp + <u64>(2 * size) + imm;
-  const nsp = readLin(stackLin(base, size, false), size, user);
-  const nss = <u32>(readLin(stackLin(base + <u64>size, size, false), size, user) & 0xffff);
+  const nsp = Lin.read(stackLin(base, size, false), size, user);
+  const nss = <u32>(Lin.read(stackLin(base + <u64>size, size, false), size, user) & 0xffff);
   const sd = checkStackDesc(nss, rpl);
   setCS(ncs, d, rpl);
   setSeg(SS, nss, descBase(sd), descLimit(sd), descAttr(sd) | 1);
@@ -209,10 +209,13 @@ function aaa(sub: bool): void {
 
 // ---------------------------------------------------------------- step
 
-// step and exec1 are inlined into the run loop (as/index.ts run), their only caller: one call less
-// per interpreted instruction, and V8 keeps the decoder's state in registers across them
-// (bench/soft-loop.ts, interpreter: 49 -> 59 M instructions/s).
-@inline export function step(): void {
+// Step.run (one instruction) and Exec1.run (the one-byte opcode map) are inlined into the run
+// loop (as/index.ts run), their only caller: one call less per interpreted instruction, and V8
+// keeps the decoder's state in registers across them (bench/soft-loop.ts, interpreter: 49 -> 59 M
+// instructions/s). They are static methods only so that AssemblyScript's @inline applies: the
+// TypeScript the linter parses allows decorators on class members only (as jit.ts Sets).
+export class Step {
+  @inline static run(): void {
   const r0 = rip;
   setStartRip(r0);
   setIp(r0);
@@ -280,9 +283,10 @@ function aaa(sub: bool): void {
     exec2(b2);
   } else {
     if (lk && !lockable1(b)) ud();
-    exec1(b);
+    Exec1.run(b);
   }
   setRip(ip);
+}
 }
 
 /** 26 2E 36 3E (segment), 64 65 (FS/GS), 66 67 (sizes), F0 (LOCK), F2 F3 (REP). */
@@ -303,15 +307,16 @@ function lockable2(b: u32): bool {
 
 // ---------------------------------------------------------------- one-byte opcodes
 
-@inline function exec1(b: u32): void {
+class Exec1 {
+  @inline static run(b: u32): void {
   const os = opsize;
   if (b < 0x40 && (b & 7) < 6) {
     const op = <i32>(b >> 3);
     switch (b & 7) {
-      case 0: { decodeModrm(); const src = regRead(1); const a = op == 7 ? rmRead(1) : rmwRead(1); const r = alu(op, 1, a, src); if (op != 7) rmwWrite(1, r); return; }
-      case 1: { decodeModrm(); const src = regRead(os); const a = op == 7 ? rmRead(os) : rmwRead(os); const r = alu(op, os, a, src); if (op != 7) rmwWrite(os, r); return; }
-      case 2: { decodeModrm(); const s = rmRead(1); const r = alu(op, 1, regRead(1), s); if (op != 7) regWrite(1, r); return; }
-      case 3: { decodeModrm(); const s = rmRead(os); const r = alu(op, os, regRead(os), s); if (op != 7) regWrite(os, r); return; }
+      case 0: { Modrm.decode(); const src = regRead(1); const a = op == 7 ? rmRead(1) : rmwRead(1); const r = alu(op, 1, a, src); if (op != 7) rmwWrite(1, r); return; }
+      case 1: { Modrm.decode(); const src = regRead(os); const a = op == 7 ? rmRead(os) : rmwRead(os); const r = alu(op, os, a, src); if (op != 7) rmwWrite(os, r); return; }
+      case 2: { Modrm.decode(); const s = rmRead(1); const r = alu(op, 1, regRead(1), s); if (op != 7) regWrite(1, r); return; }
+      case 3: { Modrm.decode(); const s = rmRead(os); const r = alu(op, os, regRead(os), s); if (op != 7) regWrite(os, r); return; }
       case 4: { const s = <u64>fetch8(); const r = alu(op, 1, gpr(0), s); if (op != 7) writeAcc(1, r); return; }
       default: { const s = fetchImmZ(os); const r = alu(op, os, gpr(0), s); if (op != 7) writeAcc(os, r); return; }
     }
@@ -378,14 +383,14 @@ function lockable2(b: u32): bool {
     }
     case 0x63: // MOVSXD (64-bit mode); ARPL elsewhere is not implemented
       if (codeBits != 64) { unsupported(b); return; }
-      decodeModrm();
+      Modrm.decode();
       if (os == 8) regWrite(8, sext(rmRead(4), 4));
       else regWrite(os, rmRead(os));
       return;
     case 0x68: push(stackOpsize(), fetchImmZ(stackOpsize() == 8 ? 8 : os)); return;
     case 0x6a: push(stackOpsize(), fetchS8()); return;
     case 0x69: case 0x6b: {
-      decodeModrm();
+      Modrm.decode();
       const imm = b == 0x69 ? fetchImmZ(os) : fetchS8();
       const a = rmRead(os);
       regWrite(os, imulTrunc(os, a, imm));
@@ -411,7 +416,7 @@ function lockable2(b: u32): bool {
     }
     case 0x80: case 0x82: {
       if (b == 0x82 && codeBits == 64) ud();
-      decodeModrm();
+      Modrm.decode();
       const imm = <u64>fetch8();
       const op = modrmReg & 7;
       const a = op == 7 ? rmRead(1) : rmwRead(1);
@@ -420,7 +425,7 @@ function lockable2(b: u32): bool {
       return;
     }
     case 0x81: case 0x83: {
-      decodeModrm();
+      Modrm.decode();
       const imm = b == 0x81 ? fetchImmZ(os) : fetchS8();
       const op = modrmReg & 7;
       const a = op == 7 ? rmRead(os) : rmwRead(os);
@@ -428,16 +433,16 @@ function lockable2(b: u32): bool {
       if (op != 7) rmwWrite(os, r);
       return;
     }
-    case 0x84: { decodeModrm(); alu(4, 1, rmRead(1), regRead(1)); return; }
-    case 0x85: { decodeModrm(); alu(4, os, rmRead(os), regRead(os)); return; }
-    case 0x86: { decodeModrm(); const a = rmwRead(1); const r = regRead(1); rmwWrite(1, r); regWrite(1, a); return; }
-    case 0x87: { decodeModrm(); const a = rmwRead(os); const r = regRead(os); rmwWrite(os, r); regWrite(os, a); return; }
-    case 0x88: { decodeModrm(); rmWrite(1, regRead(1)); return; }
-    case 0x89: { decodeModrm(); rmWrite(os, regRead(os)); return; }
-    case 0x8a: { decodeModrm(); regWrite(1, rmRead(1)); return; }
-    case 0x8b: { decodeModrm(); regWrite(os, rmRead(os)); return; }
+    case 0x84: { Modrm.decode(); alu(4, 1, rmRead(1), regRead(1)); return; }
+    case 0x85: { Modrm.decode(); alu(4, os, rmRead(os), regRead(os)); return; }
+    case 0x86: { Modrm.decode(); const a = rmwRead(1); const r = regRead(1); rmwWrite(1, r); regWrite(1, a); return; }
+    case 0x87: { Modrm.decode(); const a = rmwRead(os); const r = regRead(os); rmwWrite(os, r); regWrite(os, a); return; }
+    case 0x88: { Modrm.decode(); rmWrite(1, regRead(1)); return; }
+    case 0x89: { Modrm.decode(); rmWrite(os, regRead(os)); return; }
+    case 0x8a: { Modrm.decode(); regWrite(1, rmRead(1)); return; }
+    case 0x8b: { Modrm.decode(); regWrite(os, rmRead(os)); return; }
     case 0x8c: { // MOV r/m, Sreg
-      decodeModrm();
+      Modrm.decode();
       const s = modrmReg & 7;
       if (s > 5) ud();
       const v = <u64>segSel(s);
@@ -446,13 +451,13 @@ function lockable2(b: u32): bool {
       return;
     }
     case 0x8d: { // LEA
-      decodeModrm();
+      Modrm.decode();
       if (modrmMod == 3) ud();
       regWrite(os, ea());
       return;
     }
     case 0x8e: { // MOV Sreg, r/m
-      decodeModrm();
+      Modrm.decode();
       const s = modrmReg & 7;
       if (s == CS || s > 5) ud();
       loadSeg(s, <u32>rmRead(2));
@@ -460,7 +465,7 @@ function lockable2(b: u32): bool {
       return;
     }
     case 0x8f: { // POP r/m
-      decodeModrm();
+      Modrm.decode();
       const so = stackOpsize();
       const sp = gpr(4);
       const v = pop(so);
@@ -468,14 +473,14 @@ function lockable2(b: u32): bool {
       const nsp = gpr(4);
       setGpr(4, sp);
       // "If the destination operand is a memory location that uses rSP as a base register, the
-      // value of rSP after the pop is used" (SDM vol. 2B POP): decodeModrm() summed the old rSP,
+      // value of rSP after the pop is used" (SDM vol. 2B POP): Modrm.decode() summed the old rSP,
       // so move the address by what the pop added to it
       let off = ea();
       if (eaSpBase) off = (off + (nsp - sp)) & maskOf(adsize);
       const lin = linAddr(eaSeg, off, so, true);
       probeWrite(lin, so, cpl == 3);
       setGpr(4, nsp);
-      writeLin(lin, so, v, cpl == 3);
+      Lin.write(lin, so, v, cpl == 3);
       return;
     }
     case 0x90:
@@ -554,7 +559,7 @@ function lockable2(b: u32): bool {
     }
     case 0xc0: case 0xc1: case 0xd0: case 0xd1: case 0xd2: case 0xd3: {
       const sz = (b & 1) == 0 ? 1 : os;
-      decodeModrm();
+      Modrm.decode();
       let cnt: u32;
       if (b <= 0xc1) cnt = fetch8();
       else if (b <= 0xd1) cnt = 1;
@@ -584,8 +589,8 @@ function lockable2(b: u32): bool {
       loadFarPointer(b == 0xc4 ? ES : DS);
       return;
     }
-    case 0xc6: { decodeModrm(); const v = <u64>fetch8(); rmWrite(1, v); return; }
-    case 0xc7: { decodeModrm(); const v = fetchImmZ(os); rmWrite(os, v); return; }
+    case 0xc6: { Modrm.decode(); const v = <u64>fetch8(); rmWrite(1, v); return; }
+    case 0xc7: { Modrm.decode(); const v = fetchImmZ(os); rmWrite(os, v); return; }
     case 0xc8: { // ENTER
       const size = <u64>fetch16();
       const level = fetch8() & 31;
@@ -597,7 +602,7 @@ function lockable2(b: u32): bool {
         let bp = gpr(5);
         for (let i: u32 = 1; i < level; i++) {
           bp = (bp - <u64>so) & m;
-          push(so, readLin(stackLin(bp, so, false), so, cpl == 3));
+          push(so, Lin.read(stackLin(bp, so, false), so, cpl == 3));
         }
         push(so, frame);
       }
@@ -743,7 +748,7 @@ function lockable2(b: u32): bool {
     case 0xfc: setFlagsOther(flagsOther & ~F_DF); return;
     case 0xfd: setFlagsOther(flagsOther | F_DF); return;
     case 0xfe: { // INC/DEC r/m8
-      decodeModrm();
+      Modrm.decode();
       const op = modrmReg & 7;
       if (op > 1) ud();
       const a = rmwRead(1);
@@ -756,6 +761,7 @@ function lockable2(b: u32): bool {
     default:
       unsupported(b);
   }
+}
 }
 
 function softwareInterruptIcebp(): void {
@@ -775,7 +781,7 @@ function xchgAcc(i: i32): void {
 }
 
 function peekPop(size: i32): u64 {
-  return readLin(stackLin(gpr(4), size, false), size, cpl == 3);
+  return Lin.read(stackLin(gpr(4), size, false), size, cpl == 3);
 }
 function commitPop(size: i32): void {
   const m = stackMaskNow();
@@ -784,7 +790,7 @@ function commitPop(size: i32): void {
 
 /** LDS/LES/LSS/LFS/LGS: offset then selector from memory (vol. 2A LDS...). */
 function loadFarPointer(s: i32): void {
-  decodeModrm();
+  Modrm.decode();
   if (modrmMod == 3) ud();
   const os = opsize;
   const off = memRead(eaSeg, ea(), os);
@@ -795,7 +801,7 @@ function loadFarPointer(s: i32): void {
 }
 
 function group3(sz: i32): void {
-  decodeModrm();
+  Modrm.decode();
   const op = modrmReg & 7;
   const m = maskOf(sz);
   switch (op) {
@@ -886,7 +892,7 @@ function group3(sz: i32): void {
 }
 
 function group5(): void {
-  decodeModrm();
+  Modrm.decode();
   const op = modrmReg & 7;
   const os = opsize;
   switch (op) {
@@ -928,13 +934,13 @@ function exec2(b: u32): void {
     return;
   }
   if (b >= 0x40 && b <= 0x4f) { // CMOVcc
-    decodeModrm();
+    Modrm.decode();
     const s = rmRead(os);
     regWrite(os, cond(<i32>(b & 15)) ? s : regRead(os));
     return;
   }
   if (b >= 0x90 && b <= 0x9f) { // SETcc
-    decodeModrm();
+    Modrm.decode();
     rmWrite(1, cond(<i32>(b & 15)) ? 1 : 0);
     return;
   }
@@ -954,9 +960,9 @@ function exec2(b: u32): void {
     case 0x07: sysret(os == 8); setIp(rip); return;
     case 0x08: case 0x09: needCpl0(); return; // INVD, WBINVD: no caches to manage
     case 0x0b: case 0xb9: case 0xff: ud(); return; // UD2, UD1, UD0
-    case 0x0d: decodeModrm(); return; // PREFETCHW hint
+    case 0x0d: Modrm.decode(); return; // PREFETCHW hint
     case 0x18: case 0x19: case 0x1a: case 0x1b: case 0x1c: case 0x1d: case 0x1e: case 0x1f:
-      decodeModrm(); // hint NOPs (NOP r/m, PREFETCHh, ENDBR)
+      Modrm.decode(); // hint NOPs (NOP r/m, PREFETCHh, ENDBR)
       return;
     case 0x20: case 0x22: { // MOV r, CRn / MOV CRn, r
       const m = fetch8();
@@ -1011,14 +1017,14 @@ function exec2(b: u32): void {
     case 0xb3: bitOp(2, false); return;
     case 0xbb: bitOp(3, false); return;
     case 0xba: {
-      decodeModrm();
+      Modrm.decode();
       const op = (modrmReg & 7) - 4;
       if (op < 0) ud();
       bitOp(op, true);
       return;
     }
     case 0xa4: case 0xa5: case 0xac: case 0xad: { // SHLD / SHRD
-      decodeModrm();
+      Modrm.decode();
       let cnt = b == 0xa4 || b == 0xac ? fetch8() : <u32>gpr(1) & 0xff;
       cnt &= os == 8 ? 0x3f : 0x1f;
       const src = regRead(os);
@@ -1028,10 +1034,10 @@ function exec2(b: u32): void {
       return;
     }
     case 0xae: group15(); return;
-    case 0xaf: { decodeModrm(); const s = rmRead(os); regWrite(os, imulTrunc(os, regRead(os), s)); return; }
+    case 0xaf: { Modrm.decode(); const s = rmRead(os); regWrite(os, imulTrunc(os, regRead(os), s)); return; }
     case 0xb0: case 0xb1: { // CMPXCHG
       const sz = b == 0xb0 ? 1 : os;
-      decodeModrm();
+      Modrm.decode();
       const src = regRead(sz);
       const dst = rmwRead(sz);
       const acc = gpr(0) & maskOf(sz);
@@ -1051,12 +1057,12 @@ function exec2(b: u32): void {
     case 0xb2: loadFarPointer(SS); return;
     case 0xb4: loadFarPointer(FS); return;
     case 0xb5: loadFarPointer(GS); return;
-    case 0xb6: { decodeModrm(); regWrite(os, rmRead(1)); return; }
-    case 0xb7: { decodeModrm(); regWrite(os, rmRead(2)); return; }
-    case 0xbe: { decodeModrm(); regWrite(os, sext(rmRead(1), 1) & maskOf(os)); return; }
-    case 0xbf: { decodeModrm(); regWrite(os, sext(rmRead(2), 2) & maskOf(os)); return; }
+    case 0xb6: { Modrm.decode(); regWrite(os, rmRead(1)); return; }
+    case 0xb7: { Modrm.decode(); regWrite(os, rmRead(2)); return; }
+    case 0xbe: { Modrm.decode(); regWrite(os, sext(rmRead(1), 1) & maskOf(os)); return; }
+    case 0xbf: { Modrm.decode(); regWrite(os, sext(rmRead(2), 2) & maskOf(os)); return; }
     case 0xbc: case 0xbd: { // BSF / BSR (TZCNT/LZCNT are not advertised, so F3 is ignored)
-      decodeModrm();
+      Modrm.decode();
       const s = rmRead(os);
       const r = bitScan(b == 0xbd, os, s, regRead(os));
       // zero source: the SDM leaves the destination undefined, AMD (APM vol. 3 BSF/BSR) leaves it
@@ -1067,7 +1073,7 @@ function exec2(b: u32): void {
     }
     case 0xc0: case 0xc1: { // XADD
       const sz = b == 0xc0 ? 1 : os;
-      decodeModrm();
+      Modrm.decode();
       const src = regRead(sz);
       const dst = rmwRead(sz);
       const sum = alu(0, sz, dst, src);
@@ -1086,7 +1092,7 @@ function exec2(b: u32): void {
 /** BT/BTS/BTR/BTC (vol. 2A BT): CF = the selected bit; a register bit offset can reach beyond the operand. */
 function bitOp(op: i32, imm: bool): void {
   const os = opsize;
-  if (!imm) decodeModrm();
+  if (!imm) Modrm.decode();
   const bits = <u64>(os * 8);
   let off: u64;
   if (imm) off = <u64>fetch8() & (bits - 1);
@@ -1121,18 +1127,18 @@ function bitOp(op: i32, imm: bool): void {
   }
   const lin = linAddr(eaSeg, addr, os, true);
   probeWrite(lin, os, cpl == 3);
-  v = readLin(lin, os, cpl == 3);
+  v = Lin.read(lin, os, cpl == 3);
   const cf = ((v >> bit) & 1) != 0;
   let nv = v;
   if (op == 1) nv = v | (<u64>1 << bit);
   else if (op == 2) nv = v & ~(<u64>1 << bit);
   else nv = v ^ (<u64>1 << bit);
-  writeLin(lin, os, nv, cpl == 3);
+  Lin.write(lin, os, nv, cpl == 3);
   patchStatus(F_CF, cf ? F_CF : 0);
 }
 
 function group6(): void {
-  decodeModrm();
+  Modrm.decode();
   const op = modrmReg & 7;
   needProt();
   switch (op) {
@@ -1167,7 +1173,7 @@ function writeSelector(v: u32): void {
 }
 
 function group7(): void {
-  decodeModrm();
+  Modrm.decode();
   const op = modrmReg & 7;
   if (modrmMod == 3) {
     const rm = modrmRm & 7;
@@ -1194,8 +1200,8 @@ function group7(): void {
       const bsz = codeBits == 64 ? 8 : 4;
       const lin = linAddr(eaSeg, a, 2 + bsz, true);
       probeWrite(lin, 2 + bsz, cpl == 3);
-      writeLin(lin, 2, limit, cpl == 3);
-      writeLin(lin + 2, bsz, base, cpl == 3);
+      Lin.write(lin, 2, limit, cpl == 3);
+      Lin.write(lin + 2, bsz, base, cpl == 3);
       return;
     }
     case 2: case 3: { // LGDT / LIDT
@@ -1234,7 +1240,7 @@ function lmsw(v: u32): void {
 
 function larLsl(lsl: bool): void {
   needProt();
-  decodeModrm();
+  Modrm.decode();
   const sel = <u32>rmRead(2);
   let ok = false;
   let value: u64 = 0;
@@ -1263,7 +1269,7 @@ function larLsl(lsl: bool): void {
 }
 
 function group9(): void {
-  decodeModrm();
+  Modrm.decode();
   const op = modrmReg & 7;
   if (op != 1 || modrmMod == 3) { unsupported(0x0fc7); return; }
   const wide = opsize == 8; // CMPXCHG16B
@@ -1273,28 +1279,28 @@ function group9(): void {
   if (wide && (lin & 15) != 0) gp(0);
   probeWrite(lin, n, cpl == 3);
   if (wide) {
-    const lo = readLin(lin, 8, cpl == 3);
-    const hi = readLin(lin + 8, 8, cpl == 3);
+    const lo = Lin.read(lin, 8, cpl == 3);
+    const hi = Lin.read(lin + 8, 8, cpl == 3);
     if (lo == gpr(0) && hi == gpr(2)) {
-      writeLin(lin, 8, gpr(3), cpl == 3);
-      writeLin(lin + 8, 8, gpr(1), cpl == 3);
+      Lin.write(lin, 8, gpr(3), cpl == 3);
+      Lin.write(lin + 8, 8, gpr(1), cpl == 3);
       patchStatus(F_ZF, F_ZF);
     } else {
-      writeLin(lin, 8, lo, cpl == 3);
-      writeLin(lin + 8, 8, hi, cpl == 3);
+      Lin.write(lin, 8, lo, cpl == 3);
+      Lin.write(lin + 8, 8, hi, cpl == 3);
       setGpr(0, lo);
       setGpr(2, hi);
       patchStatus(F_ZF, 0);
     }
     return;
   }
-  const v = readLin(lin, 8, cpl == 3);
+  const v = Lin.read(lin, 8, cpl == 3);
   const cmp = ((gpr(2) & 0xffffffff) << 32) | (gpr(0) & 0xffffffff);
   if (v == cmp) {
-    writeLin(lin, 8, ((gpr(1) & 0xffffffff) << 32) | (gpr(3) & 0xffffffff), cpl == 3);
+    Lin.write(lin, 8, ((gpr(1) & 0xffffffff) << 32) | (gpr(3) & 0xffffffff), cpl == 3);
     patchStatus(F_ZF, F_ZF);
   } else {
-    writeLin(lin, 8, v, cpl == 3);
+    Lin.write(lin, 8, v, cpl == 3);
     setGpr(0, v & 0xffffffff);
     setGpr(2, v >> 32);
     patchStatus(F_ZF, 0);
@@ -1302,7 +1308,7 @@ function group9(): void {
 }
 
 function group15(): void {
-  decodeModrm();
+  Modrm.decode();
   const op = modrmReg & 7;
   if (modrmMod == 3) {
     if (op >= 5) return; // LFENCE, MFENCE, SFENCE

@@ -158,7 +158,7 @@ export function stringOp(op: i32, size: i32): void {
       // not finished: execute this instruction again (after a possible interrupt). An interrupt
       // taken here pushes RF=1 ("for any interrupt arriving after any iteration of a repeated
       // string instruction but the last iteration, the value pushed for RF is 1", SDM vol. 3B
-      // 17.3.1.1); step() clears it when the instruction resumes.
+      // 17.3.1.1); Step.run() clears it when the instruction resumes.
       setFlagsOther(flagsOther | F_RF);
       setIp(startRip);
       setRip(startRip);
