@@ -457,12 +457,15 @@ test('CPUID reports what is implemented; RDTSC increases; RDMSR/WRMSR; #GP on an
   assert.equal(r.m.cpu.lastException?.vector, 13);
 });
 
-test('SERIALIZE: reported by CPUID leaf 7 (EDX bit 14, sub-leaf 0 only), a no-op in every mode; #UD with F3 or F2', async () => {
-  const r = await runAsm('long', `
+/** CPUID leaf 7, sub-leaf 0: EDX into R8 (the structured extended feature flags). */
+const LEAF7_EDX_TO_R8 = `
     mov eax, 7
     xor ecx, ecx
     cpuid
-    mov r8d, edx
+    mov r8d, edx`;
+
+test('SERIALIZE: reported by CPUID leaf 7 (EDX bit 14, sub-leaf 0 only), a no-op in every mode; #UD with F3 or F2', async () => {
+  const r = await runAsm('long', `${LEAF7_EDX_TO_R8}
     mov eax, 7
     mov ecx, 1
     cpuid
@@ -489,11 +492,7 @@ test('SERIALIZE: reported by CPUID leaf 7 (EDX bit 14, sub-leaf 0 only), a no-op
 });
 
 test('IA32_ARCH_CAPABILITIES: reported by CPUID leaf 7 (EDX bit 29); reads as not affected by the speculation flaws; read-only', async () => {
-  const r = await runAsm('long', `
-    mov eax, 7
-    xor ecx, ecx
-    cpuid
-    mov r8d, edx
+  const r = await runAsm('long', `${LEAF7_EDX_TO_R8}
     mov ecx, 0x10a
     rdmsr
     shl rdx, 32
