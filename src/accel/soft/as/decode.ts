@@ -245,12 +245,13 @@ export function memWrite(seg: i32, off: u64, size: i32, v: u64): void {
 export function rmRead(size: i32): u64 {
   if (lock) ud(); // a locked instruction reads its destination through the read-modify-write path
   if (modrmMod == 3) return readReg(size, modrmRm, rex != 0);
-  return memRead(eaSeg, ea(), size);
+  // memRead written out, so the TLB hit (Lin.read) is inlined here rather than one call further
+  return Lin.read(linAddr(eaSeg, ea(), size, false), size, cpl == 3);
 }
 
 export function rmWrite(size: i32, v: u64): void {
   if (modrmMod == 3) writeReg(size, modrmRm, v, rex != 0);
-  else memWrite(eaSeg, ea(), size, v);
+  else Lin.write(linAddr(eaSeg, ea(), size, true), size, v, cpl == 3); // memWrite written out (see rmRead)
 }
 
 export function regRead(size: i32): u64 { return readReg(size, modrmReg, rex != 0); }
