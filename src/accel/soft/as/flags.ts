@@ -161,6 +161,20 @@ export function szp(res: u64, size: i32): u32 {
 }
 
 /** Evaluate condition code cc (the low nibble of Jcc/SETcc/CMOVcc, vol. 1 appendix B). */
+/**
+ * cond(cc) with ZF's conditions (JE/JNE, SETE/SETNE, CMOVE/CMOVNE: about half of the conditions
+ * interpreted code tests) worked out in place; the others call cond. For the interpreter's Jcc
+ * (blocks call cond only when they do not know the flags). A static method only so that @inline
+ * applies (see mmu.ts Lin).
+ */
+export class Cond {
+  @inline static test(cc: i32): bool {
+    if ((cc >> 1) != 2) return cond(cc);
+    const z = lfOp == OP_EAGER ? (lfEager & F_ZF) != 0 : (lfRes & maskOf(lfSize)) == 0;
+    return (cc & 1) != 0 ? !z : z;
+  }
+}
+
 export function cond(cc: i32): bool {
   let r: bool;
   switch (cc >> 1) {

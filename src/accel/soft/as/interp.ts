@@ -19,7 +19,7 @@ import {
   memRead, memWrite, rmRead, rmWrite, regRead, regWrite, push, pop, stackOpsize, stackLin, } from './decode';
 import {
   getCF, getZF, getOF, getFlags, getStatus, setEager, setLazyIncDec, setLazy, cond, flagsOther, setFlagsOther,
-  patchStatus, szp, OP_INC, OP_DEC, OP_SUB, } from './flags';
+  patchStatus, szp, OP_INC, OP_DEC, OP_SUB, Cond, } from './flags';
 import {
   alu, shift, shiftDouble, mulHiU, mulHiS, mulFlags, imulTrunc, divU128, divS128, divQ, divR, bitScan,
 } from './alu';
@@ -55,20 +55,30 @@ function unsupported(code: u32): void {
 
 // ---------------------------------------------------------------- helpers
 
-/** Read-modify-write operand: probe the destination for writing first so the write cannot fault. */
+/**
+ * Read-modify-write operand: probe the destination for writing first so the write cannot fault.
+ * The register form is inlined into the opcode map (Rmw.read / Rmw.write; static methods only so
+ * that @inline applies, see mmu.ts Lin), memory operands go through the functions below it.
+ */
 let rmwLin: u64 = 0;
-function rmwRead(size: i32): u64 {
-  if (modrmMod == 3) {
-    if (lock) ud(); // LOCK needs a memory destination (vol. 2A LOCK)
-    return readReg(size, modrmRm, rex != 0);
+class Rmw {
+  @inline static read(size: i32): u64 {
+    if (modrmMod == 3) {
+      if (lock) ud(); // LOCK needs a memory destination (vol. 2A LOCK)
+      return readReg(size, modrmRm, rex != 0);
+    }
+    return rmwReadMem(size);
   }
+
+  @inline static write(size: i32, v: u64): void {
+    if (modrmMod == 3) writeReg(size, modrmRm, v, rex != 0);
+    else Lin.write(rmwLin, size, v, cpl == 3);
+  }
+}
+function rmwReadMem(size: i32): u64 {
   rmwLin = linAddr(eaSeg, ea(), size, true);
   probeWrite(rmwLin, size, cpl == 3);
   return Lin.read(rmwLin, size, cpl == 3);
-}
-function rmwWrite(size: i32, v: u64): void {
-  if (modrmMod == 3) writeReg(size, modrmRm, v, rex != 0);
-  else Lin.write(rmwLin, size, v, cpl == 3);
 }
 
 /** Near branch: the target is truncated to the operand size and checked (vol. 2A JMP). */
@@ -313,8 +323,8 @@ class Exec1 {
   if (b < 0x40 && (b & 7) < 6) {
     const op = <i32>(b >> 3);
     switch (b & 7) {
-      case 0: { Modrm.decode(); const src = regRead(1); const a = op == 7 ? rmRead(1) : rmwRead(1); const r = alu(op, 1, a, src); if (op != 7) rmwWrite(1, r); return; }
-      case 1: { Modrm.decode(); const src = regRead(os); const a = op == 7 ? rmRead(os) : rmwRead(os); const r = alu(op, os, a, src); if (op != 7) rmwWrite(os, r); return; }
+      case 0: { Modrm.decode(); const src = regRead(1); const a = op == 7 ? rmRead(1) : Rmw.read(1); const r = alu(op, 1, a, src); if (op != 7) Rmw.write(1, r); return; }
+      case 1: { Modrm.decode(); const src = regRead(os); const a = op == 7 ? rmRead(os) : Rmw.read(os); const r = alu(op, os, a, src); if (op != 7) Rmw.write(os, r); return; }
       case 2: { Modrm.decode(); const s = rmRead(1); const r = alu(op, 1, regRead(1), s); if (op != 7) regWrite(1, r); return; }
       case 3: { Modrm.decode(); const s = rmRead(os); const r = alu(op, os, regRead(os), s); if (op != 7) regWrite(os, r); return; }
       case 4: { const s = <u64>fetch8(); const r = alu(op, 1, gpr(0), s); if (op != 7) writeAcc(1, r); return; }
@@ -411,7 +421,7 @@ class Exec1 {
     case 0x70: case 0x71: case 0x72: case 0x73: case 0x74: case 0x75: case 0x76: case 0x77:
     case 0x78: case 0x79: case 0x7a: case 0x7b: case 0x7c: case 0x7d: case 0x7e: case 0x7f: {
       const d = fetchS8();
-      if (cond(<i32>(b & 15))) jumpNear(ip + d, branchSize());
+      if (Cond.test(<i32>(b & 15))) jumpNear(ip + d, branchSize());
       return;
     }
     case 0x80: case 0x82: {
@@ -419,24 +429,24 @@ class Exec1 {
       Modrm.decode();
       const imm = <u64>fetch8();
       const op = modrmReg & 7;
-      const a = op == 7 ? rmRead(1) : rmwRead(1);
+      const a = op == 7 ? rmRead(1) : Rmw.read(1);
       const r = alu(op, 1, a, imm);
-      if (op != 7) rmwWrite(1, r);
+      if (op != 7) Rmw.write(1, r);
       return;
     }
     case 0x81: case 0x83: {
       Modrm.decode();
       const imm = b == 0x81 ? fetchImmZ(os) : fetchS8();
       const op = modrmReg & 7;
-      const a = op == 7 ? rmRead(os) : rmwRead(os);
+      const a = op == 7 ? rmRead(os) : Rmw.read(os);
       const r = alu(op, os, a, imm);
-      if (op != 7) rmwWrite(os, r);
+      if (op != 7) Rmw.write(os, r);
       return;
     }
     case 0x84: { Modrm.decode(); alu(4, 1, rmRead(1), regRead(1)); return; }
     case 0x85: { Modrm.decode(); alu(4, os, rmRead(os), regRead(os)); return; }
-    case 0x86: { Modrm.decode(); const a = rmwRead(1); const r = regRead(1); rmwWrite(1, r); regWrite(1, a); return; }
-    case 0x87: { Modrm.decode(); const a = rmwRead(os); const r = regRead(os); rmwWrite(os, r); regWrite(os, a); return; }
+    case 0x86: { Modrm.decode(); const a = Rmw.read(1); const r = regRead(1); Rmw.write(1, r); regWrite(1, a); return; }
+    case 0x87: { Modrm.decode(); const a = Rmw.read(os); const r = regRead(os); Rmw.write(os, r); regWrite(os, a); return; }
     case 0x88: { Modrm.decode(); rmWrite(1, regRead(1)); return; }
     case 0x89: { Modrm.decode(); rmWrite(os, regRead(os)); return; }
     case 0x8a: { Modrm.decode(); regWrite(1, rmRead(1)); return; }
@@ -565,9 +575,9 @@ class Exec1 {
       else if (b <= 0xd1) cnt = 1;
       else cnt = <u32>gpr(1) & 0xff;
       cnt &= sz == 8 ? 0x3f : 0x1f;
-      const a = rmwRead(sz);
+      const a = Rmw.read(sz);
       const r = shift(modrmReg & 7, sz, a, cnt);
-      rmwWrite(sz, r);
+      Rmw.write(sz, r);
       return;
     }
     case 0xc2: case 0xc3: { // RET near
@@ -751,9 +761,9 @@ class Exec1 {
       Modrm.decode();
       const op = modrmReg & 7;
       if (op > 1) ud();
-      const a = rmwRead(1);
+      const a = Rmw.read(1);
       const r = (op == 0 ? a + 1 : a - 1) & 0xff;
-      rmwWrite(1, r);
+      Rmw.write(1, r);
       setLazyIncDec(op == 0 ? OP_INC : OP_DEC, 1, a, r);
       return;
     }
@@ -806,11 +816,11 @@ function group3(sz: i32): void {
   const m = maskOf(sz);
   switch (op) {
     case 0: case 1: { const imm = fetchImm(sz); alu(4, sz, rmRead(sz), imm); return; }
-    case 2: { const a = rmwRead(sz); rmwWrite(sz, ~a & m); return; }
+    case 2: { const a = Rmw.read(sz); Rmw.write(sz, ~a & m); return; }
     case 3: {
-      const a = rmwRead(sz);
+      const a = Rmw.read(sz);
       const r = (0 - a) & m;
-      rmwWrite(sz, r);
+      Rmw.write(sz, r);
       setLazy(OP_SUB, sz, 0, a & m, r);
       return;
     }
@@ -897,9 +907,9 @@ function group5(): void {
   const os = opsize;
   switch (op) {
     case 0: case 1: {
-      const a = rmwRead(os);
+      const a = Rmw.read(os);
       const r = (op == 0 ? a + 1 : a - 1) & maskOf(os);
-      rmwWrite(os, r);
+      Rmw.write(os, r);
       setLazyIncDec(op == 0 ? OP_INC : OP_DEC, os, a, r);
       return;
     }
@@ -930,7 +940,7 @@ function exec2(b: u32): void {
   const os = opsize;
   if (b >= 0x80 && b <= 0x8f) { // Jcc rel16/32
     const d = codeBits == 64 || os == 4 ? <u64><i64><i32>fetch32() : <u64><i64><i16>fetch16();
-    if (cond(<i32>(b & 15))) jumpNear(ip + d, branchSize());
+    if (Cond.test(<i32>(b & 15))) jumpNear(ip + d, branchSize());
     return;
   }
   if (b >= 0x40 && b <= 0x4f) { // CMOVcc
@@ -1028,9 +1038,9 @@ function exec2(b: u32): void {
       let cnt = b == 0xa4 || b == 0xac ? fetch8() : <u32>gpr(1) & 0xff;
       cnt &= os == 8 ? 0x3f : 0x1f;
       const src = regRead(os);
-      const a = rmwRead(os);
+      const a = Rmw.read(os);
       const r = shiftDouble(b <= 0xa5, os, a, src, cnt);
-      rmwWrite(os, r);
+      Rmw.write(os, r);
       return;
     }
     case 0xae: group15(); return;
@@ -1039,17 +1049,17 @@ function exec2(b: u32): void {
       const sz = b == 0xb0 ? 1 : os;
       Modrm.decode();
       const src = regRead(sz);
-      const dst = rmwRead(sz);
+      const dst = Rmw.read(sz);
       const acc = gpr(0) & maskOf(sz);
       alu(7, sz, acc, dst);
-      if (acc == (dst & maskOf(sz))) rmwWrite(sz, src);
+      if (acc == (dst & maskOf(sz))) Rmw.write(sz, src);
       else {
         // SDM vol. 2A CMPXCHG: on failure the destination "is written back" (for memory, the
         // locked write cycle: still probed and written); for a register destination AMD (APM vol.
         // 3 CMPXCHG) leaves the register alone, even bits 63:32 of a 32-bit one, where Intel's
         // write-back would zero-extend. We follow AMD (the oracle's host): a rewrite of the same
         // value is not observable for the low bits, and Linux does not depend on either.
-        if (modrmMod != 3) rmwWrite(sz, dst);
+        if (modrmMod != 3) Rmw.write(sz, dst);
         writeAcc(sz, dst);
       }
       return;
@@ -1075,10 +1085,10 @@ function exec2(b: u32): void {
       const sz = b == 0xc0 ? 1 : os;
       Modrm.decode();
       const src = regRead(sz);
-      const dst = rmwRead(sz);
+      const dst = Rmw.read(sz);
       const sum = alu(0, sz, dst, src);
       regWrite(sz, dst);
-      rmwWrite(sz, sum);
+      Rmw.write(sz, sum);
       return;
     }
     case 0xc7: group9(); return;
