@@ -1,0 +1,80 @@
+// A VM driven through its serial console, for the benchmarks that boot the Debian guest under tsvm
+// and under QEMU side by side (bench/boot.ts, bench/syscalls.ts): start the process, wait for a
+// line on its console, type commands, stop it. Also the two command lines, built the same way for
+// both benchmarks.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { tsvmNodeArgs } from '../src/cli/node-flags.js';
+
+export const APPEND = 'console=ttyS0 panic=-1';
+const tsvm = join(fileURLToPath(new URL('../..', import.meta.url)), 'bin', 'tsvm');
+/** QEMU, when Debian's qemu-system-x86 is installed. */
+export const qemu = ['/usr/bin/qemu-system-x86_64', '/usr/local/bin/qemu-system-x86_64'].find((p) => existsSync(p));
+
+/** tsvm started the way `tsvm run` starts from a shell (bin/tsvm's shebang: node with NODE_FLAGS). */
+export function tsvmCommand(kernel: string, initrd: string): [string, string[]] {
+  return [process.execPath, tsvmNodeArgs(tsvm, ['run', '--accel', 'soft', '--kernel', kernel, '--initrd', initrd, '--memory', '256M', '--append', APPEND])];
+}
+
+export function qemuCommand(kernel: string, initrd: string): [string, string[]] {
+  return [qemu!, ['-accel', 'tcg', '-m', '256', '-nographic', '-no-reboot', '-kernel', kernel, '-initrd', initrd, '-append', APPEND]];
+}
+
+export const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+
+export class ConsoleVm {
+  readonly started = performance.now();
+  private out = '';
+  /** Where the next waitFor starts looking (what earlier waits matched is not matched again). */
+  private from = 0;
+  /** The pending waitFor's check, run on every chunk of console output. */
+  private check: (() => void) | null = null;
+  private readonly ended: Promise<void>;
+  private exited = false;
+
+  private constructor(readonly child: ChildProcess, private readonly name: string) {
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => { this.out += d; this.check?.(); });
+    this.ended = new Promise((r) => child.on('close', () => { this.exited = true; this.check?.(); r(); }));
+  }
+
+  static start([cmd, args]: [string, string[]]): ConsoleVm {
+    return new ConsoleVm(spawn(cmd, args, { stdio: ['pipe', 'pipe', 'ignore'] }), cmd);
+  }
+
+  /**
+   * Wait until `pattern` appears on the console after what earlier waits matched; resolves with
+   * the match and the seconds since the process started (taken when the output arrives). Rejects
+   * with the console's tail when the process ends or `timeoutMs` passes first.
+   */
+  waitFor(pattern: RegExp, timeoutMs = 300_000): Promise<{ match: RegExpExecArray; seconds: number }> {
+    return new Promise((resolve, reject) => {
+      const done = (err?: Error, match?: RegExpExecArray) => {
+        clearTimeout(timer);
+        this.check = null;
+        if (err) reject(err);
+        else resolve({ match: match!, seconds: (performance.now() - this.started) / 1000 });
+      };
+      const timer = setTimeout(() => done(new Error(`${this.name}: no ${pattern} within ${timeoutMs / 1000} s:\n${this.out.slice(-1500)}`)), timeoutMs);
+      this.check = () => {
+        const m = pattern.exec(this.out.slice(this.from));
+        if (m) {
+          this.from += m.index + m[0].length;
+          done(undefined, m);
+        } else if (this.exited) {
+          done(new Error(`${this.name} ended before ${pattern}:\n${this.out.slice(-1500)}`));
+        }
+      };
+      this.check();
+    });
+  }
+
+  /** Type a line on the console. */
+  send(line: string): void { this.child.stdin!.write(`${line}\n`); }
+
+  async stop(): Promise<void> {
+    if (!this.exited) this.child.kill('SIGKILL');
+    await this.ended;
+  }
+}
