@@ -5,7 +5,7 @@
 // 2 s after the shell started (the first runs warm the JIT up); the last run's real time is the
 // sample. Prints the median of
 // BENCH_RUNS boots each (default 3), the time per system call and tsvm's ratio to QEMU.
-// Env: BENCH_RUNS, BENCH_SYSCALL_BYTES (COUNT, default 200000).
+// Env: BENCH_RUNS, BENCH_SYSCALL_BYTES (COUNT, default 200000), BENCH_VERBOSE=1 (every dd's time).
 import { ensureDefaultGuest } from '../scripts/build-guests.js';
 import { ConsoleVm, median, qemu, qemuCommand, tsvmCommand } from './console-vm.js';
 
