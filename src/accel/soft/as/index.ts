@@ -115,11 +115,15 @@ export function run(budget: i32, exact: bool): i32 {
       // ran yet (a small budget must still make progress).
       else if (!exact && jitWhy == WHY_BUDGET && n > 0) break;
     }
+    // after the instruction in an STI / MOV SS shadow (run alone above, without a lookup), look
+    // again: it may be the middle of a block that STI ended (Linux's local_irq_enable() at every
+    // system call's exit was followed by ~10 interpreted instructions up to the next branch)
+    const shadow = side;
     side = false;
     const before = rip;
     Step.run();
-    // a branch, an instruction after a block, a new code page, or STRAIGHT instructions in a row
-    look = afterBlock || rip - before > 15 || ((rip ^ before) >> 12) != 0 || ++straight >= STRAIGHT;
+    // a branch, an instruction after a block or a shadow, a new code page, or STRAIGHT instructions in a row
+    look = afterBlock || shadow || rip - before > 15 || ((rip ^ before) >> 12) != 0 || ++straight >= STRAIGHT;
     if (look) straight = 0;
     afterBlock = false;
     icount++;
