@@ -137,6 +137,99 @@ test('JIT: integer instructions in hot loops match the interpreter (registers, f
   assert.ok(r.jit.m.cpu.jit!.stats.blocks > 3, 'blocks were compiled');
 });
 
+test('JIT: SWAPGS at CPL 0 is compiled (a block may start with it) and swaps GS base and KERNEL_GS_BASE as the interpreter does', { skip }, async () => {
+  const r = await runBoth('long', `
+    mov ecx, 0xc0000101          ; IA32_GS_BASE
+    mov eax, ${DATA}
+    xor edx, edx
+    wrmsr
+    mov ecx, 0xc0000102          ; IA32_KERNEL_GS_BASE
+    mov eax, ${DATA + 0x100}
+    wrmsr
+    mov rsi, ${DATA}
+    mov qword [rsi + 8], 0x11
+    mov qword [rsi + 0x108], 0x22
+    mov rcx, 5
+  top:
+    swapgs                       ; a block starts here: the entry of a system call
+    add rax, [gs:8]
+    swapgs
+    add rbx, [gs:8]
+    mov [gs:0x20], rcx
+    dec rcx
+    jnz top
+    swapgs
+    mov ecx, 0xc0000102
+    rdmsr
+    mov r8, rax
+    hlt
+  `);
+  assertSame(r);
+  assert.equal(r.jit.state.regs.r8, BigInt(DATA), 'an odd number of SWAPGS leaves the first GS base in KERNEL_GS_BASE');
+  assert.equal(r.jit.state.regs.rbx, 5n * 0x11n);
+  // a compiled block in the table starts with SWAPGS (refused, the loop's head would be interpreted)
+  const view = new DataView(r.jit.m.mem.buffer);
+  let swapgsBlocks = 0;
+  for (let e = JIT_TABLE; e < JIT_TABLE + (1 << 15) * 32; e += 32) {
+    const host = view.getUint32(e + E_HOST, true);
+    if (host === 0 || view.getInt32(e + E_FN, true) <= 0) continue;
+    if (view.getUint8(host) === 0x0f && view.getUint8(host + 1) === 0x01 && view.getUint8(host + 2) === 0xf8) swapgsBlocks++;
+  }
+  assert.ok(swapgsBlocks >= 1, 'a block starting with SWAPGS was compiled');
+});
+
+test('JIT: LFENCE, MFENCE and SFENCE are compiled (a block may start with them)', { skip }, async () => {
+  const r = await runBoth('long', `
+    mov rcx, 10
+  top:
+    lfence
+    add rax, rcx
+    mfence
+    sfence
+    dec rcx
+    jnz top
+    hlt
+  `);
+  assertSame(r);
+  const view = new DataView(r.jit.m.mem.buffer);
+  let fenced = 0;
+  for (let e = JIT_TABLE; e < JIT_TABLE + (1 << 15) * 32; e += 32) {
+    const host = view.getUint32(e + E_HOST, true);
+    if (host === 0 || view.getInt32(e + E_FN, true) <= 0) continue;
+    if (view.getUint8(host) === 0x0f && view.getUint8(host + 1) === 0xae && view.getUint8(host + 2) === 0xe8) fenced++; // lfence
+  }
+  assert.ok(fenced >= 1, 'a block starting with LFENCE was compiled');
+  assert.equal(r.jit.m.cpu.jit!.stats.refused, 1, 'only the HLT block was refused');
+});
+
+test('JIT: the code after an STI and its shadow instruction is looked up and compiled', { skip }, async () => {
+  // Linux's local_irq_enable() is STI then a NOP (its shadow); the run loop used to go on
+  // interpreting after the shadow instruction up to the next branch, at every system call's exit.
+  const r = await runBoth('long', `
+    mov rcx, 20
+  top:
+    cli
+    sti
+    nop                          ; the shadow: runs alone, then interrupts are checked
+    mov r14, 0x5a5a5a5a          ; a block should start here
+    add r13, r14
+    xor r12, r13
+    dec rcx
+    jnz top
+    hlt
+  `);
+  assertSame(r);
+  const view = new DataView(r.jit.m.mem.buffer);
+  let after = 0;
+  for (let e = JIT_TABLE; e < JIT_TABLE + (1 << 15) * 32; e += 32) {
+    const host = view.getUint32(e + E_HOST, true);
+    if (host === 0 || view.getInt32(e + E_FN, true) <= 0) continue;
+    // mov r14, 0x5a5a5a5a (nasm: 41 BE and the immediate)
+    if (view.getUint8(host) === 0x41 && view.getUint8(host + 1) === 0xbe && view.getUint32(host + 2, true) === 0x5a5a5a5a) after++;
+  }
+  assert.ok(after >= 1, 'a block starting after the shadow instruction was compiled');
+});
+
 test('JIT: conditions after every kind of flag producer match the interpreter', { skip }, async () => {
   // every Jcc/SETcc condition after ADD, SUB/CMP, logic, INC/DEC, shifts, NEG, IMUL and MUL, at all sizes
   let body = '';

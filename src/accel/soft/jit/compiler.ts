@@ -1764,6 +1764,28 @@ export class BlockCompiler {
       this.done();
       return this.jcc(b & 15, BigInt.asUintN(64, this.next + d));
     }
+    if (b === 0x01) {
+      // SWAPGS (0F 01 F8) at CPL 0: GS's base and IA32_KERNEL_GS_BASE trade places (vol. 2B
+      // SWAPGS; both live in the state block, which the core reads them from too). Linux runs it
+      // at every system call's entry and exit. The rest of group 7 stays in the interpreter.
+      if (this.cur.u8() !== 0xf8 || this.user || this.cpl !== 0 || this.h66) bail();
+      this.done();
+      const gsBase = S + O.SEG + 5 * 32 + 16; // segment 5 is GS (layout.ts O.SEG)
+      c.i32c(0).mem(OP.i64Load, 3, gsBase).set(A);
+      c.i32c(0).i32c(0).mem(OP.i64Load, 3, S + O.KGSBASE).store(8, gsBase);
+      c.i32c(0).get(A).store(8, S + O.KGSBASE);
+      return false;
+    }
+    if (b === 0xae) {
+      // LFENCE, MFENCE, SFENCE (0F AE E8-FF: ModR/M mod 3, /5 /6 /7): ordering only, and a block
+      // runs on one thread in program order, so nothing to do (vol. 2A LFENCE/MFENCE, vol. 2B
+      // SFENCE). Linux runs LFENCE at every system call's entry (its Spectre-v1 SWAPGS barrier)
+      // and in rdtsc_ordered. The memory forms (FXSAVE, CLFLUSH, XSAVE...) stay in the interpreter.
+      const m = this.cur.u8();
+      if (m < 0xe8 || this.h66) bail();
+      this.done();
+      return false;
+    }
     if (b >= 0xc8 && b <= 0xcf) { // BSWAP r32 / r64 (flags unchanged; the 16-bit form is undefined)
       if (this.h66) bail();
       this.done();
