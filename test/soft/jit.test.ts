@@ -178,6 +178,28 @@ test('JIT: SWAPGS at CPL 0 is compiled (a block may start with it) and swaps GS 
   assert.ok(swapgsBlocks >= 1, 'a block starting with SWAPGS was compiled');
 });
 
+test('JIT: STI followed by a NOP is compiled; a pending interrupt is taken right after the NOP, as the interpreter takes it', { skip }, async () => {
+  const src = 'cli\nmov rcx, 1\nsti\nnop\nmov rbx, 1\nmov rdx, 1\nhlt';
+  const r = await runBoth('long', src, (_s, m) => {
+    let pending = 1;
+    m.cpu.interruptSource = { pending: () => pending > 0, acknowledge: () => { pending--; return 0x30; } };
+  });
+  assertSame(r);
+  assert.equal(r.jit.state.regs.rip, stubRip(0x30), 'in the handler');
+  assert.equal(r.jit.state.regs.rcx, 1n);
+  assert.equal(r.jit.state.regs.rbx, 0n, 'the interrupt came before the instruction after the NOP');
+  // return RIP: the MOV after the NOP (cli 1, mov ecx 5, sti 1, nop 1 bytes after CODE)
+  assert.equal(r.jit.m.mem.readU64(Number(r.jit.state.regs.rsp)), BigInt(CODE) + 8n);
+  // the first block took the STI and its NOP and ended after them (4 instructions; without STI
+  // compiled it ends before it, at 2)
+  const view = new DataView(r.jit.m.mem.buffer);
+  let len = -1;
+  for (let e = JIT_TABLE; e < JIT_TABLE + (1 << 15) * 32; e += 32) {
+    if (view.getUint32(e + E_HOST, true) !== 0 && view.getBigUint64(e + E_RIP, true) === BigInt(CODE) && view.getInt32(e + E_FN, true) > 0) len = view.getUint8(e + E_LEN);
+  }
+  assert.equal(len, 4, 'the first block: CLI, MOV, STI, NOP');
+});
+
 test('JIT: LFENCE, MFENCE and SFENCE are compiled (a block may start with them)', { skip }, async () => {
   const r = await runBoth('long', `
     mov rcx, 10

@@ -313,6 +313,10 @@ export class BlockCompiler {
   private newFixes: Fix[] = [];
   /** Whether the instruction before the current one falls through to it. */
   private fallsThrough = true;
+  /** An STI was compiled: the block ends after the next instruction, its shadow (see 0xfb). */
+  private stiShadow = false;
+  /** The instruction just compiled is that STI (its shadow instruction comes next). */
+  private justSti = false;
   /** Set while the stubs are emitted: the kept branches' wasm blocks still open (else -1). */
   private stubOpen = -1;
   /** The first pass (it records backPend). */
@@ -480,6 +484,8 @@ export class BlockCompiler {
     this.order = [];
     this.fixes = [];
     this.fallsThrough = true;
+    this.stiShadow = false;
+    this.justSti = false;
     this.stubOpen = -1;
     this.used = 0;
     this.written = 0;
@@ -555,6 +561,15 @@ export class BlockCompiler {
         tg.edges.push(e);
       }
       count++;
+      if (this.justSti) {
+        this.justSti = false;
+      } else if (this.stiShadow) {
+        // the instruction in STI's shadow (a NOP) ran: end the block here, so that an interrupt
+        // request is seen (the chain trampoline and the core's loop check it) at this boundary
+        pc = this.next;
+        this.fallsThrough = true;
+        break;
+      }
       if (r) {
         // it leaves (or branches on inside the block): go on at the nearest kept target ahead
         const t2 = this.regs ? this.nextTarget(this.next) : null;
@@ -699,6 +714,14 @@ export class BlockCompiler {
   }
 
   // ---------------------------------------------------------------- decoding helpers
+
+  /** Whether the bytes right after the current instruction, on this page, are a NOP (90, or 0F 1F /0 with a ModR/M). */
+  private nopAhead(): boolean {
+    const p = this.cur.pos;
+    if ((p & 0xfff) > 0xffd) return false;
+    const b0 = this.mem[p];
+    return b0 === 0x90 || (b0 === 0x0f && this.mem[p + 1] === 0x1f);
+  }
 
   private modrm(): ModRM {
     const m = this.cur.u8();
@@ -1515,6 +1538,19 @@ export class BlockCompiler {
         this.syncFlags();
         c.callHelper(F.getFlags).i32c(~0x30000).op(OP.i32And).op(OP.i64ExtendI32U).set(A);
         this.push(A);
+        return false;
+      }
+      case 0xfb: { // STI at CPL 0, when its shadow is a NOP (Linux's local_irq_enable(): STI, then a NOP)
+        // The instruction after STI runs before an interrupt can be taken (vol. 2B STI). Only a
+        // NOP (90, or 0F 1F) is accepted there, so the pair is always compiled together: the NOP
+        // follows in this block, which then ends (stiShadow), and the trampoline or the core's
+        // loop sees a pending interrupt at the boundary after it. Any other shadow instruction
+        // leaves STI to the interpreter, which keeps the shadow itself.
+        if (this.user || this.cpl !== 0 || this.stiShadow || this.k + 1 >= MAX_INSNS || !this.nopAhead()) bail();
+        this.done();
+        c.gget(G.flagsOther).i32c(0x200).op(OP.i32Or).gset(G.flagsOther);
+        this.stiShadow = true;
+        this.justSti = true;
         return false;
       }
       case 0xfa: // CLI at CPL 0 (IOPL cannot forbid it there)
