@@ -160,12 +160,10 @@ export function szp(res: u64, size: i32): u32 {
   return f;
 }
 
-/** Evaluate condition code cc (the low nibble of Jcc/SETcc/CMOVcc, vol. 1 appendix B). */
 /**
- * cond(cc) with ZF's conditions (JE/JNE, SETE/SETNE, CMOVE/CMOVNE: about half of the conditions
- * interpreted code tests) worked out in place; the others call cond. For the interpreter's Jcc
- * (blocks call cond only when they do not know the flags). A static method only so that @inline
- * applies (see mmu.ts Lin).
+ * cond(cc) for the interpreter's Jcc, with ZF's two conditions (E and NE: about half of the Jcc
+ * interpreted code runs) worked out in place and the others through cond. (Blocks call cond only
+ * when they do not know the flags.) A static method only so that @inline applies (see mmu.ts Lin).
  */
 export class Cond {
   @inline static test(cc: i32): bool {
@@ -175,6 +173,7 @@ export class Cond {
   }
 }
 
+/** Evaluate condition code cc (the low nibble of Jcc/SETcc/CMOVcc, vol. 1 appendix B). */
 export function cond(cc: i32): bool {
   let r: bool;
   switch (cc >> 1) {
