@@ -1815,8 +1815,9 @@ export class BlockCompiler {
     if (b === 0xae) {
       // LFENCE, MFENCE, SFENCE (0F AE E8-FF: ModR/M mod 3, /5 /6 /7): ordering only, and a block
       // runs on one thread in program order, so nothing to do (vol. 2A LFENCE/MFENCE, vol. 2B
-      // SFENCE). Linux runs LFENCE at every system call's entry (its Spectre-v1 SWAPGS barrier)
-      // and in rdtsc_ordered. The memory forms (FXSAVE, CLFLUSH, XSAVE...) stay in the interpreter.
+      // SFENCE). Linux uses them as barriers (LFENCE after SWAPGS on an exception's entry from
+      // user mode, its Spectre-v1 mitigation; MFENCE for mb()). The memory forms (FXSAVE,
+      // CLFLUSH, XSAVE...) stay in the interpreter.
       const m = this.cur.u8();
       if (m < 0xe8 || this.h66) bail();
       this.done();
