@@ -205,6 +205,39 @@ test('JIT: STI followed by a NOP is compiled; a pending interrupt is taken right
   assert.equal(len, 4, 'the first block: CLI, MOV, STI, NOP');
 });
 
+test('JIT: RDTSC at CPL 0 is compiled (it ends its block); the TSC it reads goes up, in EDX:EAX', { skip }, async () => {
+  const src = `
+    mov ecx, 0x10                ; IA32_TIME_STAMP_COUNTER: a TSC with an upper half
+    mov edx, 0x1234
+    xor eax, eax
+    wrmsr
+    mov rcx, 20
+  top:
+    rdtsc                        ; a block starts here
+    mov r10, rax
+    shr r10, 32
+    or r11, r10                  ; RAX's upper half is zero
+    shl rdx, 32
+    or rax, rdx
+    cmp rax, r8
+    jb .back                     ; never: the TSC does not go back
+    mov r8, rax
+    add r9, 1
+  .back:
+    dec rcx
+    jnz top
+    hlt
+  `;
+  const r = await runBoth('long', src);
+  assert.deepEqual(r.jit.exit, r.interp.exit);
+  assert.equal(r.jit.state.regs.r9, 20n, 'every read was at least the one before');
+  assert.equal(r.jit.state.regs.r9, r.interp.state.regs.r9);
+  assert.ok(r.jit.state.regs.r8 >= 0x1234n << 32n, 'the TSC WRMSR set, and on');
+  assert.equal(r.jit.state.regs.r11, 0n, 'RDTSC zero-extends EAX into RAX');
+  assert.equal(r.jit.m.cpu.instructions, r.interp.m.cpu.instructions, 'instructions retired');
+  assert.ok(compiledStartingWith(r.jit, [0x0f, 0x31]) >= 1, 'a block starting with RDTSC was compiled');
+});
+
 test('JIT: LFENCE, MFENCE and SFENCE are compiled (a block may start with them)', { skip }, async () => {
   const r = await runBoth('long', `
     mov rcx, 10

@@ -24,6 +24,8 @@ import { codeBits } from './state';
 export { rip, cpl } from './state';
 export { lfOp, lfSize, lfRes, lfA, lfB, lfCin, lfEager, flagsOther, cond, getCF, getFlags, patchStatus } from './flags';
 export { shift, bitScan } from './alu';
+/** The TSC, for RDTSC in compiled blocks (batch.ts FUNCS). */
+export { readTsc as rdtsc } from './msr';
 export { setWallClockBase } from './kvmclock';
 export { jitEnable, jitMarkPage, jitPut, jitCount, jitTune, jitLookup, jitChained, jitCalls, jitInterpretedAfter, jitRuns, jitTlbMiss, jitClaims, jitSides, jitInvalidations } from './jit';
 

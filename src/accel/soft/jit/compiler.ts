@@ -33,7 +33,7 @@ const K_WRITE = 1;
 // imported globals (index = import order, see jit.ts)
 export const G = { rip: 0, lfOp: 1, lfSize: 2, lfRes: 3, lfA: 4, lfB: 5, lfCin: 6, lfEager: 7, flagsOther: 8 } as const;
 // helpers (batch.ts FUNCS), reached through the helper table, but for the chain trampoline
-export const F = { cond: 0, getCF: 1, shift: 2, bitScan: 3, getFlags: 4, patchStatus: 5, chain: 6 } as const;
+export const F = { cond: 0, getCF: 1, shift: 2, bitScan: 3, getFlags: 4, patchStatus: 5, rdtsc: 6, chain: 7 } as const;
 /**
  * Function 0 of every block module: the chain trampoline, imported as a function (batch.ts
  * modulePrelude), which a block's exits tail-call directly; blocks are functions 1, 2, ...
@@ -1811,6 +1811,22 @@ export class BlockCompiler {
       c.i32c(0).i32c(0).mem(OP.i64Load, 3, S + O.KGSBASE).store(8, gsBase);
       c.i32c(0).get(A).store(8, S + O.KGSBASE);
       return false;
+    }
+    if (b === 0x31) {
+      // RDTSC at CPL 0 (CR4.TSD restricts only the other levels, vol. 2B RDTSC): the core's clock
+      // through a helper, then the block ends (a call in the middle of a block costs the code
+      // after it more than the call). Linux reads the TSC on every return to user mode (its
+      // random kernel-stack offset) and in its clock.
+      if (this.user || this.cpl !== 0) bail();
+      this.done();
+      c.callHelper(F.rdtsc).set(A);
+      c.get(A).i64c(0xffffffffn).op(OP.i64And).set(B);
+      this.setReg64(0, B);
+      c.get(A).i64c(32n).op(OP.i64ShrU).set(B);
+      this.setReg64(2, B);
+      c.i64c(this.next).gset(G.rip);
+      this.exitTo(this.next);
+      return true;
     }
     if (b === 0xae) {
       // LFENCE, MFENCE, SFENCE (0F AE E8-FF: ModR/M mod 3, /5 /6 /7): ordering only, and a block
