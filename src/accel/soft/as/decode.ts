@@ -234,24 +234,33 @@ export function ea(): u64 {
 
 // ---------------------------------------------------------------- operands
 
-export function memRead(seg: i32, off: u64, size: i32): u64 {
-  return Lin.read(linAddr(seg, off, size, false), size, cpl == 3);
+/**
+ * A memory operand at seg:off: inlined into rmRead and rmWrite, so that the TLB hit (Lin.read,
+ * Lin.write) is there rather than one call further; memRead and memWrite for the other callers.
+ * Static methods only so that AssemblyScript's @inline applies (see mmu.ts Lin).
+ */
+class Mem {
+  @inline static read(seg: i32, off: u64, size: i32): u64 {
+    return Lin.read(linAddr(seg, off, size, false), size, cpl == 3);
+  }
+
+  @inline static write(seg: i32, off: u64, size: i32, v: u64): void {
+    Lin.write(linAddr(seg, off, size, true), size, v, cpl == 3);
+  }
 }
 
-export function memWrite(seg: i32, off: u64, size: i32, v: u64): void {
-  Lin.write(linAddr(seg, off, size, true), size, v, cpl == 3);
-}
+export function memRead(seg: i32, off: u64, size: i32): u64 { return Mem.read(seg, off, size); }
+export function memWrite(seg: i32, off: u64, size: i32, v: u64): void { Mem.write(seg, off, size, v); }
 
 export function rmRead(size: i32): u64 {
   if (lock) ud(); // a locked instruction reads its destination through the read-modify-write path
   if (modrmMod == 3) return readReg(size, modrmRm, rex != 0);
-  // memRead written out, so the TLB hit (Lin.read) is inlined here rather than one call further
-  return Lin.read(linAddr(eaSeg, ea(), size, false), size, cpl == 3);
+  return Mem.read(eaSeg, ea(), size);
 }
 
 export function rmWrite(size: i32, v: u64): void {
   if (modrmMod == 3) writeReg(size, modrmRm, v, rex != 0);
-  else Lin.write(linAddr(eaSeg, ea(), size, true), size, v, cpl == 3); // memWrite written out (see rmRead)
+  else Mem.write(eaSeg, ea(), size, v);
 }
 
 export function regRead(size: i32): u64 { return readReg(size, modrmReg, rex != 0); }
