@@ -14,7 +14,7 @@
 // mapped and unwritten (pageGuard).
 
 import { Bytes, Emitter, OP, T_I32, T_I64 } from '../../../wasm/writer.js';
-import { GUEST_BASE, JIT_AREA, O, STATE_AREA } from '../layout.js';
+import { GUEST_BASE, JIT_AREA, O, SEG_INDEX, STATE_AREA } from '../layout.js';
 
 /** Instructions per block at most (E_LEN in as/jit.ts is a byte). */
 export const MAX_INSNS = 64;
@@ -118,6 +118,9 @@ interface Pend {
 function pendOf(op: number, size: number, dyn: boolean, cin: boolean, noB: boolean, shiftOp = 0, shiftN = 0): Pend {
   return { op, size, dyn, cin, noB, synced: false, shiftOp, shiftN, patch: false, baseSynced: false, alts: null };
 }
+
+/** Address of segment register `seg`'s base in the state block (layout.ts O.SEG: 32 bytes each, base at 16). */
+const segBase = (seg: number): number => S + O.SEG + seg * 32 + 16;
 
 /** Thrown when an instruction cannot be compiled (not an Error: capturing a stack trace per block end cost more than compiling an instruction). */
 class Bail {}
@@ -313,10 +316,8 @@ export class BlockCompiler {
   private newFixes: Fix[] = [];
   /** Whether the instruction before the current one falls through to it. */
   private fallsThrough = true;
-  /** An STI was compiled: the block ends after the next instruction, its shadow (see 0xfb). */
-  private stiShadow = false;
-  /** The instruction just compiled is that STI (its shadow instruction comes next). */
-  private justSti = false;
+  /** Position of a compiled STI in the block (-1: none): the block ends after the next instruction, its shadow (see 0xfb). */
+  private stiAt = -1;
   /** Set while the stubs are emitted: the kept branches' wasm blocks still open (else -1). */
   private stubOpen = -1;
   /** The first pass (it records backPend). */
@@ -484,8 +485,7 @@ export class BlockCompiler {
     this.order = [];
     this.fixes = [];
     this.fallsThrough = true;
-    this.stiShadow = false;
-    this.justSti = false;
+    this.stiAt = -1;
     this.stubOpen = -1;
     this.used = 0;
     this.written = 0;
@@ -561,9 +561,7 @@ export class BlockCompiler {
         tg.edges.push(e);
       }
       count++;
-      if (this.justSti) {
-        this.justSti = false;
-      } else if (this.stiShadow) {
+      if (this.stiAt >= 0 && count > this.stiAt + 1) {
         // the instruction in STI's shadow (a NOP) ran: end the block here, so that an interrupt
         // request is seen (the chain trampoline and the core's loop check it) at this boundary
         pc = this.next;
@@ -832,7 +830,7 @@ export class BlockCompiler {
       if (!have) c.i64c(BigInt.asUintN(64, m.disp));
       else if (m.disp !== 0n) c.i64c(m.disp).op(OP.i64Add);
     }
-    if (withSeg && this.seg >= 4) c.i32c(0).mem(OP.i64Load, 3, S + O.SEG + this.seg * 32 + 16).op(OP.i64Add);
+    if (withSeg && this.seg >= 4) c.i32c(0).mem(OP.i64Load, 3, segBase(this.seg)).op(OP.i64Add);
     c.set(L);
   }
 
@@ -1543,14 +1541,13 @@ export class BlockCompiler {
       case 0xfb: { // STI at CPL 0, when its shadow is a NOP (Linux's local_irq_enable(): STI, then a NOP)
         // The instruction after STI runs before an interrupt can be taken (vol. 2B STI). Only a
         // NOP (90, or 0F 1F) is accepted there, so the pair is always compiled together: the NOP
-        // follows in this block, which then ends (stiShadow), and the trampoline or the core's
+        // follows in this block, which then ends (stiAt), and the trampoline or the core's
         // loop sees a pending interrupt at the boundary after it. Any other shadow instruction
         // leaves STI to the interpreter, which keeps the shadow itself.
-        if (this.user || this.cpl !== 0 || this.stiShadow || this.k + 1 >= MAX_INSNS || !this.nopAhead()) bail();
+        if (this.user || this.cpl !== 0 || this.stiAt >= 0 || this.k + 1 >= MAX_INSNS || !this.nopAhead()) bail();
         this.done();
         c.gget(G.flagsOther).i32c(0x200).op(OP.i32Or).gset(G.flagsOther);
-        this.stiShadow = true;
-        this.justSti = true;
+        this.stiAt = this.k;
         return false;
       }
       case 0xfa: // CLI at CPL 0 (IOPL cannot forbid it there)
@@ -1806,7 +1803,7 @@ export class BlockCompiler {
       // at every system call's entry and exit. The rest of group 7 stays in the interpreter.
       if (this.cur.u8() !== 0xf8 || this.user || this.cpl !== 0 || this.h66) bail();
       this.done();
-      const gsBase = S + O.SEG + 5 * 32 + 16; // segment 5 is GS (layout.ts O.SEG)
+      const gsBase = segBase(SEG_INDEX.gs);
       c.i32c(0).mem(OP.i64Load, 3, gsBase).set(A);
       c.i32c(0).i32c(0).mem(OP.i64Load, 3, S + O.KGSBASE).store(8, gsBase);
       c.i32c(0).get(A).store(8, S + O.KGSBASE);
