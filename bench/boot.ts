@@ -6,7 +6,7 @@
 // Env: BENCH_RUNS (default 3). bench/soft-boot.ts compares the interpreter and the JIT too.
 import { readFileSync } from 'node:fs';
 import { ensureDefaultGuest } from '../scripts/build-guests.js';
-import { ConsoleVm, median, qemu, qemuCommand, tsvmCommand } from './console-vm.js';
+import { ConsoleVm, medianOf, qemu, qemuCommand, tsvmCommand } from './console-vm.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const MARK = /Run \/init as init process/;
@@ -15,16 +15,13 @@ const log = (s: string) => process.stderr.write(`bench:boot: ${s}\n`);
 const guest = await ensureDefaultGuest({ flavor: 'cloud' });
 
 /** Median seconds from process start to "Run /init" over RUNS boots. */
-async function series(name: string, command: [string, string[]]): Promise<number> {
-  const times: number[] = [];
-  for (let i = 0; i < RUNS; i++) {
+function series(name: string, command: [string, string[]]): Promise<number> {
+  return medianOf(RUNS, async () => {
     const vm = ConsoleVm.start(command);
     const { seconds } = await vm.waitFor(MARK);
     await vm.stop();
-    times.push(seconds);
-    log(`${name}: run ${i + 1}/${RUNS}: ${seconds.toFixed(2)} s to /init`);
-  }
-  return median(times);
+    return seconds;
+  }, (i, seconds) => log(`${name}: run ${i}/${RUNS}: ${seconds.toFixed(2)} s to /init`));
 }
 
 const tsvm = tsvmCommand(guest.kernel, guest.initrd);

@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tsvmNodeArgs } from '../src/cli/node-flags.js';
+import { median } from './median.js';
 
 export const APPEND = 'console=ttyS0 panic=-1';
 const tsvm = join(fileURLToPath(new URL('../..', import.meta.url)), 'bin', 'tsvm');
@@ -22,7 +23,15 @@ export function qemuCommand(kernel: string, initrd: string): [string, string[]] 
   return [qemu!, ['-accel', 'tcg', '-m', '256', '-nographic', '-no-reboot', '-kernel', kernel, '-initrd', initrd, '-append', APPEND]];
 }
 
-export const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+/** The median of `runs` samples taken one after the other; `report(i, value)` after each (i from 1). */
+export async function medianOf(runs: number, sample: () => Promise<number>, report: (i: number, value: number) => void): Promise<number> {
+  const values: number[] = [];
+  for (let i = 1; i <= runs; i++) {
+    values.push(await sample());
+    report(i, values[i - 1]!);
+  }
+  return median(values);
+}
 
 export class ConsoleVm {
   readonly started = performance.now();

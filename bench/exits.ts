@@ -15,6 +15,7 @@ import { exitGuestImage } from './exit-guest.js';
 import { Vm } from '../src/vmm/vm.js';
 import { defaultConfig, validateConfig } from '../src/vmm/vm-config.js';
 import { silentLogger } from '../src/vmm/log.js';
+import { median } from './median.js';
 
 const COUNT = Number(process.env.BENCH_EXITS ?? 200_000);
 const REPS = Number(process.env.BENCH_REPS ?? 5);
@@ -27,11 +28,6 @@ function image(count: number, port: number): string {
   const p = join(dir, `exit-guest-${port.toString(16)}-${count}.bin`);
   writeFileSync(p, exitGuestImage(count, port));
   return p;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[s.length >> 1];
 }
 
 function buildC(): string {

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { cacheRoot } from '../scripts/lib/debian.js';
 import { tsvmNodeArgs } from '../src/cli/node-flags.js';
 import { nasm, repoRoot } from '../test/support/guests.js';
+import { median } from './median.js';
 
 const root = repoRoot();
 const dir = join(cacheRoot(), 'bench');
@@ -67,7 +68,6 @@ export function timed([cmd, args]: [string, string[]], img: string, who: string,
   return t;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 
 /**
  * Seconds the loop of image `full` takes under `run`, from `reps` runs of it and of `empty` (the
@@ -82,5 +82,5 @@ export function loopSeconds(run: (img: string) => number, full: string, empty: s
     fulls.push(run(full));
     onRep?.(i, fulls[i]!, empties[i]!);
   }
-  return median(fulls)! - median(empties)!;
+  return median(fulls) - median(empties);
 }

@@ -7,7 +7,7 @@
 // BENCH_RUNS boots each (default 3), the time per system call and tsvm's ratio to QEMU.
 // Env: BENCH_RUNS, BENCH_SYSCALL_BYTES (COUNT, default 200000), BENCH_VERBOSE=1 (every dd's time).
 import { ensureDefaultGuest } from '../scripts/build-guests.js';
-import { ConsoleVm, median, qemu, qemuCommand, tsvmCommand } from './console-vm.js';
+import { ConsoleVm, medianOf, qemu, qemuCommand, tsvmCommand } from './console-vm.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const BYTES = Number(process.env.BENCH_SYSCALL_BYTES ?? 200_000);
@@ -40,13 +40,8 @@ async function once(command: [string, string[]]): Promise<number> {
   }
 }
 
-async function series(name: string, command: [string, string[]]): Promise<number> {
-  const times: number[] = [];
-  for (let i = 0; i < RUNS; i++) {
-    times.push(await once(command));
-    log(`${name}: run ${i + 1}/${RUNS}: ${times[i]!.toFixed(2)} s`);
-  }
-  return median(times);
+function series(name: string, command: [string, string[]]): Promise<number> {
+  return medianOf(RUNS, () => once(command), (i, seconds) => log(`${name}: run ${i}/${RUNS}: ${seconds.toFixed(2)} s`));
 }
 
 const tsvmMedian = await series('tsvm soft', tsvmCommand(guest.kernel, guest.initrd));
