@@ -713,7 +713,7 @@ export class BlockCompiler {
 
   // ---------------------------------------------------------------- decoding helpers
 
-  /** Whether the bytes right after the current instruction, on this page, are a NOP (90, or 0F 1F /0 with a ModR/M). */
+  /** Whether the bytes right after the current instruction, on this page, are a NOP (90, or 0F 1F and its ModR/M: a hint NOP to the compiler). */
   private nopAhead(): boolean {
     const p = this.cur.pos;
     if ((p & 0xfff) > 0xffd) return false;
