@@ -15,7 +15,23 @@
  * in three rounds: 2.33 / 2.28 / 2.20 s with the default, 2.26 / 2.22 / 2.19 s with it (900,000:
  * 2.40 s; 5,000,000 and 7,200,000 about the same as 3,600,000).
  */
-export const NODE_FLAGS: readonly string[] = ['--v8-pool-size=1', '--wasm-tiering-budget=3600000'];
+/*
+ * `--no-wasm-stack-checks`: V8 compiles a stack-limit check into the entry of every wasm function
+ * and every loop's back edge. The JIT's blocks are small functions entered ~30 M times on the way
+ * to Linux's /init (most by tail calls, each a function entry), and its loops check at every pass.
+ * Boot to /init, interleaved boots: 2.164 vs 2.095 s (6 each) and 2.415 vs 2.295 s (10 each).
+ * What the checks are for does not arise here:
+ * - a stack overflow: the wasm this process runs cannot recurse without bound. The core's call
+ *   graph has no cycle but readLinSlow/writeLinSlow splitting a page-crossing access into
+ *   single bytes (one level; test/soft/core-call-graph.test.ts checks this), blocks chain by tail
+ *   calls (a flat stack), and the core calls a block only from jitTry, which blocks do not call.
+ * - interrupt requests delivered through the stack limit (e.g. `worker.terminate()`): no wasm
+ *   runs without returning to JavaScript for long; the run loop returns after every slice of
+ *   100,000 instructions and a block's loop stops when its budget ends. The compiler thread,
+ *   which is terminated, compiles wasm but runs none.
+ * - a shared memory growing in another thread: guest RAM's memory never grows (soft-memory.ts).
+ */
+export const NODE_FLAGS: readonly string[] = ['--v8-pool-size=1', '--wasm-tiering-budget=3600000', '--no-wasm-stack-checks'];
 
 /** Arguments for `spawn(process.execPath, ...)` that run bin/tsvm with `args` and NODE_FLAGS. */
 export function tsvmNodeArgs(bin: string, args: readonly string[]): string[] {
