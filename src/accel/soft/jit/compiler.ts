@@ -627,7 +627,12 @@ export class BlockCompiler {
     body.u32(locals.length);
     for (const [n, t] of locals) body.u32(n).byte(t);
     if (!this.regs) {
-      body.byte(OP.loop).byte(0x40);
+      // The outermost label is where a back edge to the block's start goes (backEdge). A block
+      // without one gets a plain `block` there instead (same nesting, so the same branch depths;
+      // nothing branches to it): for a `loop`, TurboFan builds a loop header with a phi for every
+      // local and runs its loop analysis, which cost ~15 % of its time on the boot's blocks
+      // (all the blocks of a boot to /init compiled by TurboFan: 2.39 -> 2.04 s).
+      body.byte(this.loops ? OP.loop : OP.block).byte(0x40);
       for (let x = 0; x < blocks.length; x++) body.byte(OP.block).byte(0x40);
       body.append(out);
       body.append(tail);
