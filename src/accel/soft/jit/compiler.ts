@@ -843,7 +843,8 @@ export class BlockCompiler {
   private tlb(kind: number, size: number, h: number): void {
     const c = this.code;
     const tb = S + O_TLB + (kind * 2 + (this.user ? 1 : 0)) * TLB_BYTES;
-    c.get(L).op(OP.i32WrapI64).i32c(12).op(OP.i32ShrU).i32c(TLB_N - 1).op(OP.i32And).i32c(3).op(OP.i32Shl).tee(I);
+    // the entry's byte offset, ((lin >> 12) & (TLB_N - 1)) * 8, as (lin >> 9) & ((TLB_N - 1) << 3)
+    c.get(L).op(OP.i32WrapI64).i32c(9).op(OP.i32ShrU).i32c((TLB_N - 1) << 3).op(OP.i32And).tee(I);
     c.mem(OP.i64Load, 3, tb);
     // the tag must be the page of the access's last byte: one compare also sends an access that
     // crosses into the next page (or wraps around) to the interpreter, as QEMU's TLB check does
