@@ -1512,3 +1512,34 @@ test('JIT: forward branches kept inside loops, and flags kept around back edges,
     }
   }
 });
+
+test('JIT: a branch to a same-page target that cannot be compiled returns to the core at the target', { skip }, async () => {
+  // 'odd' starts with CPUID, which the compiler refuses: the sibling compiled along for it is a
+  // stub (batch.ts) that returns to the core's loop at once, which must go on at 'odd' with the
+  // state the block left.
+  const src = `
+    mov r8, 3000
+    xor esi, esi
+    xor ebx, ebx
+    jmp top
+    times 16 nop
+  odd:
+    cpuid
+    add rsi, rbx
+    jmp join
+    times 16 nop
+  top:
+    xor eax, eax
+    test r8b, 1
+    jnz odd
+    add rsi, 3
+  join:
+    dec r8
+    jnz top
+    hlt
+  `;
+  const setup: Setup = (_s, m) => { if (m.cpu.jit) { m.cpu.jit.tune(10, 0); m.cpu.jit.siblingMinRuns = 2; } };
+  const r = await runBoth('long', src, setup);
+  assertSame(r);
+  assert.ok(r.jit.m.cpu.jit!.stats.refused > 0, 'the target starting with CPUID was refused');
+});
