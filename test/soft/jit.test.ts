@@ -6,7 +6,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CODE, DATA, STACK, SEL, assemble, machine, runAsm, stubRip, type Machine, type RunResult, type Mode } from './harness.js';
+import { CODE, DATA, STACK, USER_STACK, SEL, assemble, machine, runAsm, stubRip, type Machine, type RunResult, type Mode } from './harness.js';
 import type { CpuState } from '../../src/accel/cpu-state.js';
 import { countingRuns, setOf, JIT_GEN, JIT_TABLE, E_CPL, E_FN, E_HOST, E_LEN, E_RIP } from '../../src/accel/soft/jit/block-table.js';
 import { JIT_AREA, O, STATE_AREA as STATE_BASE } from '../../src/accel/soft/layout.js';
@@ -1542,4 +1542,70 @@ test('JIT: a branch to a same-page target that cannot be compiled returns to the
   const r = await runBoth('long', src, setup);
   assertSame(r);
   assert.ok(r.jit.m.cpu.jit!.stats.refused > 0, 'the target starting with CPUID was refused');
+});
+
+test('JIT: SYSCALL and SYSRET compiled match the interpreter (a system call loop from ring 3)', { skip }, async () => {
+  // Blocks that start with SYSCALL, that end with SYSRET, and one whose SYSCALL follows an ADD (its
+  // flags still pending in the block: R11 must have them). A second SYSRET to a non-canonical
+  // RCX faults (#GP) in the interpreter after the block's side exit.
+  const src = `
+    mov ecx, 0xc0000081      ; STAR: SYSCALL CS = 0x08, SYSRET base = 0x20 (CS 0x33, SS 0x2b)
+    xor eax, eax
+    mov edx, 0x00200008
+    wrmsr
+    mov ecx, 0xc0000082      ; LSTAR
+    lea rax, [rel entry]
+    mov rdx, rax
+    shr rdx, 32
+    wrmsr
+    mov ecx, 0xc0000084      ; SFMASK: clear IF, DF
+    mov eax, 0x600
+    xor edx, edx
+    wrmsr
+    mov ecx, 0xc0000080      ; EFER.SCE
+    rdmsr
+    or eax, 1
+    wrmsr
+    push ${SEL.userData}
+    push ${USER_STACK}
+    pushfq
+    push ${SEL.user64}
+    lea rax, [rel user]
+    push rax
+    iretq
+  user:
+    mov r8, 300
+    jmp again
+    times 16 nop
+  again:
+    syscall
+    add rbx, r8
+    syscall
+    dec r8
+    jnz again
+    mov r9, 1                ; the kernel side makes its SYSRET fault now
+    syscall
+    hlt
+    times 16 nop
+  entry:
+    add rdi, rcx
+    add rsi, r11
+    test r9, r9
+    jnz bad
+    jmp back
+    times 16 nop
+  back:
+    nop                      ; (in the block: a fault inside it would lose its count)
+    o64 sysret
+    times 16 nop
+  bad:
+    mov rcx, 0x8000000000000000
+    jmp back
+  `;
+  const r = await runBoth('long', src, (_s, m) => { m.cpu.jit?.tune(3, 0); });
+  assertSame(r);
+  assert.equal(r.jit.m.cpu.lastException?.vector, 13, 'SYSRET to a non-canonical RCX raises #GP');
+  assert.equal(r.jit.state.regs.rcx, 0x8000000000000000n);
+  assert.ok(compiledStartingWith(r.jit, [0x0f, 0x05]) >= 1, 'a block starting with SYSCALL was compiled');
+  assert.ok(compiledStartingWith(r.jit, [0x90, 0x48, 0x0f, 0x07]) >= 1, 'a block with SYSRET was compiled');
 });

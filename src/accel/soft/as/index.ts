@@ -26,6 +26,8 @@ export { lfOp, lfSize, lfRes, lfA, lfB, lfCin, lfEager, flagsOther, cond, getCF,
 export { shift, bitScan } from './alu';
 /** The TSC, for RDTSC in compiled blocks (batch.ts FUNCS). */
 export { readTsc as rdtsc } from './msr';
+/** SYSCALL and SYSRET for compiled blocks (batch.ts FUNCS). */
+export { blockSys as sys } from './system';
 export { setWallClockBase } from './kvmclock';
 export { jitEnable, jitMarkPage, jitPut, jitCount, jitTune, jitLookup, jitChained, jitCalls, jitInterpretedAfter, jitRuns, jitTlbMiss, jitClaims, jitSides, jitInvalidations } from './jit';
 

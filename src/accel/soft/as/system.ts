@@ -151,6 +151,22 @@ export function sysret(to64: bool): void {
   invalidateFetch();
 }
 
+/**
+ * SYSCALL (`op` 0, returning to `next`) or 64-bit SYSRET (`op` 1) for a compiled block (the JIT's
+ * `sys` helper, batch.ts FUNCS): 1 when done, 0 when the instruction would fault, which the block
+ * then leaves to the interpreter (compiled code never faults). Only from 64-bit code.
+ */
+export function blockSys(op: i32, next: u64): i32 {
+  if (!longMode || (efer() & EFER_SCE) == 0) return 0;
+  if (op == 0) {
+    syscall(next);
+    return 1;
+  }
+  if (cpl != 0 || !isCanonical(gpr(1))) return 0;
+  sysret(true);
+  return 1;
+}
+
 export function swapgs(): void {
   if (codeBits != 64) ud();
   if (cpl != 0) gp(0);

@@ -33,7 +33,7 @@ const K_WRITE = 1;
 // imported globals (index = import order, see jit.ts)
 export const G = { rip: 0, lfOp: 1, lfSize: 2, lfRes: 3, lfA: 4, lfB: 5, lfCin: 6, lfEager: 7, flagsOther: 8 } as const;
 // helpers (batch.ts FUNCS), reached through the helper table, but for the chain trampoline
-export const F = { cond: 0, getCF: 1, shift: 2, bitScan: 3, getFlags: 4, patchStatus: 5, rdtsc: 6, chain: 7 } as const;
+export const F = { cond: 0, getCF: 1, shift: 2, bitScan: 3, getFlags: 4, patchStatus: 5, rdtsc: 6, sys: 7, chain: 8 } as const;
 /**
  * Function 0 of every block module: the chain trampoline, imported as a function (batch.ts
  * modulePrelude), which a block's exits tail-call directly; blocks are functions 1, 2, ...
@@ -1829,6 +1829,26 @@ export class BlockCompiler {
       this.setReg64(2, B);
       c.i64c(this.next).gset(G.rip);
       this.exitTo(this.next);
+      return true;
+    }
+    if (b === 0x05 || (b === 0x07 && os === 8 && !this.user)) {
+      // SYSCALL, and SYSRET back to 64-bit code at CPL 0 (REX.W 0F 07), through the core's
+      // `sys` (as/system.ts blockSys), which does what the interpreter does, or nothing when the
+      // instruction would fault (a side exit leaves it to the interpreter). The CPL changes, so the
+      // block ends, and the flags are the helper's from here: stored before it, none pending after.
+      // Linux's every system call runs both. Not with the registers in locals (the helper reads
+      // and writes RCX and R11 in the state block): such a block ends before.
+      if (this.regs) bail();
+      this.done();
+      this.syncFlags();
+      c.i32c(b === 0x05 ? 0 : 1).i64c(this.next).callHelper(F.sys).op(OP.i32Eqz);
+      c.op(OP.if).byte(0x40);
+      this.sideExit();
+      c.op(OP.end);
+      this.pend = null;
+      this.fk = null;
+      c.gget(G.rip).set(A);
+      this.exitTo({ local: A });
       return true;
     }
     if (b === 0xae) {
