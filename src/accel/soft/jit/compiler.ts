@@ -174,6 +174,8 @@ class Code extends Emitter {
   /** Mask the i64 on the stack to `size` bytes. */
   mask(size: number): this {
     if (size === 8) return this;
+    // 32 bits: wrap and zero-extend (2 bytes; an i64.const 0xffffffff and i64.and take 7)
+    if (size === 4) return this.op(OP.i32WrapI64).op(OP.i64ExtendI32U);
     return this.i64c(MASK(size)).op(OP.i64And);
   }
 
@@ -878,7 +880,7 @@ export class BlockCompiler {
     if (!this.regs) {
       if (this.highByte(size, r)) { c.i32c(0).get(src).store(1, S + (r - 4) * 8 + 1); return; }
       c.i32c(0).get(src);
-      if (size === 4) c.i64c(0xffffffffn).op(OP.i64And);
+      if (size === 4) c.mask(4);
       c.store(size === 4 ? 8 : size, S + r * 8);
       return;
     }
@@ -887,7 +889,7 @@ export class BlockCompiler {
     if (this.highByte(size, r)) { r -= 4; shift = 8n; }
     this.used |= 1 << r;
     this.written |= 1 << r;
-    if (size === 4) { c.get(src).i64c(0xffffffffn).op(OP.i64And).set(RG + r); return; }
+    if (size === 4) { c.get(src).mask(4).set(RG + r); return; }
     // 8- and 16-bit writes keep the rest of the register
     const m = MASK(size) << shift;
     c.get(RG + r).i64c(BigInt.asIntN(64, ~m)).op(OP.i64And).get(src).mask(size);
@@ -954,7 +956,7 @@ export class BlockCompiler {
       c.get(V).mask(4).set(R);
     } else {
       // the high 64 bits of the 128-bit product from four 32 x 32 -> 64 products (as alu.ts mulHiU)
-      const lo32 = (x: number) => c.get(x).i64c(0xffffffffn).op(OP.i64And);
+      const lo32 = (x: number) => c.get(x).mask(4);
       const hi32 = (x: number) => c.get(x).i64c(32n).op(OP.i64ShrU);
       lo32(A); lo32(B); c.op(OP.i64Mul).set(V); // ll
       lo32(A); hi32(B); c.op(OP.i64Mul).set(L); // lh
@@ -1823,7 +1825,7 @@ export class BlockCompiler {
       if (this.user || this.cpl !== 0) bail();
       this.done();
       c.callHelper(F.rdtsc).set(A);
-      c.get(A).i64c(0xffffffffn).op(OP.i64And).set(B);
+      c.get(A).mask(4).set(B);
       this.setReg64(0, B);
       c.get(A).i64c(32n).op(OP.i64ShrU).set(B);
       this.setReg64(2, B);
