@@ -3,17 +3,8 @@
 // INTO, IRET, SYSCALL/SYSRET, SWAPGS, CPL/IOPL checks, external interrupts and the STI shadow.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { runAsm, SEL, STACK, USER_STACK, TSS, TSS32, stubRip, FL, type Machine } from './harness.js';
+import { runAsm, SEL, STACK, USER_STACK, TSS, TSS32, TO_USER64, SYSCALL_MSRS, stubRip, FL, type Machine } from './harness.js';
 
-const TO_USER64 = `
-    push ${SEL.userData}
-    push ${USER_STACK}
-    pushfq
-    push ${SEL.user64}
-    lea rax, [rel user]
-    push rax
-    iretq
-`;
 
 function setGate64(m: Machine, vec: number, target: number, opts: { dpl?: number; ist?: number; type?: number; present?: boolean } = {}): void {
   const type = opts.type ?? 0xe;
@@ -163,19 +154,7 @@ test('INTO traps through vector 4 when OF=1 (32-bit mode); INT3 through vector 3
 
 test('SYSCALL / SYSRET and SWAPGS (vol. 2B)', async () => {
   const src = `
-    mov ecx, 0xc0000081      ; STAR: SYSCALL CS = 0x08, SYSRET base = 0x20 (CS 0x33, SS 0x2b)
-    xor eax, eax
-    mov edx, 0x00200008
-    wrmsr
-    mov ecx, 0xc0000082      ; LSTAR
-    lea rax, [rel entry]
-    mov rdx, rax
-    shr rdx, 32
-    wrmsr
-    mov ecx, 0xc0000084      ; SFMASK: clear IF, DF
-    mov eax, 0x600
-    xor edx, edx
-    wrmsr
+    ${SYSCALL_MSRS}
     mov ecx, 0xc0000102      ; KERNEL_GS_BASE
     mov eax, 0x20000
     xor edx, edx

@@ -215,3 +215,31 @@ export const STATUS = FL.CF | FL.PF | FL.AF | FL.ZF | FL.SF | FL.OF;
 export function stubRip(v: number): bigint {
   return BigInt(STUB + v * 2 + 1);
 }
+
+/** 64-bit tests: IRETQ to the label `user` at CPL 3 (the harness's ring-3 selectors, USER_STACK). */
+export const TO_USER64 = `
+    push ${SEL.userData}
+    push ${USER_STACK}
+    pushfq
+    push ${SEL.user64}
+    lea rax, [rel user]
+    push rax
+    iretq
+`;
+
+/** 64-bit tests: STAR (SYSCALL CS 0x08, SYSRET base 0x20: CS 0x33, SS 0x2b), LSTAR = the label `entry`, SFMASK = IF | DF. */
+export const SYSCALL_MSRS = `
+    mov ecx, 0xc0000081
+    xor eax, eax
+    mov edx, 0x00200008
+    wrmsr
+    mov ecx, 0xc0000082
+    lea rax, [rel entry]
+    mov rdx, rax
+    shr rdx, 32
+    wrmsr
+    mov ecx, 0xc0000084
+    mov eax, 0x600
+    xor edx, edx
+    wrmsr
+`;

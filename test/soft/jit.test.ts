@@ -6,7 +6,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CODE, DATA, STACK, USER_STACK, SEL, assemble, machine, runAsm, stubRip, type Machine, type RunResult, type Mode } from './harness.js';
+import { CODE, DATA, STACK, TO_USER64, SYSCALL_MSRS, SEL, assemble, machine, runAsm, stubRip, type Machine, type RunResult, type Mode } from './harness.js';
 import type { CpuState } from '../../src/accel/cpu-state.js';
 import { countingRuns, setOf, JIT_GEN, JIT_TABLE, E_CPL, E_FN, E_HOST, E_LEN, E_RIP } from '../../src/accel/soft/jit/block-table.js';
 import { JIT_AREA, O, STATE_AREA as STATE_BASE } from '../../src/accel/soft/layout.js';
@@ -1549,30 +1549,8 @@ test('JIT: SYSCALL and SYSRET compiled match the interpreter (a system call loop
   // flags still pending in the block: R11 must have them). A second SYSRET to a non-canonical
   // RCX faults (#GP) in the interpreter after the block's side exit.
   const src = `
-    mov ecx, 0xc0000081      ; STAR: SYSCALL CS = 0x08, SYSRET base = 0x20 (CS 0x33, SS 0x2b)
-    xor eax, eax
-    mov edx, 0x00200008
-    wrmsr
-    mov ecx, 0xc0000082      ; LSTAR
-    lea rax, [rel entry]
-    mov rdx, rax
-    shr rdx, 32
-    wrmsr
-    mov ecx, 0xc0000084      ; SFMASK: clear IF, DF
-    mov eax, 0x600
-    xor edx, edx
-    wrmsr
-    mov ecx, 0xc0000080      ; EFER.SCE
-    rdmsr
-    or eax, 1
-    wrmsr
-    push ${SEL.userData}
-    push ${USER_STACK}
-    pushfq
-    push ${SEL.user64}
-    lea rax, [rel user]
-    push rax
-    iretq
+    ${SYSCALL_MSRS}
+    ${TO_USER64}
   user:
     mov r8, 300
     jmp again

@@ -3,19 +3,10 @@
 // page-crossing write, BSF/BSR and CMPXCHG leaving a 32-bit register alone, SHLD/SHRD r16 by 16.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { runAsm, FL, SEL, STACK, USER_STACK, stubRip, type Machine } from './harness.js';
+import { runAsm, FL, SEL, STACK, TO_USER64, stubRip, type Machine } from './harness.js';
 
 const RF = 1n << 16n;
 
-const TO_USER64 = `
-    push ${SEL.userData}
-    push ${USER_STACK}
-    pushfq
-    push ${SEL.user64}
-    lea rax, [rel user]
-    push rax
-    iretq
-`;
 
 function setGate64(m: Machine, vec: number, target: number, dpl: number): void {
   const attr = 0xen | (BigInt(dpl) << 5n) | 0x80n;
