@@ -15,6 +15,7 @@ import type { CompileReply } from './compile-worker.js';
 import { CompileChannel } from './compile-channel.js';
 import { O, STATE_AREA } from '../layout.js';
 import { distSrcUrl } from '../../../paths.js';
+import { writeRecording, type RecordedBlock } from './recording.js';
 
 /** Whether the JIT runs (TSVM_SOFT_JIT=0 turns it off, for comparison and bisection). */
 export function jitWanted(): boolean {
@@ -184,6 +185,8 @@ export class SoftJit {
   private received = 0;
   private readonly pending = new Map<number, Pending>();
   private nextId = 0;
+  /** TSVM_SOFT_JIT_RECORD=FILE: every batch's queued blocks, written with the memory at exit (recording.ts). */
+  private readonly recorded: RecordedBlock[][] | null = null;
 
   constructor(private readonly memory: { buffer: ArrayBufferLike }, private readonly table: WasmTable, core: Record<string, unknown>) {
     const buf = memory.buffer as SharedArrayBuffer;
@@ -218,6 +221,12 @@ export class SoftJit {
     if (env.TSVM_SOFT_JIT_THREAD === '0' && this.mode === 'thread') this.mode = 'async';
     if (env.TSVM_SOFT_JIT_SYNC === '1') this.mode = 'sync';
     this.mode = this.currentMode; // the core's wait for the mode
+    const record = process.env.TSVM_SOFT_JIT_RECORD;
+    if (record) {
+      const batches: RecordedBlock[][] = [];
+      this.recorded = batches;
+      process.once('exit', () => writeRecording(record, { siblingMinRuns: this.siblingMinRuns, batches }, this.memory.buffer));
+    }
     if (process.env.TSVM_SOFT_JIT_STATS) {
       const stops = process.env.TSVM_SOFT_JIT_STATS === '2' ? new Map<string, number>() : undefined;
       this.stops = this.compiler.stops = stops;
@@ -327,6 +336,7 @@ export class SoftJit {
       queued.push({ e, rip: v.getBigUint64(e + E_RIP, true), host, cpl: v.getUint8(e + E_CPL), gen, count: 0 });
     }
     v.setUint32(JIT_QUEUE, 0, true);
+    this.recorded?.push(queued.map((it) => [it.rip.toString(16), it.host, it.cpl, it.gen]));
     if (this.mode === 'thread' && this.post(queued)) {
       this.stats.compileMs += performance.now() - t0;
       return;
