@@ -24,7 +24,8 @@
  * - a stack overflow: the wasm this process runs cannot recurse without bound. The core's call
  *   graph has no cycle but readLinSlow/writeLinSlow splitting a page-crossing access into
  *   single bytes (one level; test/soft/core-call-graph.test.ts checks this), blocks chain by tail
- *   calls (a flat stack), and the core calls a block only from jitTry, which blocks do not call.
+ *   calls (a flat stack), the core calls a block only from jitTry, which blocks do not call, and
+ *   the boot decompressors' wasm (boot/decompress/lz4-wasm.ts, xxh64.ts) makes no calls at all.
  * - interrupt requests delivered through the stack limit (e.g. `worker.terminate()`): no wasm
  *   runs without returning to JavaScript for long; the run loop returns after every slice of
  *   100,000 instructions and a block's loop stops when its budget ends. The compiler thread,
