@@ -498,25 +498,27 @@ test('JIT: an instruction that runs on into the next page is compiled behind a g
   assert.equal(rewritten.jit.state.regs.rbx, sum(0x11n) + sum(0x66n));
 });
 
-test("JIT: the chain trampoline's jump cache follows a target on another page that is remapped (INVLPG, MOV CR3) or rewritten", { skip }, async () => {
-  // A loop on linear page 0x40000000 calls a function on page 0x40001000 (a constant target on
-  // another page: the trampoline, whose jump cache remembers it after the first call), which is
-  // then mapped to another physical page, mapped back, and rewritten: each change must reach the
-  // loop's next call though nothing compiled from the loop's page changed.
+/**
+ * A loop on linear page 0x40000000 calls a function on page 0x40001000, which is then mapped to
+ * another physical page, mapped back, and rewritten: each change must reach the loop's next call
+ * though nothing compiled from the loop's page changed. `setup` tunes the JIT for the case.
+ */
+async function remappedCallee(setup?: Setup): Promise<{ jit: RunResult; interp: RunResult }> {
   const A = 0x50000, B1 = 0x52000, B2 = 0x54000;
-  const fn = (v: number) => assemble(`mov eax, ${v}\nret`, 64, 0x40001000);
+  // (a RET at 0x40001800, called 20 times first, makes the function's page hold compiled code)
+  const fn = (v: number) => assemble(`mov eax, ${v}\nret\ntimes 0x800 - ($ - $$) nop\nret`, 64, 0x40001000);
   const [caller, one, thousand] = await Promise.all([
     assemble('loop:\ncall 0x40001000\nadd rbx, rax\ndec rcx\njnz loop\nret', 64, 0x40000000),
     fn(1),
     fn(1000),
   ]);
-  const setup: Setup = (_s, m) => {
-    mapAt1GiB(m, A, B1);
-    m.mem.write(A, caller);
-    m.mem.write(B1, one);
-    m.mem.write(B2, thousand);
-  };
   const r = await runBoth('long', `
+    mov rcx, 20
+    mov rdx, 0x40001800
+  warm:
+    call rdx
+    dec rcx
+    jnz warm
     mov r9, 0x40000000
     mov rcx, 200
     call r9
@@ -536,18 +538,56 @@ test("JIT: the chain trampoline's jump cache follows a target on another page th
     mov rcx, 200
     call r9
     hlt
-  `, setup);
+  `, (s, m) => {
+    mapAt1GiB(m, A, B1);
+    m.mem.write(A, caller);
+    m.mem.write(B1, one);
+    m.mem.write(B2, thousand);
+    setup?.(s, m);
+  });
   assertSame(r);
   const regs = r.jit.state.regs;
   assert.equal(regs.r12, 200n);
   assert.equal(regs.r13, 200n + 200_000n, 'remapped with INVLPG: the other page\'s function');
   assert.equal(regs.r14, 200_200n + 200n, 'mapped back with MOV CR3: the first page\'s function again');
   assert.equal(regs.rbx, 200_400n + 1400n, 'rewritten: the new immediate');
-  // the calls went through the jump cache: it holds the function's entry
+  return r;
+}
+
+/** Blocks entered through the chain trampoline (counted when TSVM_SOFT_JIT_STATS is set as the JIT starts). */
+function chained(r: RunResult): bigint {
+  return (r.m.cpu as unknown as { core: { jitChained: { value: bigint } } }).core.jitChained.value;
+}
+
+test("JIT: the chain trampoline's jump cache follows a target on another page that is remapped (INVLPG, MOV CR3) or rewritten", { skip }, async () => {
+  // the function compiled on its own at its first call: the loop reaches it through the
+  // trampoline, whose jump cache remembers it
+  const r = await remappedCallee();
   const view = (r.jit.m.cpu.jit as unknown as { view: DataView }).view;
   let cached = 0;
   for (let e = JIT_AREA.JUMP_CACHE; e < JIT_AREA.JUMP_CACHE + 4096 * 16; e += 16) if (view.getBigUint64(e, true) === 0x40001000n) cached++;
   assert.equal(cached, 1, 'one jump-cache entry for the function');
+});
+
+test('JIT: a call to a block on another page compiled along is direct, behind a guard on that page (remapped, rewritten)', { skip }, async () => {
+  // blocks compiled after 10 runs: the function has run 9 times when the loop's block is, on a
+  // page that holds compiled code (the RET called first), so it is compiled into the loop's module
+  // and called directly while the fetch TLB maps its page as compiled; after the remap, the
+  // mapping back and the rewrite the guard sends the calls to the trampoline
+  const old = process.env.TSVM_SOFT_JIT_STATS;
+  process.env.TSVM_SOFT_JIT_STATS = '1';
+  try {
+    const tuned = (siblingMinRuns: number): Setup => (_s, m) => { if (m.cpu.jit) { m.cpu.jit.tune(10, 0); m.cpu.jit.siblingMinRuns = siblingMinRuns; } };
+    const along = await remappedCallee(tuned(2));
+    assert.ok(along.jit.m.cpu.jit!.stats.siblings > 0, 'the function was compiled along with the loop');
+    const apart = await remappedCallee(tuned(1e9));
+    assert.equal(apart.jit.m.cpu.jit!.stats.siblings, 0);
+    // 200 calls in the first round at least go direct instead of through the trampoline
+    assert.ok(chained(along.jit) + 150n < chained(apart.jit), `through the trampoline: ${chained(along.jit)} with the function compiled along, ${chained(apart.jit)} without`);
+  } finally {
+    if (old === undefined) delete process.env.TSVM_SOFT_JIT_STATS;
+    else process.env.TSVM_SOFT_JIT_STATS = old;
+  }
 });
 
 test('JIT: data accesses that miss the TLB in a hot loop (present, not present, read-only, non-canonical, crossing a page, not RAM) match the interpreter, accessed and dirty flags included', { skip }, async () => {
@@ -1586,4 +1626,50 @@ test('JIT: SYSCALL and SYSRET compiled match the interpreter (a system call loop
   assert.equal(r.jit.state.regs.rcx, 0x8000000000000000n);
   assert.ok(compiledStartingWith(r.jit, [0x0f, 0x05]) >= 1, 'a block starting with SYSCALL was compiled');
   assert.ok(compiledStartingWith(r.jit, [0x90, 0x48, 0x0f, 0x07]) >= 1, 'a block with SYSRET was compiled');
+});
+
+test('JIT: a loop block (registers in locals) that leaves for a block on another page compiled along checks that page too', { skip }, async () => {
+  // 'top' loops inside its block (registers in wasm locals); its exit jumps to 'far' on the next
+  // linear page, compiled along and called from the block's epilogue behind the page's guard.
+  // Then that page is remapped to another physical page whose 'far' adds 1000 instead of 100.
+  const A = 0x50000, B1 = 0x52000, B2 = 0x54000;
+  const far = (v: number) => assemble(`add rbx, ${v}\nret\ntimes 0x800 - ($ - $$) nop\nret`, 64, 0x40001000);
+  const [caller, b1, b2] = await Promise.all([
+    assemble('mov rcx, 5\ntop:\nadd rbx, 1\ndec rcx\njnz top\njmp 0x40001000', 64, 0x40000000),
+    far(100),
+    far(1000),
+  ]);
+  const r = await runBoth('long', `
+    mov rcx, 20
+    mov rdx, 0x40001800
+  warm:
+    call rdx
+    dec rcx
+    jnz warm
+    mov r9, 0x40000000
+    mov r8, 30
+  again:
+    call r9
+    dec r8
+    jnz again
+    mov r12, rbx
+    mov qword [0x41008], ${B2} | 7
+    invlpg [0x40001000]
+    mov r8, 30
+  again2:
+    call r9
+    dec r8
+    jnz again2
+    hlt
+  `, (_s, m) => {
+    mapAt1GiB(m, A, B1);
+    m.mem.write(A, caller);
+    m.mem.write(B1, b1);
+    m.mem.write(B2, b2);
+    if (m.cpu.jit) { m.cpu.jit.tune(10, 0); m.cpu.jit.siblingMinRuns = 1; }
+  });
+  assertSame(r);
+  assert.equal(r.jit.state.regs.r12, 30n * 105n);
+  assert.equal(r.jit.state.regs.rbx, 30n * 105n + 30n * 1005n, 'after the remap: the other page\'s code');
+  assert.ok(r.jit.m.cpu.jit!.stats.siblings > 0, 'branch targets were compiled along');
 });

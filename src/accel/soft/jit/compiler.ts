@@ -34,6 +34,13 @@ const K_WRITE = 1;
 export const G = { rip: 0, lfOp: 1, lfSize: 2, lfRes: 3, lfA: 4, lfB: 5, lfCin: 6, lfEager: 7, flagsOther: 8 } as const;
 // helpers (batch.ts FUNCS), reached through the helper table, but for the chain trampoline
 export const F = { cond: 0, getCF: 1, shift: 2, bitScan: 3, getFlags: 4, patchStatus: 5, rdtsc: 6, sys: 7, chain: 8 } as const;
+/** A guest page as the fetch TLB maps it: its TLB addend, host address and page generation. */
+interface PageMap { addend: bigint; host: number; gen: number }
+/**
+ * The batch's index of a branch target's function (batch.ts compileBatch), or -1: `other` is
+ * null for a target on the block's page, else where the target's page is and its generation.
+ */
+export type SiblingFn = (target: bigint, other: { host: number; gen: number } | null) => number;
 /**
  * Function 0 of every block module: the chain trampoline, imported as a function (batch.ts
  * modulePrelude), which a block's exits tail-call directly; blocks are functions 1, 2, ...
@@ -276,7 +283,7 @@ export class BlockCompiler {
    * For the block being compiled: the wasm function index of the block at a same-page target in
    * the same module (the caller then compiles that block too), or -1 (see compile()).
    */
-  private sibling: ((target: bigint) => number) | null = null;
+  private sibling: SiblingFn | null = null;
 
   /**
    * Registers in locals ("loop mode"), for blocks that branch back to their start: a first pass
@@ -294,7 +301,7 @@ export class BlockCompiler {
   private written = 0;
   private loops = false;
   /** Loop mode: the function indices of the siblings the block calls, in order of first use. */
-  private siblingExits: number[] = [];
+  private siblingExits: { fn: number; rip: bigint; guard: PageMap | null }[] = [];
 
   /**
    * Forward branches kept inside the block. A Jcc whose target is further on the block's page
@@ -357,8 +364,12 @@ export class BlockCompiler {
    * runs while this reads its TLB, so the values may be stale or torn: the guard (pageGuard)
    * compares them with the live ones every time, and runs the instruction only on a match.
    */
-  private nextPage(): { addend: bigint; host: number; gen: number } | null {
-    const page = this.blockPage + 1n;
+  private nextPage(): PageMap | null {
+    return this.pageAt(this.blockPage + 1n);
+  }
+
+  /** Page `page` as the fetch TLB maps it now, if it is a code page (see nextPage). */
+  private pageAt(page: bigint): PageMap | null {
     if (page >= 1n << 52n) return null;
     const slot = this.fetchTlbSlot(page);
     if (this.view.getBigUint64(slot.tag, true) !== page) return null;
@@ -374,16 +385,20 @@ export class BlockCompiler {
    * maps that page to the host page its bytes were read from (same tag, same addend) and that
    * page's generation is still the one they were read under (not written since).
    */
-  private pageGuard(next: { addend: bigint; host: number; gen: number }): void {
+  private pageGuard(next: PageMap): void {
+    this.pageChanged(this.blockPage + 1n, next);
+    this.code.op(OP.if).byte(0x40);
+    this.sideExit();
+    this.code.op(OP.end);
+  }
+
+  /** Push whether the fetch TLB no longer maps `page` as `was` (another host page, or the page written since). */
+  private pageChanged(page: bigint, was: PageMap): void {
     const c = this.code;
-    const page = this.blockPage + 1n;
     const slot = this.fetchTlbSlot(page);
     c.i32c(0).mem(OP.i64Load, 3, slot.tag).i64c(BigInt.asIntN(64, page)).op(OP.i64Ne);
-    c.i32c(0).mem(OP.i64Load, 3, slot.addend).i64c(BigInt.asIntN(64, next.addend)).op(OP.i64Ne).op(OP.i32Or);
-    c.i32c(0).mem(OP.i32Load16U, 1, JIT_GEN + (next.host >>> 12) * 2).i32c(next.gen).op(OP.i32Ne).op(OP.i32Or);
-    c.op(OP.if).byte(0x40);
-    this.sideExit();
-    c.op(OP.end);
+    c.i32c(0).mem(OP.i64Load, 3, slot.addend).i64c(BigInt.asIntN(64, was.addend)).op(OP.i64Ne).op(OP.i32Or);
+    c.i32c(0).mem(OP.i32Load16U, 1, JIT_GEN + (was.host >>> 12) * 2).i32c(was.gen).op(OP.i32Ne).op(OP.i32Or);
   }
 
   /**
@@ -400,7 +415,7 @@ export class BlockCompiler {
    *
    * `kept`: the forward branches kept inside the block whose target it reached (see `targets`).
    */
-  compile(rip: bigint, host: number, cpl: number, sibling: ((target: bigint) => number) | null = null): { body: Bytes; count: number; kept: number } | null {
+  compile(rip: bigint, host: number, cpl: number, sibling: SiblingFn | null = null): { body: Bytes; count: number; kept: number } | null {
     const r = this.compileOnce(rip, host, cpl, sibling, false, true);
     return r && this.loops ? this.compileOnce(rip, host, cpl, sibling, true, false) : r;
   }
@@ -479,7 +494,7 @@ export class BlockCompiler {
     return best;
   }
 
-  private compileOnce(rip: bigint, host: number, cpl: number, sibling: ((target: bigint) => number) | null, regs: boolean, first: boolean): { body: Bytes; count: number; kept: number } | null {
+  private compileOnce(rip: bigint, host: number, cpl: number, sibling: SiblingFn | null, regs: boolean, first: boolean): { body: Bytes; count: number; kept: number } | null {
     this.sibling = sibling;
     this.regs = regs;
     this.first = first;
@@ -684,12 +699,20 @@ export class BlockCompiler {
     c.get(XK).i32c(EXIT_CHAIN).op(OP.i32Eq).op(OP.if).byte(0x40);
     c.get(XT).get(LEFT).get(XV).op(OP.i32Sub).get(ACC).get(XV).op(OP.i32Add).op(OP.returnCall).u32(CHAIN_FUNC);
     c.op(OP.end);
-    this.siblingExits.forEach((fn, i) => {
+    this.siblingExits.forEach(({ fn, rip, guard }, i) => {
       // as exitTo's direct call: only when the budget holds any block and no interrupt is pending
+      // (and, on another page, while the fetch TLB maps it as compiled: else the trampoline)
       c.get(XK).i32c(EXIT_SIBLING + i).op(OP.i32Eq).op(OP.if).byte(0x40);
       c.get(XV).i32c(MAX_INSNS).op(OP.i32Add).get(LEFT).op(OP.i32GtS);
       c.i32c(0).mem(OP.i32Load, 2, S + O.INTR_REQUEST).op(OP.i32Or);
       c.op(OP.if).byte(0x40).get(XV).get(ACC).op(OP.i32Add).op(OP.return).op(OP.end);
+      if (guard) {
+        const saved = this.code;
+        this.code = c;
+        this.pageChanged(rip >> 12n, guard);
+        this.code = saved;
+        c.op(OP.if).byte(0x40).i64c(rip).get(LEFT).get(XV).op(OP.i32Sub).get(ACC).get(XV).op(OP.i32Add).op(OP.returnCall).u32(CHAIN_FUNC).op(OP.end);
+      }
       c.get(LEFT).get(XV).op(OP.i32Sub).get(ACC).get(XV).op(OP.i32Add).op(OP.returnCall).u32(fn);
       c.op(OP.end);
     });
@@ -1116,12 +1139,12 @@ export class BlockCompiler {
     const c = this.code;
     const k1 = this.k + 1;
     this.flushFlags(c, this.pend);
-    const fn = typeof target === 'bigint' && target >> 12n === this.blockPage && this.sibling ? this.sibling(target) : -1;
+    const { fn, guard } = this.siblingFor(target);
     if (this.regs) {
       if (fn >= 0) {
         // the epilogue stores the registers, then makes the call (one branch per sibling)
-        let i = this.siblingExits.indexOf(fn);
-        if (i < 0) i = this.siblingExits.push(fn) - 1;
+        let i = this.siblingExits.findIndex((x) => x.fn === fn);
+        if (i < 0) i = this.siblingExits.push({ fn, rip: target as bigint, guard }) - 1;
         c.i32c(k1).set(XV).i32c(EXIT_SIBLING + i).set(XK);
       } else {
         if (typeof target === 'bigint') c.i64c(target);
@@ -1138,6 +1161,12 @@ export class BlockCompiler {
       c.op(OP.if).byte(0x40).get(N).i32c(k1).op(OP.i32Add).get(ACC).op(OP.i32Add).op(OP.return).op(OP.end);
       c.get(LEFT).get(N).op(OP.i32Sub).i32c(k1).op(OP.i32Sub);
       c.get(ACC).get(N).op(OP.i32Add).i32c(k1).op(OP.i32Add);
+      if (guard) {
+        // on another page: only while the fetch TLB maps it as compiled, else the trampoline
+        this.pageChanged(target as bigint >> 12n, guard);
+        c.op(OP.if).byte(0x40).i64c(target as bigint).get(LEFT).get(N).op(OP.i32Sub).i32c(k1).op(OP.i32Sub);
+        c.get(ACC).get(N).op(OP.i32Add).i32c(k1).op(OP.i32Add).op(OP.returnCall).u32(CHAIN_FUNC).op(OP.end);
+      }
       c.op(OP.returnCall).u32(fn);
       return;
     }
@@ -1146,6 +1175,20 @@ export class BlockCompiler {
     c.get(LEFT).get(N).op(OP.i32Sub).i32c(k1).op(OP.i32Sub);
     c.get(ACC).get(N).op(OP.i32Add).i32c(k1).op(OP.i32Add);
     c.op(OP.returnCall).u32(CHAIN_FUNC);
+  }
+
+  /**
+   * The function of this module to call for a constant `target` (a sibling, batch.ts), or -1;
+   * for a target on another page, also that page's mapping, which the call must check first.
+   */
+  private siblingFor(target: bigint | { local: number }): { fn: number; guard: PageMap | null } {
+    if (typeof target !== 'bigint' || !this.sibling) return { fn: -1, guard: null };
+    const page = target >> 12n;
+    if (page === this.blockPage) return { fn: this.sibling(target, null), guard: null };
+    const at = this.pageAt(page);
+    if (!at) return { fn: -1, guard: null };
+    const fn = this.sibling(target, { host: at.host + Number(target & 0xfffn), gen: at.gen });
+    return { fn, guard: fn >= 0 ? at : null };
   }
 
   /**
