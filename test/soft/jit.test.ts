@@ -430,10 +430,12 @@ test('JIT: instructions and blocks next to and across a page boundary', { skip }
   assertSame(r);
 });
 
+/** Physical pages for the tests below: A holds linear page 0x40000000, B1 page 0x40001000 (B2 after a remap). */
+const A = 0x50000, B1 = 0x52000, B2 = 0x54000;
+
 test('JIT: an instruction that runs on into the next page is compiled behind a guard on that page (remapped, rewritten)', { skip }, async () => {
   // Linear 0x40000000 maps to physical page A and 0x40001000 to B1, later to B2: a loop at the end
   // of the first page whose MOV EDX, imm32 has its last immediate byte on the second page.
-  const A = 0x50000, B1 = 0x52000, B2 = 0x54000;
   const blob = (imm: number) => assemble(`
     loop:
       add rax, rcx
@@ -498,27 +500,40 @@ test('JIT: an instruction that runs on into the next page is compiled behind a g
   assert.equal(rewritten.jit.state.regs.rbx, sum(0x11n) + sum(0x66n));
 });
 
-/**
- * A loop on linear page 0x40000000 calls a function on page 0x40001000, which is then mapped to
- * another physical page, mapped back, and rewritten: each change must reach the loop's next call
- * though nothing compiled from the loop's page changed. `setup` tunes the JIT for the case.
- */
-async function remappedCallee(setup?: Setup): Promise<{ jit: RunResult; interp: RunResult }> {
-  const A = 0x50000, B1 = 0x52000, B2 = 0x54000;
-  // (a RET at 0x40001800, called 20 times first, makes the function's page hold compiled code)
-  const fn = (v: number) => assemble(`mov eax, ${v}\nret\ntimes 0x800 - ($ - $$) nop\nret`, 64, 0x40001000);
-  const [caller, one, thousand] = await Promise.all([
-    assemble('loop:\ncall 0x40001000\nadd rbx, rax\ndec rcx\njnz loop\nret', 64, 0x40000000),
-    fn(1),
-    fn(1000),
-  ]);
-  const r = await runBoth('long', `
+/** Calls the RET at 0x40001800 20 times, so that the page at 0x40001000 holds compiled code. */
+const WARM_FAR = `
     mov rcx, 20
     mov rdx, 0x40001800
   warm:
     call rdx
     dec rcx
     jnz warm
+`;
+
+/**
+ * A setup that maps `caller` at 0x40000000 and `far1` at 0x40001000 (`far2` in B2 for a remap), each
+ * far page with a RET at +0x800 (WARM_FAR), then runs `tune`.
+ */
+async function twoPages(caller: string, far1: string, far2: string, tune?: Setup): Promise<Setup> {
+  const farPage = (src: string) => assemble(`${src}\ntimes 0x800 - ($ - $$) nop\nret`, 64, 0x40001000);
+  const [c, b1, b2] = await Promise.all([assemble(caller, 64, 0x40000000), farPage(far1), farPage(far2)]);
+  return (s, m) => {
+    mapAt1GiB(m, A, B1);
+    m.mem.write(A, c);
+    m.mem.write(B1, b1);
+    m.mem.write(B2, b2);
+    tune?.(s, m);
+  };
+}
+
+/**
+ * A loop on linear page 0x40000000 calls a function on page 0x40001000, which is then mapped to
+ * another physical page, mapped back, and rewritten: each change must reach the loop's next call
+ * though nothing compiled from the loop's page changed. `setup` tunes the JIT for the case.
+ */
+async function remappedCallee(setup?: Setup): Promise<{ jit: RunResult; interp: RunResult }> {
+  const r = await runBoth('long', `
+    ${WARM_FAR}
     mov r9, 0x40000000
     mov rcx, 200
     call r9
@@ -538,13 +553,7 @@ async function remappedCallee(setup?: Setup): Promise<{ jit: RunResult; interp: 
     mov rcx, 200
     call r9
     hlt
-  `, (s, m) => {
-    mapAt1GiB(m, A, B1);
-    m.mem.write(A, caller);
-    m.mem.write(B1, one);
-    m.mem.write(B2, thousand);
-    setup?.(s, m);
-  });
+  `, await twoPages('loop:\ncall 0x40001000\nadd rbx, rax\ndec rcx\njnz loop\nret', 'mov eax, 1\nret', 'mov eax, 1000\nret', setup));
   assertSame(r);
   const regs = r.jit.state.regs;
   assert.equal(regs.r12, 200n);
@@ -1632,20 +1641,10 @@ test('JIT: a loop block (registers in locals) that leaves for a block on another
   // 'top' loops inside its block (registers in wasm locals); its exit jumps to 'far' on the next
   // linear page, compiled along and called from the block's epilogue behind the page's guard.
   // Then that page is remapped to another physical page whose 'far' adds 1000 instead of 100.
-  const A = 0x50000, B1 = 0x52000, B2 = 0x54000;
-  const far = (v: number) => assemble(`add rbx, ${v}\nret\ntimes 0x800 - ($ - $$) nop\nret`, 64, 0x40001000);
-  const [caller, b1, b2] = await Promise.all([
-    assemble('mov rcx, 5\ntop:\nadd rbx, 1\ndec rcx\njnz top\njmp 0x40001000', 64, 0x40000000),
-    far(100),
-    far(1000),
-  ]);
+  const setup = await twoPages('mov rcx, 5\ntop:\nadd rbx, 1\ndec rcx\njnz top\njmp 0x40001000', 'add rbx, 100\nret', 'add rbx, 1000\nret',
+    (_s, m) => { if (m.cpu.jit) { m.cpu.jit.tune(10, 0); m.cpu.jit.siblingMinRuns = 1; } });
   const r = await runBoth('long', `
-    mov rcx, 20
-    mov rdx, 0x40001800
-  warm:
-    call rdx
-    dec rcx
-    jnz warm
+    ${WARM_FAR}
     mov r9, 0x40000000
     mov r8, 30
   again:
@@ -1661,13 +1660,7 @@ test('JIT: a loop block (registers in locals) that leaves for a block on another
     dec r8
     jnz again2
     hlt
-  `, (_s, m) => {
-    mapAt1GiB(m, A, B1);
-    m.mem.write(A, caller);
-    m.mem.write(B1, b1);
-    m.mem.write(B2, b2);
-    if (m.cpu.jit) { m.cpu.jit.tune(10, 0); m.cpu.jit.siblingMinRuns = 1; }
-  });
+  `, setup);
   assertSame(r);
   assert.equal(r.jit.state.regs.r12, 30n * 105n);
   assert.equal(r.jit.state.regs.rbx, 30n * 105n + 30n * 1005n, 'after the remap: the other page\'s code');
