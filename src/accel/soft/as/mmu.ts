@@ -65,7 +65,10 @@ function logFill(t: u32, i: u32, large: bool, global: bool): void {
   } else {
     fillOverflow = true;
   }
-  if (!large) return;
+  if (large) logLarge(item);
+}
+
+function logLarge(item: u32): void {
   if (largeCount < LOG_CAP) store<u32>(S + O_LARGE_LOG + (largeCount++ << 2), item);
   else largeOverflow = true;
 }
@@ -166,10 +169,7 @@ export function tlbFlush(all: bool): void {
       for (let i: u32 = 0; i < TLB_N; i++) {
         const f = load<u8>(b + 16 * TLB_N + i);
         if (all || (f & TLB_FLAG_GLOBAL) == 0) store<u64>(b + 8 * i, 0xffffffffffffffff);
-        else if ((f & (TLB_FLAG_2M | TLB_FLAG_1G)) != 0 && load<u64>(b + 8 * i) != 0xffffffffffffffff) {
-          if (largeCount < LOG_CAP) store<u32>(S + O_LARGE_LOG + (largeCount++ << 2), (t << 12) | i);
-          else largeOverflow = true;
-        }
+        else if ((f & (TLB_FLAG_2M | TLB_FLAG_1G)) != 0 && load<u64>(b + 8 * i) != 0xffffffffffffffff) logLarge((t << 12) | i);
       }
     }
   } else {

@@ -7,7 +7,7 @@
 import { BlockCompiler, CHAIN_FUNC, F, type SiblingFn } from './compiler.js';
 import { Bytes, OP, section, T_I32, T_I64 } from '../../../wasm/writer.js';
 
-/** Same-page branch targets compiled along with each queued block, at most. */
+/** Branch targets compiled along with each queued block ("siblings", see compileBatch), at most. */
 export const SIBLINGS_PER_BLOCK = 3;
 /** ... that have run this often while the block counted to its compilation (the rest may be cold). */
 export const SIBLING_MIN_RUNS = 20;

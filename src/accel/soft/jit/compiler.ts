@@ -386,15 +386,14 @@ export class BlockCompiler {
    * page's generation is still the one they were read under (not written since).
    */
   private pageGuard(next: PageMap): void {
-    this.pageChanged(this.blockPage + 1n, next);
+    this.pageChanged(this.code, this.blockPage + 1n, next);
     this.code.op(OP.if).byte(0x40);
     this.sideExit();
     this.code.op(OP.end);
   }
 
   /** Push whether the fetch TLB no longer maps `page` as `was` (another host page, or the page written since). */
-  private pageChanged(page: bigint, was: PageMap): void {
-    const c = this.code;
+  private pageChanged(c: Code, page: bigint, was: PageMap): void {
     const slot = this.fetchTlbSlot(page);
     c.i32c(0).mem(OP.i64Load, 3, slot.tag).i64c(BigInt.asIntN(64, page)).op(OP.i64Ne);
     c.i32c(0).mem(OP.i64Load, 3, slot.addend).i64c(BigInt.asIntN(64, was.addend)).op(OP.i64Ne).op(OP.i32Or);
@@ -696,8 +695,11 @@ export class BlockCompiler {
     }
     c.get(XV).get(N).op(OP.i32Add).set(XV);
     c.get(XK).i32c(EXIT_SIDE).op(OP.i32Eq).op(OP.if).byte(0x40).i32c(-1).get(XV).get(ACC).op(OP.i32Add).op(OP.i32Sub).op(OP.return).op(OP.end);
-    c.get(XK).i32c(EXIT_CHAIN).op(OP.i32Eq).op(OP.if).byte(0x40);
-    c.get(XT).get(LEFT).get(XV).op(OP.i32Sub).get(ACC).get(XV).op(OP.i32Add).op(OP.returnCall).u32(CHAIN_FUNC);
+    // the budget left and the count retired, for the next block or the trampoline
+    const nextArgs = () => c.get(LEFT).get(XV).op(OP.i32Sub).get(ACC).get(XV).op(OP.i32Add);
+    c.get(XK).i32c(EXIT_CHAIN).op(OP.i32Eq).op(OP.if).byte(0x40).get(XT);
+    nextArgs();
+    c.op(OP.returnCall).u32(CHAIN_FUNC);
     c.op(OP.end);
     this.siblingExits.forEach(({ fn, rip, guard }, i) => {
       // as exitTo's direct call: only when the budget holds any block and no interrupt is pending
@@ -707,13 +709,13 @@ export class BlockCompiler {
       c.i32c(0).mem(OP.i32Load, 2, S + O.INTR_REQUEST).op(OP.i32Or);
       c.op(OP.if).byte(0x40).get(XV).get(ACC).op(OP.i32Add).op(OP.return).op(OP.end);
       if (guard) {
-        const saved = this.code;
-        this.code = c;
-        this.pageChanged(rip >> 12n, guard);
-        this.code = saved;
-        c.op(OP.if).byte(0x40).i64c(rip).get(LEFT).get(XV).op(OP.i32Sub).get(ACC).get(XV).op(OP.i32Add).op(OP.returnCall).u32(CHAIN_FUNC).op(OP.end);
+        this.pageChanged(c, rip >> 12n, guard);
+        c.op(OP.if).byte(0x40).i64c(rip);
+        nextArgs();
+        c.op(OP.returnCall).u32(CHAIN_FUNC).op(OP.end);
       }
-      c.get(LEFT).get(XV).op(OP.i32Sub).get(ACC).get(XV).op(OP.i32Add).op(OP.returnCall).u32(fn);
+      nextArgs();
+      c.op(OP.returnCall).u32(fn);
       c.op(OP.end);
     });
     c.get(XV).get(ACC).op(OP.i32Add);
@@ -1159,22 +1161,28 @@ export class BlockCompiler {
       // interrupt request is pending (jitLookup's conditions), else return to the core's loop
       this.mustStop(k1);
       c.op(OP.if).byte(0x40).get(N).i32c(k1).op(OP.i32Add).get(ACC).op(OP.i32Add).op(OP.return).op(OP.end);
-      c.get(LEFT).get(N).op(OP.i32Sub).i32c(k1).op(OP.i32Sub);
-      c.get(ACC).get(N).op(OP.i32Add).i32c(k1).op(OP.i32Add);
       if (guard) {
         // on another page: only while the fetch TLB maps it as compiled, else the trampoline
-        this.pageChanged(target as bigint >> 12n, guard);
-        c.op(OP.if).byte(0x40).i64c(target as bigint).get(LEFT).get(N).op(OP.i32Sub).i32c(k1).op(OP.i32Sub);
-        c.get(ACC).get(N).op(OP.i32Add).i32c(k1).op(OP.i32Add).op(OP.returnCall).u32(CHAIN_FUNC).op(OP.end);
+        this.pageChanged(c, target as bigint >> 12n, guard);
+        c.op(OP.if).byte(0x40).i64c(target as bigint);
+        this.nextArgs(k1);
+        c.op(OP.returnCall).u32(CHAIN_FUNC).op(OP.end);
       }
+      this.nextArgs(k1);
       c.op(OP.returnCall).u32(fn);
       return;
     }
     if (typeof target === 'bigint') c.i64c(target);
     else c.get(target.local);
+    this.nextArgs(k1);
+    c.op(OP.returnCall).u32(CHAIN_FUNC);
+  }
+
+  /** Push the budget left and the count retired after `k1` instructions of this pass, for the next block or the trampoline. */
+  private nextArgs(k1: number): void {
+    const c = this.code;
     c.get(LEFT).get(N).op(OP.i32Sub).i32c(k1).op(OP.i32Sub);
     c.get(ACC).get(N).op(OP.i32Add).i32c(k1).op(OP.i32Add);
-    c.op(OP.returnCall).u32(CHAIN_FUNC);
   }
 
   /**
