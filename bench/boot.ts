@@ -6,11 +6,9 @@
 // Env: BENCH_RUNS (default 3). bench/soft-boot.ts compares the interpreter and the JIT too.
 import { readFileSync } from 'node:fs';
 import { ensureDefaultGuest } from '../scripts/build-guests.js';
-import { ConsoleVm, medianOf, qemu, qemuCommand, tsvmCommand } from './console-vm.js';
+import { ConsoleVm, INIT_LINE, READY_LINE, medianOf, qemu, qemuCommand, tsvmCommand } from './console-vm.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
-const MARK = /Run \/init as init process/;
-const READY = /tsvm-initramfs: ready/;
 const log = (s: string) => process.stderr.write(`bench:boot: ${s}\n`);
 const guest = await ensureDefaultGuest({ flavor: 'cloud' });
 
@@ -18,7 +16,7 @@ const guest = await ensureDefaultGuest({ flavor: 'cloud' });
 function series(name: string, command: [string, string[]]): Promise<number> {
   return medianOf(RUNS, async () => {
     const vm = ConsoleVm.start(command);
-    const { seconds } = await vm.waitFor(MARK);
+    const { seconds } = await vm.waitFor(INIT_LINE);
     await vm.stop();
     return seconds;
   }, (i, seconds) => log(`${name}: run ${i}/${RUNS}: ${seconds.toFixed(2)} s to /init`));
@@ -36,7 +34,7 @@ const cpuTicks = (pid: number) => {
   return Number(f[11]) + Number(f[12]); // utime + stime (fields 14, 15)
 };
 const idle = ConsoleVm.start(tsvm);
-await idle.waitFor(READY);
+await idle.waitFor(READY_LINE);
 await new Promise((r) => setTimeout(r, 3000));
 const before = cpuTicks(idle.child.pid!);
 await new Promise((r) => setTimeout(r, 10_000));

@@ -10,6 +10,10 @@ import { tsvmNodeArgs } from '../src/cli/node-flags.js';
 import { median } from './median.js';
 
 export const APPEND = 'console=ttyS0 panic=-1';
+/** The kernel's line as it starts /init: the end of a boot for the benchmarks that time one. */
+export const INIT_LINE = /Run \/init as init process/;
+/** The default guest's initramfs, ready for commands at its shell. */
+export const READY_LINE = /tsvm-initramfs: ready/;
 const tsvm = join(fileURLToPath(new URL('../..', import.meta.url)), 'bin', 'tsvm');
 /** QEMU, when Debian's qemu-system-x86 is installed. */
 export const qemu = ['/usr/bin/qemu-system-x86_64', '/usr/local/bin/qemu-system-x86_64'].find((p) => existsSync(p));

@@ -68,7 +68,6 @@ export function timed([cmd, args]: [string, string[]], img: string, who: string,
   return t;
 }
 
-
 /**
  * Seconds the loop of image `full` takes under `run`, from `reps` runs of it and of `empty` (the
  * same image with no iterations): the difference of their medians. `onRep` sees each pair.

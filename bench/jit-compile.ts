@@ -15,11 +15,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureDefaultGuest } from '../scripts/build-guests.js';
-import { ConsoleVm, tsvmCommand } from './console-vm.js';
+import { ConsoleVm, INIT_LINE, tsvmCommand } from './console-vm.js';
 import { BlockCompiler } from '../src/accel/soft/jit/compiler.js';
 import { compileBatch } from '../src/accel/soft/jit/batch.js';
 import { countingRuns } from '../src/accel/soft/jit/block-table.js';
-import { readRecording } from '../src/accel/soft/jit/recording.js';
+import { batchItems, readRecording } from '../src/accel/soft/jit/recording.js';
 
 interface WasmModuleApi { Module: new (bytes: Uint8Array) => object }
 const wasm = (globalThis as unknown as { WebAssembly: WasmModuleApi }).WebAssembly;
@@ -40,8 +40,7 @@ function replay(path: string): Replay {
     let n = 0;
     const t0 = performance.now();
     for (const b of rec.batches) {
-      const items = b.map(([rip, host, cpl, gen]) => ({ e: -1, rip: BigInt(`0x${rip}`), host, cpl, gen, count: 0 }));
-      const batch = compileBatch(compiler, items, runs, rec.siblingMinRuns);
+      const batch = compileBatch(compiler, batchItems(b), runs, rec.siblingMinRuns);
       if (batch.bytes) out.push(batch.bytes.slice());
       for (const it of batch.items) n += it.count;
     }
@@ -69,7 +68,7 @@ if (at >= 0) {
     log('booting to /init with TSVM_SOFT_JIT_RECORD');
     process.env.TSVM_SOFT_JIT_RECORD = file;
     const vm = ConsoleVm.start(tsvmCommand(guest.kernel, guest.initrd));
-    await vm.waitFor(/Run \/init as init process/);
+    await vm.waitFor(INIT_LINE);
     await vm.terminate();
     delete process.env.TSVM_SOFT_JIT_RECORD;
     const self = fileURLToPath(import.meta.url);

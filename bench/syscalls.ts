@@ -7,7 +7,7 @@
 // BENCH_RUNS boots each (default 3), the time per system call and tsvm's ratio to QEMU.
 // Env: BENCH_RUNS, BENCH_SYSCALL_BYTES (COUNT, default 200000), BENCH_VERBOSE=1 (every dd's time).
 import { ensureDefaultGuest } from '../scripts/build-guests.js';
-import { ConsoleVm, medianOf, qemu, qemuCommand, tsvmCommand } from './console-vm.js';
+import { ConsoleVm, READY_LINE, medianOf, qemu, qemuCommand, tsvmCommand } from './console-vm.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const BYTES = Number(process.env.BENCH_SYSCALL_BYTES ?? 200_000);
@@ -23,7 +23,7 @@ const RUNS_PER_BOOT = 3;
 async function once(command: [string, string[]]): Promise<number> {
   const vm = ConsoleVm.start(command);
   try {
-    await vm.waitFor(/tsvm-initramfs: ready/);
+    await vm.waitFor(READY_LINE);
     await vm.waitFor(/~ # /); // busybox's prompt: the shell reads the console now
     // let the boot's leftovers (the JIT's queue, V8's tier-ups, the kernel's deferred work) settle
     await new Promise((r) => setTimeout(r, 2000));

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { assemble } from './harness.js';
 import { BlockCompiler } from '../../src/accel/soft/jit/compiler.js';
 import { compileBatch } from '../../src/accel/soft/jit/batch.js';
-import { readRecording, writeRecording } from '../../src/accel/soft/jit/recording.js';
+import { batchItems, readRecording, writeRecording } from '../../src/accel/soft/jit/recording.js';
 import { GUEST_BASE } from '../../src/accel/soft/layout.js';
 
 const wasm = (globalThis as unknown as { WebAssembly: { validate(bytes: Uint8Array): boolean } }).WebAssembly;
@@ -27,8 +27,7 @@ test('a JIT recording reads back as it was written, and its blocks compile as fr
     const { rec, mem } = readRecording(file);
     assert.deepEqual(rec, { siblingMinRuns: 20, batches });
     const compile = (m: Uint8Array) => {
-      const items = rec.batches[0]!.map(([r, h, cpl, gen]) => ({ e: -1, rip: BigInt(`0x${r}`), host: h, cpl, gen, count: 0 }));
-      return compileBatch(new BlockCompiler(m), items, () => -1, rec.siblingMinRuns);
+      return compileBatch(new BlockCompiler(m), batchItems(rec.batches[0]!), () => -1, rec.siblingMinRuns);
     };
     const live = compile(new Uint8Array(memory));
     const replayed = compile(mem);

@@ -221,7 +221,7 @@ export class SoftJit {
     if (env.TSVM_SOFT_JIT_THREAD === '0' && this.mode === 'thread') this.mode = 'async';
     if (env.TSVM_SOFT_JIT_SYNC === '1') this.mode = 'sync';
     this.mode = this.currentMode; // the core's wait for the mode
-    const record = process.env.TSVM_SOFT_JIT_RECORD;
+    const record = env.TSVM_SOFT_JIT_RECORD;
     if (record) {
       const batches: RecordedBlock[][] = [];
       this.recorded = batches;

@@ -4,6 +4,7 @@
 // process exited (guest code the guest rewrote later is read as rewritten; sibling blocks are chosen
 // from the block table as it was then).
 import { readFileSync, writeFileSync } from 'node:fs';
+import type { BatchItem } from './batch.js';
 
 /** A queued block: RIP (hex), host address of its first byte, CPL, page generation. */
 export type RecordedBlock = [string, number, number, number];
@@ -28,4 +29,9 @@ export function readRecording(path: string): { rec: Recording; mem: Uint8Array }
   const mem = new Uint8Array(new SharedArrayBuffer(bytes.length));
   mem.set(bytes);
   return { rec, mem };
+}
+
+/** A recorded batch as compileBatch takes it (no queue entries: nothing is installed). */
+export function batchItems(batch: RecordedBlock[]): BatchItem[] {
+  return batch.map(([rip, host, cpl, gen]) => ({ e: -1, rip: BigInt(`0x${rip}`), host, cpl, gen, count: 0 }));
 }
