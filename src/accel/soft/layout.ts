@@ -49,6 +49,14 @@ export const O = {
   EXIT_INFO: 792,
   SHADOW: 796,
   REGIONS: 1024,
+  /** the lazy flags (as/state.ts O_LF_*, as/flags.ts): result, operands (u64), operation, size (i32), carry-in, eager status (u32) */
+  LF_RES: 0x5b0,
+  LF_A: 0x5b8,
+  LF_B: 0x5c0,
+  LF_OP: 0x5c8,
+  LF_SIZE: 0x5cc,
+  LF_CIN: 0x5d0,
+  LF_EAGER: 0x5d4,
   /** i32 copy of the CPL (as/state.ts O_CPL) */
   CPL: 0x5f0,
 } as const;

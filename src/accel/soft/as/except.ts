@@ -51,7 +51,7 @@ export function deliverPending(): i32 {
   store<i32>(S + O_HALTED, 0);
   lastVector = vec;
   lastError = hasErr ? <i32>err : -1;
-  deliver(vec, err, hasErr, false, true, rip, faultClass(vec));
+  deliver(vec, err, hasErr, false, true, rip(), faultClass(vec));
   return DELIVER_OK;
 }
 
@@ -70,7 +70,7 @@ function faultClass(vec: i32): bool {
 /** An external interrupt (from the host's interrupt controller), delivered at an instruction boundary. */
 export function deliverExternal(vec: i32): void {
   store<i32>(S + O_HALTED, 0);
-  deliver(vec, 0, false, false, true, rip);
+  deliver(vec, 0, false, false, true, rip());
 }
 
 /** INT n / INT3 / INTO: `next` is the address of the following instruction (a trap). */

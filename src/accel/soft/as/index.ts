@@ -6,7 +6,7 @@
 // and calls deliverPending().
 
 import {
-  S, setS, rip, setRip, ld64, st64, O_RIP, O_RFLAGS, O_HALTED, O_INTR_REQUEST, O_ICOUNT, O_SHADOW, F_IF, updateMode, F_STATUS,
+  S, setS, rip, ld64, st64, O_RFLAGS, O_HALTED, O_INTR_REQUEST, O_ICOUNT, O_SHADOW, F_IF, updateMode, F_STATUS,
 } from './state';
 import { getFlags, setEager, setFlagsOther, flagsOther } from './flags';
 import { tlbFlush, invalidateFetch, readLin } from './mmu';
@@ -21,8 +21,8 @@ import { codeBits } from './state';
 
 // What compiled blocks (src/accel/soft/jit/) import from the core: the hot state that lives in
 // wasm globals, the lazy-flag helpers and the few operations they do not inline.
-export { rip, cpl } from './state';
-export { lfOp, lfSize, lfRes, lfA, lfB, lfCin, lfEager, flagsOther, cond, getCF, getFlags, patchStatus } from './flags';
+export { cpl } from './state';
+export { flagsOther, cond, getCF, getFlags, patchStatus } from './flags';
 export { shift, bitScan } from './alu';
 /** The TSC, for RDTSC in compiled blocks (batch.ts FUNCS). */
 export { readTsc as rdtsc } from './msr';
@@ -50,7 +50,6 @@ export function init(stateBase: u32, apicId: u32): void {
 
 /** Load the hot copies from the state block (after the host wrote it). */
 export function syncIn(): void {
-  setRip(ld64(O_RIP));
   const f = <u32>ld64(O_RFLAGS);
   setEager(f & F_STATUS);
   setFlagsOther(f);
@@ -63,7 +62,6 @@ export function syncIn(): void {
 
 /** Write the hot copies back to the state block. */
 export function syncOut(): void {
-  st64(O_RIP, rip);
   st64(O_RFLAGS, <u64>getFlags());
   st64(O_ICOUNT, icount);
   store<i32>(S + O_SHADOW, inhibitNext ? 1 : 0);
@@ -124,10 +122,10 @@ export function run(budget: i32, exact: bool): i32 {
     // system call's exit was followed by ~10 interpreted instructions up to the next branch)
     const shadow = side;
     side = false;
-    const before = rip;
+    const before = rip();
     Step.run();
     // a branch, an instruction after a block or a shadow, a new code page, or STRAIGHT instructions in a row
-    look = afterBlock || shadow || rip - before > 15 || ((rip ^ before) >> 12) != 0 || ++straight >= STRAIGHT;
+    look = afterBlock || shadow || rip() - before > 15 || ((rip() ^ before) >> 12) != 0 || ++straight >= STRAIGHT;
     if (look) straight = 0;
     afterBlock = false;
     icount++;
@@ -165,6 +163,6 @@ export function debugRead8(lin: f64): i32 { return <i32>readLin(<u64>lin, 1, fal
 /** Fetch the code byte at CS:off through the slow path (debugging aid; may trap). */
 export function debugFetch8(off: f64): i32 {
   const v = <i32>fetch8Slow(<u64>off);
-  setIp(rip);
+  setIp(rip());
   return v;
 }

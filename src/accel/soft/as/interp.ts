@@ -226,7 +226,7 @@ function aaa(sub: bool): void {
 // TypeScript the linter parses allows decorators on class members only (as jit.ts Sets).
 export class Step {
   @inline static run(): void {
-  const r0 = rip;
+  const r0 = rip();
   setStartRip(r0);
   setIp(r0);
   // RF (set by an IRET that returns from a fault handler) lasts for one instruction: the processor
@@ -634,13 +634,13 @@ class Exec1 {
       farReturn(os, imm);
       return;
     }
-    case 0xcc: softwareInterrupt(3, ip); setIp(rip); return;
-    case 0xcd: { const v = fetch8(); softwareInterrupt(<i32>v, ip); setIp(rip); return; }
+    case 0xcc: softwareInterrupt(3, ip); setIp(rip()); return;
+    case 0xcd: { const v = fetch8(); softwareInterrupt(<i32>v, ip); setIp(rip()); return; }
     case 0xce:
       if (codeBits == 64) ud();
-      if (getOF()) { softwareInterrupt(V_OF, ip); setIp(rip); }
+      if (getOF()) { softwareInterrupt(V_OF, ip); setIp(rip()); }
       return;
-    case 0xcf: iret(os); setIp(rip); return;
+    case 0xcf: iret(os); setIp(rip()); return;
     case 0xd4: { // AAM
       if (codeBits == 64) ud();
       const base = fetch8();
@@ -779,7 +779,7 @@ function softwareInterruptIcebp(): void {
   // INT1"; vol. 3A 6.15 "Interrupt 1"): a privileged software exception, not INT n, so a DPL-0
   // gate does not turn it into #GP
   privilegedSoftwareException(DB, ip);
-  setIp(rip);
+  setIp(rip());
 }
 
 function xchgAcc(i: i32): void {
@@ -965,9 +965,9 @@ function exec2(b: u32): void {
     case 0x00: group6(); return;
     case 0x01: group7(); return;
     case 0x02: case 0x03: larLsl(b == 0x03); return;
-    case 0x05: syscall(ip); setIp(rip); return;
+    case 0x05: syscall(ip); setIp(rip()); return;
     case 0x06: needCpl0(); st64(O_CR0, cr0() & ~CR0_TS); return;
-    case 0x07: sysret(os == 8); setIp(rip); return;
+    case 0x07: sysret(os == 8); setIp(rip()); return;
     case 0x08: case 0x09: needCpl0(); return; // INVD, WBINVD: no caches to manage
     case 0x0b: case 0xb9: case 0xff: ud(); return; // UD2, UD1, UD0
     case 0x0d: Modrm.decode(); return; // PREFETCHW hint

@@ -158,7 +158,7 @@ export function jitTry(left: i32): i32 {
   jitSide = false;
   jitRefusedHere = false;
   jitCalls++;
-  const r = rip;
+  const r = rip();
   let h = codeHost(r);
   if (h < 0) {
     // Fill the fetch TLB as the instruction's own fetch would, then look again (else the code

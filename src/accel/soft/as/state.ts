@@ -51,6 +51,14 @@ export const O_SHADOW: u32 = 796; // i32 interrupt shadow (STI / MOV SS) active
 export const O_MTRR_VAR: u32 = 800; // 16 x u64: PHYSBASE0, PHYSMASK0, ... (8 pairs)
 export const O_MTRR_FIX: u32 = 928; // 11 x u64
 export const O_REGIONS: u32 = 1024; // RAM map: count u32 @+0, then 4 x {gpa u64, size u64, offset u64, ro u64}
+// the lazy flags (flags.ts), read and written by compiled blocks at these fixed offsets
+export const O_LF_RES: u32 = 0x5b0; // u64
+export const O_LF_A: u32 = 0x5b8; // u64
+export const O_LF_B: u32 = 0x5c0; // u64
+export const O_LF_OP: u32 = 0x5c8; // i32
+export const O_LF_SIZE: u32 = 0x5cc; // i32
+export const O_LF_CIN: u32 = 0x5d0; // u32
+export const O_LF_EAGER: u32 = 0x5d4; // u32
 /** i32 copy of `cpl` for the JIT's chain trampoline (src/accel/soft/jit/jit.ts), which reads it with one load. */
 export const O_CPL: u32 = 0x5f0;
 export const O_FX: u32 = 0x600; // 512 bytes: x87/SSE state in FXSAVE layout (vol. 1 table 10-2)
@@ -134,7 +142,6 @@ export const F_STATUS: u32 = F_CF | F_PF | F_AF | F_ZF | F_SF | F_OF;
 
 // ---- per-instance base and hot copies
 export let S: u32 = 0;
-export let rip: u64 = 0;
 /** RIP of the instruction being executed (faults restart it). */
 export let startRip: u64 = 0;
 export let cpl: i32 = 0;
@@ -147,7 +154,9 @@ export let protMode: bool = false; // CR0.PE
 export let pagingOn: bool = false; // CR0.PG
 
 export function setS(v: u32): void { S = v; }
-export function setRip(v: u64): void { rip = v; }
+/** RIP lives in the state block (O_RIP), where compiled blocks store it at their exits. */
+export function rip(): u64 { return load<u64>(S + O_RIP); }
+export function setRip(v: u64): void { store<u64>(S + O_RIP, v); }
 export function setStartRip(v: u64): void { startRip = v; }
 
 // ---- general registers

@@ -36,8 +36,8 @@ export const WASM_HEADER = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
 export const BLOCK_TYPE = [0x60, 2, T_I32, T_I32, 1, T_I32];
 
 /** The core's exported globals a block module imports (as c.g0, c.g1, ...; compiler.ts G). */
-export const GLOBAL_NAMES = ['rip', 'lfOp', 'lfSize', 'lfRes', 'lfA', 'lfB', 'lfCin', 'lfEager', 'flagsOther'] as const;
-const GLOBAL_TYPES = [T_I64, T_I32, T_I32, T_I64, T_I64, T_I64, T_I32, T_I32, T_I32];
+export const GLOBAL_NAMES = ['flagsOther'] as const;
+const GLOBAL_TYPES = [T_I32];
 /**
  * The helpers a block calls (compiler.ts F): name, params, results; type index = position + 1.
  * They sit in a small table of their own, imported as c.h, and blocks call them with

@@ -1,7 +1,7 @@
 // The JIT's block compiler: decodes a run of 64-bit guest instructions (SDM vol. 2, same rules as
 // the interpreter in src/accel/soft/as/interp.ts and decode.ts) and emits one wasm function that
 // performs them against the state in the shared memory: registers in the vCPU state block, guest
-// RAM through the software TLB, RIP and the lazy flags in the core's exported globals.
+// RAM through the software TLB, RIP and the lazy flags at fixed offsets of the state block.
 //
 // Contract with the core (src/accel/soft/as/jit.ts): the function returns n >= 0 after n
 // instructions with RIP set to the next one, or -(n + 1) after n instructions with RIP set to an
@@ -30,8 +30,13 @@ const JIT_GEN = JIT_AREA.GEN;
 const K_READ = 0;
 const K_WRITE = 1;
 
-// imported globals (index = import order, see jit.ts)
-export const G = { rip: 0, lfOp: 1, lfSize: 2, lfRes: 3, lfA: 4, lfB: 5, lfCin: 6, lfEager: 7, flagsOther: 8 } as const;
+// imported globals (index = import order, see batch.ts GLOBAL_NAMES)
+export const G = { flagsOther: 0 } as const;
+// RIP and the lazy flags (as/state.ts O_RIP, O_LF_*; as/flags.ts), stored and loaded at these
+// absolute addresses (address operand i32.const 0): one machine store each, where the imported
+// mutable globals they were cost a load of the global's cell first.
+const RIP_AT = S + O.RIP;
+const LF = { op: S + O.LF_OP, size: S + O.LF_SIZE, res: S + O.LF_RES, a: S + O.LF_A, b: S + O.LF_B, cin: S + O.LF_CIN, eager: S + O.LF_EAGER } as const;
 // helpers (batch.ts FUNCS), reached through the helper table, but for the chain trampoline
 export const F = { cond: 0, getCF: 1, shift: 2, bitScan: 3, getFlags: 4, patchStatus: 5, rdtsc: 6, sys: 7, chain: 8 } as const;
 /** A guest page as the fetch TLB maps it: its TLB addend, host address and page generation. */
@@ -60,8 +65,8 @@ const OP_SHIFT = 100;
 const LEFT = 0, ACC = 1;
 const L = 2, V = 3, A = 4, B = 5, R = 6, T = 7; // i64
 const I = 8, H = 9, C = 10, N = 11; // i32; N: instructions retired by earlier iterations of the block's loop
-// the lazy flags of the block's last flag-setting instruction, until they are stored in the core's
-// globals (see Pend): operands and result (i64), the operation when it is only known at run time
+// the lazy flags of the block's last flag-setting instruction, until they are stored in the state
+// block (see Pend): operands and result (i64), the operation when it is only known at run time
 // (ADC/SBB) and INC/DEC's carry-in (i32)
 const FA = 12, FB = 13, FR = 14, FOP = 15, FCIN = 16;
 /** CF and OF (RFLAGS bits 0 and 11) a rotate by a constant set, until they are patched in (Pend.patch). */
@@ -81,11 +86,11 @@ const EXIT_SIBLING = 3;
 
 /**
  * Flags a compiled instruction produced and the block keeps in locals (FA FB FR, FOP, FCIN)
- * instead of the core's globals. Storing the five lazy-flag globals after every ALU instruction
+ * instead of the state block. Storing the five lazy flags after every ALU instruction
  * cost more than the instruction itself, and most flags are overwritten before anything reads
  * them; so they are stored only where something outside the block's code may read them: before
  * a call into the core that reads or sets flags, and at every exit (side exits, the end, chaining,
- * the loop's back edge, whose head expects the globals to be current).
+ * the loop's back edge, whose head expects the state block to be current).
  */
 interface Pend {
   op: number; // the lazy operation (as/flags.ts), unless `dyn`
@@ -93,7 +98,7 @@ interface Pend {
   dyn: boolean; // the operation is in FOP (ADC/SBB: which one depends on the carry-in)
   cin: boolean; // INC/DEC: lfCin from FCIN
   noB: boolean; // MUL: lfB is not part of it
-  synced: boolean; // already stored in the globals
+  synced: boolean; // already stored in the state block
   /**
    * SHL/SHR/SAR by a constant: the flags are worked out from FA (the operand) and FR (the result)
    * only when stored (shiftFlags), as eager flags (`op` is unused). Three shifts in
@@ -105,7 +110,7 @@ interface Pend {
   /**
    * ROL/ROR by a constant came after the flags above: CF and OF are those in local PATCH (the
    * rotate changes only those two), the rest are as described. Storing means storing the flags
-   * above (unless `baseSynced`: they are in the globals already) and then having the core patch
+   * above (unless `baseSynced`: they are in the state block already) and then having the core patch
    * CF and OF in (patchStatus). Most rotates' flags are overwritten unread (blake2s, ChaCha, SHA:
    * an ADD or XOR follows), so this costs nothing there, where calling the core's shift for
    * every rotate did.
@@ -440,8 +445,8 @@ export class BlockCompiler {
   /**
    * Before the instruction at position `p`: the kept branches to it (all from earlier
    * instructions) join the path that falls through to it, if any. When every path leaves the same
-   * flags state (same operation in the same locals) it stays as it is; when the flags are in the
-   * globals on every path, they are; otherwise each path sets SEL to say which of their states
+   * flags state (same operation in the same locals) it stays as it is; when the flags are in the state
+   * block on every path, they are; otherwise each path sets SEL to say which of their states
    * holds (Pend.alts), so nothing is stored unless something reads them. Each branch also takes
    * the instructions it skipped off N, the count every exit adds. The target's wasm blocks are the
    * innermost open ones here: one the fall-through path leaves, and inside it one per branch.
@@ -512,7 +517,7 @@ export class BlockCompiler {
     this.fk = null;
     this.pend = null;
     if (first) this.backPend = null;
-    // second pass of a loop: the flags at the loop's head are in the globals when the block is
+    // second pass of a loop: the flags at the loop's head are in the state block when the block is
     // entered (SEL 0, as locals start at 0) and in the locals after a back edge that kept them
     const lp = this.backPend;
     this.loopPend = !first && regs && lp && !lp.synced && !lp.alts ? lp : null;
@@ -622,7 +627,7 @@ export class BlockCompiler {
     // not compiled: each leaves the block to it
     if (!ended && this.fallsThrough) {
       this.k = count - 1;
-      tail.i64c(pc).gset(G.rip);
+      tail.i32c(0).i64c(pc).mem(OP.i64Store, 3, RIP_AT);
       if (canonical(pc)) this.exitTo(pc);
       else this.retired();
     }
@@ -633,7 +638,7 @@ export class BlockCompiler {
         this.k = e.k;
         this.pend = e.pend;
         this.fk = e.fk;
-        tail.i64c(tg.rip).gset(G.rip);
+        tail.i32c(0).i64c(tg.rip).mem(OP.i64Store, 3, RIP_AT);
         this.exitTo(tg.rip);
       }
     }
@@ -792,7 +797,7 @@ export class BlockCompiler {
 
   // ---------------------------------------------------------------- emission helpers
 
-  /** Emit the stores that put flags `p` (held in locals) into the core's globals. */
+  /** Emit the stores that put flags `p` (held in locals) into the state block. */
   private flushFlags(c: Code, p: Pend | null): void {
     if (!p || p.synced) return;
     if (p.alts) {
@@ -805,13 +810,16 @@ export class BlockCompiler {
       return;
     }
     if (p.shiftOp !== 0 && !p.baseSynced) {
+      c.i32c(0);
       this.shiftFlags(c, p.shiftOp, p.size, p.shiftN);
-      c.gset(G.lfEager).i32c(0).gset(G.lfOp);
+      c.mem(OP.i32Store, 2, LF.eager).i32c(0).i32c(0).mem(OP.i32Store, 2, LF.op);
     } else if (!p.baseSynced) {
+      c.i32c(0);
       if (p.dyn) c.get(FOP); else c.i32c(p.op);
-      c.gset(G.lfOp).i32c(p.size).gset(G.lfSize).get(FA).gset(G.lfA).get(FR).gset(G.lfRes);
-      if (!p.noB) c.get(FB).gset(G.lfB);
-      if (p.cin) c.get(FCIN).gset(G.lfCin);
+      c.mem(OP.i32Store, 2, LF.op).i32c(0).i32c(p.size).mem(OP.i32Store, 2, LF.size);
+      c.i32c(0).get(FA).mem(OP.i64Store, 3, LF.a).i32c(0).get(FR).mem(OP.i64Store, 3, LF.res);
+      if (!p.noB) c.i32c(0).get(FB).mem(OP.i64Store, 3, LF.b);
+      if (p.cin) c.i32c(0).get(FCIN).mem(OP.i32Store, 2, LF.cin);
     }
     if (p.patch) c.i32c(F_CF | F_OF).get(PATCH).callHelper(F.patchStatus);
   }
@@ -836,7 +844,7 @@ export class BlockCompiler {
    */
   private sideExit(): void {
     this.flushFlags(this.code, this.pendAtStart);
-    this.code.i64c(this.start).gset(G.rip);
+    this.code.i32c(0).i64c(this.start).mem(OP.i64Store, 3, RIP_AT);
     if (this.regs) {
       this.code.i32c(this.k).set(XV);
       this.toEpilogue(); // XK is still EXIT_SIDE: nothing sets it before an exit
@@ -1229,7 +1237,7 @@ export class BlockCompiler {
   private backEdge(depth: number): void {
     const c = this.code;
     if (this.first && !this.backPend) this.backPend = this.pend;
-    // The loop's head expects the flags in the globals (SEL 0), or, in the second pass, in the
+    // The loop's head expects the flags in the state block (SEL 0), or, in the second pass, in the
     // locals as the first pass's back edge left them (SEL 1, see loopPend): stored only on the way out.
     const keep = this.loopPend !== null && samePend(this.pend, this.loopPend);
     if (!keep) this.flushFlags(c, this.pend);
@@ -1237,7 +1245,7 @@ export class BlockCompiler {
     this.mustStop(0);
     c.op(OP.if).byte(0x40);
     if (keep) this.flushFlags(c, this.pend);
-    c.i64c(this.blockStart).gset(G.rip);
+    c.i32c(0).i64c(this.blockStart).mem(OP.i64Store, 3, RIP_AT);
     if (this.regs) {
       c.i32c(0).set(XV).i32c(EXIT_RETURN).set(XK); // N already counts this pass
       this.toEpilogue();
@@ -1259,7 +1267,7 @@ export class BlockCompiler {
       this.keep(target, false);
       return true;
     }
-    this.code.i64c(target).gset(G.rip);
+    this.code.i32c(0).i64c(target).mem(OP.i64Store, 3, RIP_AT);
     this.exitTo(target);
     return true;
   }
@@ -1558,7 +1566,7 @@ export class BlockCompiler {
         c.op(OP.end);
         c.get(L).i64c(8n + imm).op(OP.i64Add).set(L);
         this.setReg64(4, L);
-        c.get(A).gset(G.rip);
+        c.i32c(0).get(A).mem(OP.i64Store, 3, RIP_AT);
         this.exitTo({ local: A });
         return true;
       }
@@ -1761,7 +1769,8 @@ export class BlockCompiler {
       return false;
     }
     if (this.k + 1 >= MAX_INSNS) {
-      c.op(OP.if).byte(T_I64).i64c(target).op(OP.else).i64c(this.next).op(OP.end).gset(G.rip);
+      c.op(OP.if).byte(0x40).i32c(0).i64c(target).mem(OP.i64Store, 3, RIP_AT);
+      c.op(OP.else).i32c(0).i64c(this.next).mem(OP.i64Store, 3, RIP_AT).op(OP.end);
       this.retired();
       return true;
     }
@@ -1771,7 +1780,7 @@ export class BlockCompiler {
       return false;
     }
     // taken: leave the block; not taken: go on with the next instruction
-    c.op(OP.if).byte(0x40).i64c(target).gset(G.rip);
+    c.op(OP.if).byte(0x40).i32c(0).i64c(target).mem(OP.i64Store, 3, RIP_AT);
     this.exitTo(target);
     c.op(OP.end);
     return false;
@@ -1831,7 +1840,7 @@ export class BlockCompiler {
       this.sideExit();
       c.op(OP.end);
       if (op === 2) { c.i64c(this.next).set(A); this.push(A); }
-      c.get(T).gset(G.rip);
+      c.i32c(0).get(T).mem(OP.i64Store, 3, RIP_AT);
       this.exitTo({ local: T });
       return true;
     }
@@ -1880,7 +1889,7 @@ export class BlockCompiler {
       this.setReg64(0, B);
       c.get(A).i64c(32n).op(OP.i64ShrU).set(B);
       this.setReg64(2, B);
-      c.i64c(this.next).gset(G.rip);
+      c.i32c(0).i64c(this.next).mem(OP.i64Store, 3, RIP_AT);
       this.exitTo(this.next);
       return true;
     }
@@ -1900,7 +1909,7 @@ export class BlockCompiler {
       c.op(OP.end);
       this.pend = null;
       this.fk = null;
-      c.gget(G.rip).set(A);
+      c.i32c(0).mem(OP.i64Load, 3, RIP_AT).set(A);
       this.exitTo({ local: A });
       return true;
     }

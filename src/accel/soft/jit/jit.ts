@@ -1,6 +1,6 @@
 // The JIT's host side: when the core's queue of hot blocks fills (or a run slice ends), the core
 // calls host.jitFlush(); this compiles every queued block (compiler.ts) into one wasm module,
-// instantiates it against the same shared memory and the core's exported globals and helpers,
+// instantiates it against the same shared memory and the core's flagsOther global and helpers,
 // puts the functions into the function table the core calls through, and writes the table
 // indices back into the core's block table (layout in src/accel/soft/as/jit.ts).
 
