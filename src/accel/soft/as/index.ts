@@ -11,7 +11,7 @@ import {
 import { getFlags, setEager, setFlagsOther, flagsOther } from './flags';
 import { tlbFlush, invalidateFetch, readLin } from './mmu';
 import { Step, stopRun, clearStop, inhibitNext, clearInhibit, requestStop } from './interp';
-import { fetch8Slow, setIp } from './decode';
+import { fetch8Slow, setIp, ip } from './decode';
 import { pendVector, pendErr, pendHasErr, unsupported, clearUnsupported, clearPending } from './fault';
 import { deliverPending as deliver, deliverExternal as external, lastVector, lastError } from './except';
 import { setApicId, setApicPresent } from './cpuid';
@@ -53,7 +53,9 @@ export function syncIn(): void {
   const f = <u32>ld64(O_RFLAGS);
   setEager(f & F_STATUS);
   setFlagsOther(f);
-  icount = ld64(O_ICOUNT);
+  const c = ld64(O_ICOUNT);
+  icountMoved += c - icount;
+  icount = c;
   if (load<i32>(S + O_SHADOW) != 0) clearInhibit();
   updateMode();
   tlbFlush(true);
@@ -71,8 +73,16 @@ function interruptible(): bool {
   return load<i32>(S + O_INTR_REQUEST) != 0 && (flagsOther & F_IF) != 0;
 }
 
-/** Instructions the run loop interpreted (for the JIT's statistics). */
-export let jitInterpreted: u64 = 0;
+/**
+ * Instructions retired by compiled blocks, and how far the host moved the count (syncIn): what the
+ * run loop interpreted is the rest of the count (jitInterpretedCount, for the JIT's statistics),
+ * which saves a counter update per interpreted instruction.
+ */
+let compiledRetired: u64 = 0;
+let icountMoved: u64 = 0;
+function interpretedSoFar(): u64 { return icount - compiledRetired - icountMoved; }
+/** Instructions the run loop interpreted. */
+export function jitInterpretedCount(): f64 { return <f64>interpretedSoFar(); }
 
 /**
  * Execute up to `budget` instructions. Returns an EXIT_* code; EXIT_INTR means an external
@@ -101,10 +111,11 @@ export function run(budget: i32, exact: bool): i32 {
       side = true; // the instruction in the STI / MOV SS shadow runs alone, then interrupts are checked
     } else if (interruptible()) { jitFlushPending(); return EXIT_INTR; }
     if (jitOn && !side && look && codeBits == 64) {
-      jitNoteInterpreted(jitInterpreted); // what the last lookup's outcome cost
+      jitNoteInterpreted(interpretedSoFar()); // what the last lookup's outcome cost
       const done = jitTry(budget - n);
       if (done >= 0) {
         icount += <u64>done;
+        compiledRetired += <u64>done;
         n += done;
         side = jitSide;
         afterBlock = true;
@@ -123,13 +134,14 @@ export function run(budget: i32, exact: bool): i32 {
     const shadow = side;
     side = false;
     const before = rip();
-    Step.run();
-    // a branch, an instruction after a block or a shadow, a new code page, or STRAIGHT instructions in a row
-    look = afterBlock || shadow || rip() - before > 15 || ((rip() ^ before) >> 12) != 0 || ++straight >= STRAIGHT;
+    Step.run(before);
+    // a branch, an instruction after a block or a shadow, a new code page, or STRAIGHT instructions
+    // in a row. (`ip` is the RIP Step.run just stored: a register, where reading RIP back is a
+    // load that waits for that store.)
+    look = afterBlock || shadow || ip - before > 15 || ((ip ^ before) >> 12) != 0 || ++straight >= STRAIGHT;
     if (look) straight = 0;
     afterBlock = false;
     icount++;
-    jitInterpreted++;
     n++;
     if (stopRun) { jitFlushPending(); return EXIT_HLT; }
   }

@@ -225,8 +225,8 @@ function aaa(sub: bool): void {
 // instructions/s). They are static methods only so that AssemblyScript's @inline applies: the
 // TypeScript the linter parses allows decorators on class members only (as jit.ts Sets).
 export class Step {
-  @inline static run(): void {
-  const r0 = rip();
+  /** Execute the instruction at `r0` (RIP, which the run loop has in hand). */
+  @inline static run(r0: u64): void {
   setStartRip(r0);
   setIp(r0);
   // RF (set by an IRET that returns from a fault handler) lasts for one instruction: the processor

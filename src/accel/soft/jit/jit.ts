@@ -233,7 +233,7 @@ export class SoftJit {
       process.once('exit', () => {
         const s = this.stats;
         const g = (n: string) => Number((core[n] as { value: bigint } | undefined)?.value ?? 0n);
-        process.stderr.write(`tsvm: soft JIT: lookups ${g('jitCalls')}, blocks run ${g('jitRuns')} (+ ${g('jitChained')} entered by tail calls), fetch-TLB misses ${g('jitTlbMiss')}, entries claimed ${g('jitClaims')}, side exits ${g('jitSides')}, code pages written ${g('jitInvalidations')}, ${(g('jitInterpreted') / 1e6).toFixed(1)} M instructions interpreted of ${(Number((core.instructionCount as () => bigint | number)()) / 1e6).toFixed(1)} M retired\n`);
+        process.stderr.write(`tsvm: soft JIT: lookups ${g('jitCalls')}, blocks run ${g('jitRuns')} (+ ${g('jitChained')} entered by tail calls), fetch-TLB misses ${g('jitTlbMiss')}, entries claimed ${g('jitClaims')}, side exits ${g('jitSides')}, code pages written ${g('jitInvalidations')}, ${((core.jitInterpretedCount as () => number)() / 1e6).toFixed(1)} M instructions interpreted of ${(Number((core.instructionCount as () => bigint | number)()) / 1e6).toFixed(1)} M retired\n`);
         const after = core.jitInterpretedAfter as (why: number) => number;
         const whys = WHY_NAMES.map((n, i) => `${n} ${(after(i) / 1e6).toFixed(1)} M`).join(', ');
         process.stderr.write(`tsvm: soft JIT: interpreted after a lookup found: ${whys}\n`);
