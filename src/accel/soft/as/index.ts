@@ -28,6 +28,8 @@ export { shift, bitScan } from './alu';
 export { readTsc as rdtsc } from './msr';
 /** SYSCALL and SYSRET for compiled blocks (batch.ts FUNCS). */
 export { blockSys as sys } from './system';
+/** REP MOVS and REP STOS for compiled blocks (batch.ts FUNCS). */
+export { blockRepString as rep } from './string';
 export { setWallClockBase } from './kvmclock';
 export { jitEnable, jitMarkPage, jitPut, jitCount, jitTune, jitLookup, jitChained, jitCalls, jitInterpretedAfter, jitRuns, jitTlbMiss, jitClaims, jitSides, jitInvalidations } from './jit';
 

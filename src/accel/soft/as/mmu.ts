@@ -398,6 +398,15 @@ export function translateSlow(lin: u64, kind: i32, user: bool): i64 {
   return <i64>(<u64>h + (lin & 0xfff));
 }
 
+/** The host address of `lin` when the TLB of `kind` has it, else -1 (no walk, so no fault). */
+export function translateHit(lin: u64, kind: i32, user: bool): i64 {
+  const vpn = lin >> 12;
+  const b = tlbBase(kind, user);
+  const i = <u32>vpn & (TLB_N - 1);
+  if (load<u64>(b + 8 * i) == vpn) return <i64>(lin + load<u64>(b + 8 * TLB_N + 8 * i));
+  return -1;
+}
+
 export function translate(lin: u64, kind: i32, user: bool): i64 {
   const vpn = lin >> 12;
   const b = tlbBase(kind, user);

@@ -5,13 +5,14 @@
 // (the SDM's "a repeating string operation can be suspended by an exception"). Long repeats
 // stop after a chunk and re-execute, which lets the host deliver interrupts in between.
 
-import { gpr, setGpr, maskOf, cpl, codeBits, ES, DS, F_DF, F_RF, startRip, setRip } from './state';
+import { gpr, setGpr, maskOf, cpl, codeBits, ES, DS, FS, F_DF, F_RF, startRip, setRip, segBase } from './state';
 import { adsize, segOvr, rep, memRead, memWrite, setIp } from './decode';
 import { flagsOther, setFlagsOther, getZF } from './flags';
 import { alu } from './alu';
 import { pioRead, pioWrite } from './host';
 import { linAddr } from './seg';
-import { probeWrite, translate, K_READ, K_WRITE } from './mmu';
+import { probeWrite, translate, translateHit, K_READ, K_WRITE } from './mmu';
+import { isCanonical } from './seg';
 
 export const S_MOVS: i32 = 0;
 export const S_CMPS: i32 = 1;
@@ -32,16 +33,20 @@ function setAddrReg(i: i32, v: u64): void {
 /**
  * REP MOVS / REP STOS in 64-bit mode with DF=0, a page at a time on the host (memory.copy /
  * stores in a tight loop). Same results and same fault points as the element loop; stops early
- * (leaving the rest to it) at MMIO, page-crossing elements and overlapping copies.
+ * (leaving the rest to it) at MMIO, page-crossing elements and overlapping copies. With `hitsOnly`
+ * (compiled blocks: blockRepString) it also stops where it would fault or walk the page tables: at
+ * a non-canonical address and at a page the TLB does not have.
  */
-function bulk(op: i32, size: i32, src: i32): void {
+function bulk(op: i32, size: i32, src: i32, hitsOnly: bool): void {
   const user = cpl == 3;
   let left: u64 = 1 << 20; // elements per execution, then re-execute
   while (left > 0) {
     const count = gpr(1);
     if (count == 0) return;
     const di = gpr(7);
-    const dlin = linAddr(ES, di, size, true);
+    // ES has no base in 64-bit mode; only FS and GS do (vol. 1 3.3.4.1)
+    const dlin = hitsOnly ? di : linAddr(ES, di, size, true);
+    if (hitsOnly && !isCanonical(dlin)) return;
     let n = (0x1000 - (dlin & 0xfff)) / <u64>size;
     if (n == 0) return;
     if (n > count) n = count;
@@ -50,16 +55,17 @@ function bulk(op: i32, size: i32, src: i32): void {
     let slin: u64 = 0;
     if (op == S_MOVS) {
       si = gpr(6);
-      slin = linAddr(src, si, size, false);
+      slin = hitsOnly ? si + (src >= FS ? segBase(src) : 0) : linAddr(src, si, size, false);
+      if (hitsOnly && !isCanonical(slin)) return;
       const sroom = (0x1000 - (slin & 0xfff)) / <u64>size;
       if (sroom == 0) return;
       if (sroom < n) n = sroom;
     }
     const bytes = n * <u64>size;
-    const hd = translate(dlin, K_WRITE, user);
+    const hd = hitsOnly ? translateHit(dlin, K_WRITE, user) : translate(dlin, K_WRITE, user);
     if (hd < 0) return;
     if (op == S_MOVS) {
-      const hs = translate(slin, K_READ, user);
+      const hs = hitsOnly ? translateHit(slin, K_READ, user) : translate(slin, K_READ, user);
       if (hs < 0) return;
       // forward element-by-element semantics: a destination just above the source repeats it
       if (hd > hs && <u64>(hd - hs) < bytes) return;
@@ -79,11 +85,24 @@ function bulk(op: i32, size: i32, src: i32): void {
   }
 }
 
+/**
+ * REP MOVS / REP STOS for compiled blocks (src/accel/soft/jit/compiler.ts repString): 64-bit code,
+ * 64-bit address size, `src` the source's segment. `bulk` on TLB hits only, so it never faults
+ * (a compiled block must not). 1 when RCX reached 0; 0 when it stopped before (DF set, a TLB miss,
+ * a page-crossing or overlapping element, MMIO, a non-canonical address), with RCX, RSI and RDI
+ * saying how far it got, as after a repeat suspended between iterations (vol. 2B REP): the block
+ * side-exits and the interpreter executes the rest of the instruction.
+ */
+export function blockRepString(op: i32, size: i32, src: i32): i32 {
+  if ((flagsOther & F_DF) == 0) bulk(op, size, src, true);
+  return gpr(1) == 0 ? 1 : 0;
+}
+
 export function stringOp(op: i32, size: i32): void {
   const am = maskOf(adsize);
   if (rep != 0 && (op == S_MOVS || op == S_STOS) && codeBits == 64 && adsize == 8 && (flagsOther & F_DF) == 0) {
     const src0 = segOvr >= 0 ? segOvr : DS;
-    bulk(op, size, src0);
+    bulk(op, size, src0, false);
   }
   const delta: u64 = (flagsOther & F_DF) != 0 ? <u64>(0 - size) : <u64>size;
   const src = segOvr >= 0 ? segOvr : DS;

@@ -58,6 +58,7 @@ export const FUNCS: [string, number[], number[]][] = [
   ['patchStatus', [T_I32, T_I32], []],
   ['rdtsc', [], [T_I64]],
   ['sys', [T_I32, T_I64], [T_I32]],
+  ['rep', [T_I32, T_I32, T_I32], [T_I32]],
   ['chain', [T_I64, T_I32, T_I32], [T_I32]], // the trampoline (jit.ts chainTrampoline), not the core
 ];
 

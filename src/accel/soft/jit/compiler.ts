@@ -38,7 +38,7 @@ export const G = { flagsOther: 0 } as const;
 const RIP_AT = S + O.RIP;
 const LF = { op: S + O.LF_OP, size: S + O.LF_SIZE, res: S + O.LF_RES, a: S + O.LF_A, b: S + O.LF_B, cin: S + O.LF_CIN, eager: S + O.LF_EAGER } as const;
 // helpers (batch.ts FUNCS), reached through the helper table, but for the chain trampoline
-export const F = { cond: 0, getCF: 1, shift: 2, bitScan: 3, getFlags: 4, patchStatus: 5, rdtsc: 6, sys: 7, chain: 8 } as const;
+export const F = { cond: 0, getCF: 1, shift: 2, bitScan: 3, getFlags: 4, patchStatus: 5, rdtsc: 6, sys: 7, rep: 8, chain: 9 } as const;
 /** A guest page as the fetch TLB maps it: its TLB addend, host address and page generation. */
 interface PageMap { addend: bigint; host: number; gen: number }
 /**
@@ -1329,8 +1329,35 @@ export class BlockCompiler {
     this.seg = seg;
     this.os = (rex & 8) !== 0 ? 8 : h66 ? 2 : 4;
     if (b === 0x0f) return this.two(cur.u8());
+    if (rep !== 0 && (b === 0xa4 || b === 0xa5 || b === 0xaa || b === 0xab)) return this.repString(b);
     if (rep !== 0 && b !== 0x90 && b !== 0xc3) bail();
     return this.one1(b);
+  }
+
+  /**
+   * REP MOVS / REP STOS (F3, or F2, which repeats these two the same way: vol. 2B REP) through the
+   * core's `rep` (as/string.ts blockRepString): the interpreter's page-at-a-time copy or fill, on
+   * TLB hits only, so that it never faults. It returns 0 when it stopped before RCX reached 0 (DF
+   * set, a TLB miss, a page-crossing or overlapping element, MMIO): RCX, RSI and RDI then say how far
+   * it went, as after a repeat suspended between iterations, and a side exit leaves the rest to the
+   * interpreter. The block ends after it (a call in the middle of a block costs the code after it
+   * more than the call). Not with the registers in locals (the helper works on the state block):
+   * such a block ends before.
+   */
+  private repString(b: number): boolean {
+    if (this.regs || this.lock) bail();
+    const c = this.code;
+    this.done();
+    const size = (b & 1) === 0 ? 1 : this.os;
+    // as/string.ts S_MOVS, S_STOS; the source's segment: an FS or GS override, else DS (no base)
+    c.i32c(b >= 0xaa ? 2 : 0).i32c(size).i32c(this.seg >= 4 ? this.seg : SEG_INDEX.ds);
+    c.callHelper(F.rep).op(OP.i32Eqz);
+    c.op(OP.if).byte(0x40);
+    this.sideExit();
+    c.op(OP.end);
+    c.i32c(0).i64c(this.next).mem(OP.i64Store, 3, RIP_AT);
+    this.exitTo(this.next);
+    return true;
   }
 
   private one1(b: number): boolean {
