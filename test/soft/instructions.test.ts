@@ -491,6 +491,21 @@ test('SERIALIZE: reported by CPUID leaf 7 (EDX bit 14, sub-leaf 0 only), a no-op
   }
 });
 
+test('ERMS and FSRM: reported by CPUID leaf 7 sub-leaf 0 (EBX bit 9, EDX bit 4), not in sub-leaf 1', async () => {
+  const r = await runAsm('long', `${LEAF7_EDX_TO_R8}
+    mov r10d, ebx
+    mov eax, 7
+    mov ecx, 1
+    cpuid
+    mov r9d, ebx
+    hlt
+  `);
+  assert.deepEqual(r.exit, { kind: 'hlt' });
+  assert.equal(r.state.regs.r10 & (1n << 9n), 1n << 9n, 'ERMS: enhanced REP MOVSB/STOSB');
+  assert.equal(r.state.regs.r8 & (1n << 4n), 1n << 4n, 'FSRM: fast short REP MOVSB');
+  assert.equal(r.state.regs.r9, 0n, 'sub-leaf 1 reports nothing');
+});
+
 test('IA32_ARCH_CAPABILITIES: reported by CPUID leaf 7 (EDX bit 29); reads as not affected by the speculation flaws; read-only', async () => {
   const r = await runAsm('long', `${LEAF7_EDX_TO_R8}
     mov ecx, 0x10a

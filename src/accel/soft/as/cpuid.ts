@@ -1,6 +1,6 @@
  
 // AssemblyScript. CPUID (SDM vol. 2A CPUID): reports exactly the features this core implements.
-// FPU (x87 computed in double precision, see fpu.ts), MMX, FXSR, SSE, SSE2, SERIALIZE, IA32_ARCH_CAPABILITIES; no SSE3+; the APIC bit only when the platform provides a local
+// FPU (x87 computed in double precision, see fpu.ts), MMX, FXSR, SSE, SSE2, SERIALIZE, IA32_ARCH_CAPABILITIES, ERMS/FSRM; no SSE3+; the APIC bit only when the platform provides a local
 // APIC (xAPIC MMIO, its timer's TSC-deadline mode through IA32_TSC_DEADLINE; no x2APIC); no MTRR bit (the MTRR MSRs read back
 // but do nothing). The hypervisor bit and leaves 0x40000000-1 offer KVM's paravirtual clock (kvmclock.ts).
 
@@ -44,8 +44,13 @@ export function cpuid(leaf: u32, sub: u32): void {
     }
     // structured extended features, sub-leaf 0 (the only one): SERIALIZE (EDX 14), which Linux's
     // sync_core() uses instead of an IRET to itself (~90,000 of them while it patches its text at
-    // boot); IA32_ARCH_CAPABILITIES (EDX 29, msr.ts ARCH_CAPABILITIES)
-    case 7: set(0, 0, 0, sub == 0 ? (1 << 14) | (1 << 29) : 0); return;
+    // boot); IA32_ARCH_CAPABILITIES (EDX 29, msr.ts ARCH_CAPABILITIES); ERMS (EBX 9) and FSRM
+    // (EDX 4), "enhanced" and "fast short" REP MOVSB/STOSB: performance hints, true here (REP MOVS
+    // and STOS copy or fill a page at a time, string.ts bulk, in compiled blocks too), so that
+    // Linux's memcpy, memset, clear_page and user copies are one REP instruction each instead of
+    // an unrolled loop (boot to /init, 6 and 8 interleaved pairs: 2.212 -> 2.164 s, 2.234 -> 2.202
+    // s; 18 M fewer instructions)
+    case 7: set(0, sub == 0 ? 1 << 9 : 0, 0, sub == 0 ? (1 << 14) | (1 << 29) | (1 << 4) : 0); return;
     // the hypervisor leaves: KVM's signature and, of its features, only the clock (kvmclock.ts)
     case 0x40000000: set(0x40000001, KVM_SIGNATURE_EBX, KVM_SIGNATURE_ECX, KVM_SIGNATURE_EDX); return;
     case 0x40000001: set(KVM_FEATURES, 0, 0, 0); return;
