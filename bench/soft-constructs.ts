@@ -1,6 +1,7 @@
 // `npm run bench:constructs`: the software CPU's time per pass of small loops, one per code shape
 // (guests/bench/constructs.asm: a tight loop, memory, a branch inside a loop, near and far calls,
-// an indirect call, jumps between pages, a bignum inner loop called for 8 limbs), next to QEMU TCG
+// an indirect call, jumps between pages, a bignum inner loop called for 8 limbs, a 64-byte REP MOVSB
+// memcpy), next to QEMU TCG
 // running the same images as its -bios, in the same run. Where bench:cpu gives one throughput,
 // this shows which shapes are slower than QEMU's and by how much: what the boot's time is made
 // of besides straight-line code (docs/soft-cpu-strategy.md). Each image runs with its passes and
@@ -10,7 +11,7 @@
 import { loopImage, loopSeconds, qemu, qemuRun, timed, tsvmRun } from './firmware-loop.js';
 
 /** The cases and their default number of passes. */
-const PASSES = { tiny: 300e6, memory: 300e6, ifthen: 300e6, calls: 100e6, farcall: 100e6, indirect: 100e6, dispatch: 100e6, bignum: 20e6 } as const;
+const PASSES = { tiny: 300e6, memory: 300e6, ifthen: 300e6, calls: 100e6, farcall: 100e6, indirect: 100e6, dispatch: 100e6, bignum: 20e6, memcpy: 50e6 } as const;
 const CASES = Object.keys(PASSES) as (keyof typeof PASSES)[];
 const REPS = Number(process.env.BENCH_REPS ?? 3);
 const selected = process.env.BENCH_CASES ? process.env.BENCH_CASES.split(',') : [...CASES];

@@ -1,6 +1,7 @@
 ; constructs: the loops of `npm run bench:constructs`, one per code shape a software CPU handles
 ; differently (a tight loop, memory, a branch inside a loop, calls and returns near and far, an
-; indirect call, jumps between pages, a bignum inner loop called for a few limbs). The benchmark
+; indirect call, jumps between pages, a bignum inner loop called for a few limbs, a REP MOVSB
+; memcpy). The benchmark
 ; assembles this file once per case (nasm -DCASE_<name>), runs each image under tsvm and QEMU TCG
 ; as firmware, and compares their time per iteration. Like cpu-loop.asm, the iteration count is a
 ; qword the benchmark patches (found by its marker value), and the loop's registers are folded
@@ -117,6 +118,21 @@ top:
     jnz top
 %endif
 
+%ifdef CASE_memcpy
+; Linux's memcpy where CPUID reports ERMS/FSRM (memcpy_erms: one REP MOVSB) copying 64 bytes per
+; pass, as its kernel copies small structures
+    mov r15, rcx
+top:
+    mov rdi, 0x11000
+    mov rsi, 0x10000
+    mov edx, 64
+    mov [rsi], r15
+    call memcpy_erms
+    add rbx, [rdi - 64]
+    dec r15
+    jnz top
+%endif
+
 done:
     xor rax, rbx
     xor rax, rdx
@@ -124,6 +140,12 @@ done:
 
 near_fn:
     add rax, rcx
+    ret
+
+memcpy_erms:                        ; (rdi dest, rsi src, rdx bytes) -> rax dest
+    mov rax, rdi
+    mov rcx, rdx
+    rep movsb
     ret
 
 submul:                             ; (rdi res, rsi s1, edx size, rcx s2 limb) -> rax borrow

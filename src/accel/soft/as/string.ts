@@ -39,6 +39,7 @@ function setAddrReg(i: i32, v: u64): void {
  */
 function bulk(op: i32, size: i32, src: i32, hitsOnly: bool): void {
   const user = cpl == 3;
+  const sh = ctz<u64>(<u64>size); // elements of 1, 2, 4 or 8 bytes: shifts, not 64-bit divisions
   let left: u64 = 1 << 20; // elements per execution, then re-execute
   while (left > 0) {
     const count = gpr(1);
@@ -47,7 +48,7 @@ function bulk(op: i32, size: i32, src: i32, hitsOnly: bool): void {
     // ES has no base in 64-bit mode; only FS and GS do (vol. 1 3.3.4.1)
     const dlin = hitsOnly ? di : linAddr(ES, di, size, true);
     if (hitsOnly && !isCanonical(dlin)) return;
-    let n = (0x1000 - (dlin & 0xfff)) / <u64>size;
+    let n = (0x1000 - (dlin & 0xfff)) >> sh;
     if (n == 0) return;
     if (n > count) n = count;
     if (n > left) n = left;
@@ -57,11 +58,11 @@ function bulk(op: i32, size: i32, src: i32, hitsOnly: bool): void {
       si = gpr(6);
       slin = hitsOnly ? si + (src >= FS ? segBase(src) : 0) : linAddr(src, si, size, false);
       if (hitsOnly && !isCanonical(slin)) return;
-      const sroom = (0x1000 - (slin & 0xfff)) / <u64>size;
+      const sroom = (0x1000 - (slin & 0xfff)) >> sh;
       if (sroom == 0) return;
       if (sroom < n) n = sroom;
     }
-    const bytes = n * <u64>size;
+    const bytes = n << sh;
     const hd = hitsOnly ? translateHit(dlin, K_WRITE, user) : translate(dlin, K_WRITE, user);
     if (hd < 0) return;
     if (op == S_MOVS) {
