@@ -120,6 +120,13 @@ export class Bytes {
 
   view(): Uint8Array { return this.buf.subarray(0, this.length); }
 
+  /** Overwrite the 2 bytes at `at` with `v` < 2^14 as a padded (fixed-length) unsigned LEB128. */
+  patchU14(at: number, v: number): void {
+    if (v < 0 || v >= 1 << 14) throw new RangeError(`patchU14: ${v} does not fit in 14 bits`);
+    this.buf[at] = (v & 0x7f) | 0x80;
+    this.buf[at + 1] = v >>> 7;
+  }
+
   /** Overwrite the 5 bytes at `at` with `v` as a padded (fixed-length) unsigned LEB128. */
   patchU32(at: number, v: number): void {
     for (let i = 0; i < 4; i++) this.buf[at + i] = ((v >>> (7 * i)) & 0x7f) | 0x80;
