@@ -107,6 +107,9 @@ export function run(budget: i32, exact: bool): i32 {
   // entry; its later parts were interpreted on every call, each becoming a block start only when
   // a block compiled before it ended there, 150 calls later for each 64 instructions.
   let straight = 0;
+  // RIP, kept in a local: Step.run stores it in the state block, and reading it back at the next
+  // instruction is a load that waits for that store. Reloaded only after a compiled block ran.
+  let cur = rip();
   for (let n = 0; n < budget;) {
     if (inhibitNext) {
       clearInhibit();
@@ -121,6 +124,7 @@ export function run(budget: i32, exact: bool): i32 {
         n += done;
         side = jitSide;
         afterBlock = true;
+        cur = rip();
         continue;
       }
       if (jitRefusedHere) afterBlock = true; // no block starts here, but maybe right after
@@ -135,12 +139,11 @@ export function run(budget: i32, exact: bool): i32 {
     // system call's exit was followed by ~10 interpreted instructions up to the next branch)
     const shadow = side;
     side = false;
-    const before = rip();
+    const before = cur;
     Step.run(before);
-    // a branch, an instruction after a block or a shadow, a new code page, or STRAIGHT instructions
-    // in a row. (`ip` is the RIP Step.run just stored: a register, where reading RIP back is a
-    // load that waits for that store.)
-    look = afterBlock || shadow || ip - before > 15 || ((ip ^ before) >> 12) != 0 || ++straight >= STRAIGHT;
+    cur = ip; // the RIP Step.run just stored
+    // a branch, an instruction after a block or a shadow, a new code page, or STRAIGHT instructions in a row
+    look = afterBlock || shadow || cur - before > 15 || ((cur ^ before) >> 12) != 0 || ++straight >= STRAIGHT;
     if (look) straight = 0;
     afterBlock = false;
     icount++;
