@@ -19,8 +19,10 @@ import { fpuPowerOn } from './fpu';
 import { jitOn, jitTry, jitSide, jitRefusedHere, jitFlushPending, jitNoteInterpreted, jitWhy, WHY_BUDGET } from './jit';
 import { codeBits } from './state';
 
-// What compiled blocks (src/accel/soft/jit/) import from the core: the hot state that lives in
-// wasm globals, the lazy-flag helpers and the few operations they do not inline.
+// What compiled blocks (src/accel/soft/jit/) import from the core: flagsOther (the only hot state
+// left in a wasm global; RIP and the lazy flags are in the state block), the lazy-flag helpers and
+// the few operations they do not inline. (Blocks and the trampoline read the CPL from the state
+// block's copy, O_CPL.)
 export { cpl } from './state';
 export { flagsOther, cond, getCF, getFlags, patchStatus } from './flags';
 export { shift, bitScan } from './alu';
@@ -50,7 +52,7 @@ export function init(stateBase: u32, apicId: u32): void {
   tlbFlush(true);
 }
 
-/** Load the hot copies from the state block (after the host wrote it). */
+/** Load the hot copies from the state block (after the host wrote it; RIP is used in place). */
 export function syncIn(): void {
   const f = <u32>ld64(O_RFLAGS);
   setEager(f & F_STATUS);
