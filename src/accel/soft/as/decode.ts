@@ -95,12 +95,26 @@ export function fetch8Slow(off: u64): u32 {
   return b;
 }
 
+// Immediates and displacements whose bytes are all in the window are read with one load (the
+// window never wraps the offset); else a byte at a time, which may leave the window or fault.
 export function fetch16(): u32 {
+  const off = ip;
+  const d = off - winStart;
+  if (d < winLen && winLen - d >= 2) {
+    ip = off + 2;
+    return <u32>load<u16>(<usize>(winAdd + off));
+  }
   const lo = fetch8();
   return lo | (fetch8() << 8);
 }
 
 export function fetch32(): u32 {
+  const off = ip;
+  const d = off - winStart;
+  if (d < winLen && winLen - d >= 4) {
+    ip = off + 4;
+    return load<u32>(<usize>(winAdd + off));
+  }
   const lo = fetch16();
   return lo | (fetch16() << 16);
 }
