@@ -127,11 +127,6 @@ export class Bytes {
     this.buf[at + 1] = v >>> 7;
   }
 
-  /** Overwrite the 5 bytes at `at` with `v` as a padded (fixed-length) unsigned LEB128. */
-  patchU32(at: number, v: number): void {
-    for (let i = 0; i < 4; i++) this.buf[at + i] = ((v >>> (7 * i)) & 0x7f) | 0x80;
-    this.buf[at + 4] = (v >>> 28) & 0x0f;
-  }
 }
 
 /** Bytes of function code, with the instructions' immediates encoded (locals, globals, constants, memory). */

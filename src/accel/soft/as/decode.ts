@@ -95,12 +95,17 @@ export function fetch8Slow(off: u64): u32 {
   return b;
 }
 
+/** Whether the `n` bytes at `off` are all in the fetch window. */
+function inWindow(off: u64, n: u64): bool {
+  const d = off - winStart;
+  return d < winLen && winLen - d >= n;
+}
+
 // Immediates and displacements whose bytes are all in the window are read with one load (the
 // window never wraps the offset); else a byte at a time, which may leave the window or fault.
 export function fetch16(): u32 {
   const off = ip;
-  const d = off - winStart;
-  if (d < winLen && winLen - d >= 2) {
+  if (inWindow(off, 2)) {
     ip = off + 2;
     return <u32>load<u16>(<usize>(winAdd + off));
   }
@@ -110,8 +115,7 @@ export function fetch16(): u32 {
 
 export function fetch32(): u32 {
   const off = ip;
-  const d = off - winStart;
-  if (d < winLen && winLen - d >= 4) {
+  if (inWindow(off, 4)) {
     ip = off + 4;
     return load<u32>(<usize>(winAdd + off));
   }

@@ -408,11 +408,8 @@ export function translateHit(lin: u64, kind: i32, user: bool): i64 {
 }
 
 export function translate(lin: u64, kind: i32, user: bool): i64 {
-  const vpn = lin >> 12;
-  const b = tlbBase(kind, user);
-  const i = <u32>vpn & (TLB_N - 1);
-  if (load<u64>(b + 8 * i) == vpn) return <i64>(lin + load<u64>(b + 8 * TLB_N + 8 * i));
-  return translateSlow(lin, kind, user);
+  const h = translateHit(lin, kind, user); // host addresses are below 4 GiB: never negative
+  return h >= 0 ? h : translateSlow(lin, kind, user);
 }
 
 // ---------------------------------------------------------------- linear accesses

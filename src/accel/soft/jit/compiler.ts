@@ -183,6 +183,13 @@ class Code extends Emitter {
     return this.byte(o);
   }
 
+  /** RIP := a constant or a local's value (the state block's O_RIP, as/state.ts rip()). */
+  setRip(v: bigint | { local: number }): this {
+    this.i32c(0);
+    if (typeof v === 'bigint') this.i64c(v); else this.get(v.local);
+    return this.mem(OP.i64Store, 3, RIP_AT);
+  }
+
   /** Mask the i64 on the stack to `size` bytes. */
   mask(size: number): this {
     if (size === 8) return this;
@@ -398,9 +405,7 @@ export class BlockCompiler {
    */
   private pageGuard(next: PageMap): void {
     this.pageChanged(this.code, this.blockPage + 1n, next);
-    this.code.op(OP.if).byte(0x40);
-    this.sideExit();
-    this.code.op(OP.end);
+    this.sideExitIf();
   }
 
   /** Push whether the fetch TLB no longer maps `page` as `was` (another host page, or the page written since). */
@@ -634,7 +639,7 @@ export class BlockCompiler {
     // not compiled: each leaves the block to it
     if (!ended && this.fallsThrough) {
       this.k = count - 1;
-      tail.i32c(0).i64c(pc).mem(OP.i64Store, 3, RIP_AT);
+      tail.setRip(pc);
       if (canonical(pc)) this.exitTo(pc);
       else this.retired();
     }
@@ -645,8 +650,7 @@ export class BlockCompiler {
         this.k = e.k;
         this.pend = e.pend;
         this.fk = e.fk;
-        tail.i32c(0).i64c(tg.rip).mem(OP.i64Store, 3, RIP_AT);
-        this.exitTo(tg.rip);
+        this.leaveTo(tg.rip);
       }
     }
     const kept = reached.reduce((n, x) => n + x.edges.length, 0);
@@ -856,11 +860,24 @@ export class BlockCompiler {
    * when that instruction started (a compiled instruction sets its flags only after its last
    * possible side exit, so the locals still hold them).
    */
+  /** A side exit when the branch target in local `x` is not canonical: the interpreter raises #GP (vol. 1 3.3.7.1). */
+  private sideExitNonCanonical(x: number): void {
+    this.code.get(x).i64c(16n).op(OP.i64Shl).i64c(16n).op(OP.i64ShrS).get(x).op(OP.i64Ne);
+    this.sideExitIf();
+  }
+
+  /** A side exit (sideExit) taken when the i32 on the stack is non-zero. */
+  private sideExitIf(): void {
+    this.code.op(OP.if).byte(0x40);
+    this.sideExit();
+    this.code.op(OP.end);
+  }
+
   private sideExit(): void {
     const c = this.code;
     if (this.regs) {
       this.flushFlags(c, this.pendAtStart);
-      c.i32c(0).i64c(this.start).mem(OP.i64Store, 3, RIP_AT);
+      c.setRip(this.start);
       c.i32c(this.k).set(XV);
       this.toEpilogue(); // XK is still EXIT_SIDE: nothing sets it before an exit
       return;
@@ -924,9 +941,7 @@ export class BlockCompiler {
     if (size > 1) c.get(L).i64c(BigInt(size - 1)).op(OP.i64Add).i64c(12n).op(OP.i64ShrU);
     else c.get(L).i64c(12n).op(OP.i64ShrU);
     c.op(OP.i64Ne);
-    c.op(OP.if).byte(0x40);
-    this.sideExit();
-    c.op(OP.end);
+    this.sideExitIf();
     c.get(I).mem(OP.i64Load, 3, tb + TLB_N * 8).get(L).op(OP.i64Add).op(OP.i32WrapI64).set(h);
   }
 
@@ -1058,7 +1073,6 @@ export class BlockCompiler {
   private divide(m: ModRM, size: number, signed: boolean): boolean {
     const c = this.code;
     const MIN = -(1n << 63n);
-    const exitIf = () => { c.op(OP.if).byte(0x40); this.sideExit(); c.op(OP.end); };
     this.readRm(m, size, B, false);
     this.getReg(size, 0); c.set(A);
     this.getReg(size, 2); c.set(T);
@@ -1070,7 +1084,7 @@ export class BlockCompiler {
       } else {
         c.get(T).i64c(0n).op(OP.i64Ne).op(OP.i32Or);
       }
-      exitIf();
+      this.sideExitIf();
       c.get(A).get(B).op(signed ? OP.i64DivS : OP.i64DivU).set(R);
       c.get(A).get(B).op(signed ? OP.i64RemS : OP.i64RemU).set(V);
     } else {
@@ -1078,16 +1092,16 @@ export class BlockCompiler {
       if (signed) {
         c.get(B).sext(4).set(B);
         c.get(B).op(OP.i64Eqz).get(L).i64c(MIN).op(OP.i64Eq).get(B).i64c(-1n).op(OP.i64Eq).op(OP.i32And).op(OP.i32Or);
-        exitIf();
+        this.sideExitIf();
         c.get(L).get(B).op(OP.i64DivS).tee(R).i64c(0x7fffffffn).op(OP.i64GtS);
         c.get(R).i64c(-0x80000000n).op(OP.i64LtS).op(OP.i32Or);
-        exitIf();
+        this.sideExitIf();
         c.get(L).get(B).op(OP.i64RemS).set(V);
       } else {
         c.get(B).op(OP.i64Eqz);
-        exitIf();
+        this.sideExitIf();
         c.get(L).get(B).op(OP.i64DivU).tee(R).i64c(0xffffffffn).op(OP.i64GtU);
-        exitIf();
+        this.sideExitIf();
         c.get(L).get(B).op(OP.i64RemU).set(V);
       }
     }
@@ -1183,6 +1197,12 @@ export class BlockCompiler {
    * no pending interrupt request), else returns the count to the core's loop. Tail calls keep the
    * wasm stack flat however long the chain runs.
    */
+  /** RIP := `target`, then leave the block for it (exitTo). */
+  private leaveTo(target: bigint | { local: number }): void {
+    this.code.setRip(target);
+    this.exitTo(target);
+  }
+
   private exitTo(target: bigint | { local: number }, tail = false): void {
     const c = this.code;
     const k1 = this.k + 1;
@@ -1283,7 +1303,7 @@ export class BlockCompiler {
     this.mustStop(0);
     c.op(OP.if).byte(0x40);
     if (keep) this.flushFlags(c, this.pend);
-    c.i32c(0).i64c(this.blockStart).mem(OP.i64Store, 3, RIP_AT);
+    c.setRip(this.blockStart);
     if (this.regs) {
       c.i32c(0).set(XV).i32c(EXIT_RETURN).set(XK); // N already counts this pass
       this.toEpilogue();
@@ -1305,8 +1325,7 @@ export class BlockCompiler {
       this.keep(target, false);
       return true;
     }
-    this.code.i32c(0).i64c(target).mem(OP.i64Store, 3, RIP_AT);
-    this.exitTo(target);
+    this.leaveTo(target);
     return true;
   }
 
@@ -1390,11 +1409,8 @@ export class BlockCompiler {
     // as/string.ts S_MOVS, S_STOS; the source's segment: an FS or GS override, else DS (no base)
     c.i32c(b >= 0xaa ? 2 : 0).i32c(size).i32c(this.seg >= 4 ? this.seg : SEG_INDEX.ds);
     c.callHelper(F.rep).op(OP.i32Eqz);
-    c.op(OP.if).byte(0x40);
-    this.sideExit();
-    c.op(OP.end);
-    c.i32c(0).i64c(this.next).mem(OP.i64Store, 3, RIP_AT);
-    this.exitTo(this.next);
+    this.sideExitIf();
+    this.leaveTo(this.next);
     return true;
   }
 
@@ -1625,14 +1641,10 @@ export class BlockCompiler {
         this.reg64(4); c.set(L);
         this.tlb(K_READ, 8, H);
         c.get(H).load(8).set(A);
-        // non-canonical return address: the interpreter raises #GP
-        c.get(A).i64c(16n).op(OP.i64Shl).i64c(16n).op(OP.i64ShrS).get(A).op(OP.i64Ne).op(OP.if).byte(0x40);
-        this.sideExit();
-        c.op(OP.end);
+        this.sideExitNonCanonical(A); // the return address
         c.get(L).i64c(8n + imm).op(OP.i64Add).set(L);
         this.setReg64(4, L);
-        c.i32c(0).get(A).mem(OP.i64Store, 3, RIP_AT);
-        this.exitTo({ local: A });
+        this.leaveTo({ local: A });
         return true;
       }
       case 0xc6: case 0xc7: {
@@ -1834,8 +1846,7 @@ export class BlockCompiler {
       return false;
     }
     if (this.k + 1 >= MAX_INSNS) {
-      c.op(OP.if).byte(0x40).i32c(0).i64c(target).mem(OP.i64Store, 3, RIP_AT);
-      c.op(OP.else).i32c(0).i64c(this.next).mem(OP.i64Store, 3, RIP_AT).op(OP.end);
+      c.op(OP.if).byte(0x40).setRip(target).op(OP.else).setRip(this.next).op(OP.end);
       this.retired();
       return true;
     }
@@ -1845,8 +1856,8 @@ export class BlockCompiler {
       return false;
     }
     // taken: leave the block; not taken: go on with the next instruction
-    c.op(OP.if).byte(0x40).i32c(0).i64c(target).mem(OP.i64Store, 3, RIP_AT);
-    this.exitTo(target);
+    c.op(OP.if).byte(0x40);
+    this.leaveTo(target);
     c.op(OP.end);
     return false;
   }
@@ -1901,12 +1912,9 @@ export class BlockCompiler {
     if (fe || this.lock || this.h66) bail();
     if (op === 2 || op === 4) { // CALL / JMP near indirect
       this.readRm(m, 8, T, false);
-      c.get(T).i64c(16n).op(OP.i64Shl).i64c(16n).op(OP.i64ShrS).get(T).op(OP.i64Ne).op(OP.if).byte(0x40);
-      this.sideExit();
-      c.op(OP.end);
+      this.sideExitNonCanonical(T);
       if (op === 2) { c.i64c(this.next).set(A); this.push(A); }
-      c.i32c(0).get(T).mem(OP.i64Store, 3, RIP_AT);
-      this.exitTo({ local: T });
+      this.leaveTo({ local: T });
       return true;
     }
     if (op === 6) { // PUSH r/m
@@ -1954,8 +1962,7 @@ export class BlockCompiler {
       this.setReg64(0, B);
       c.get(A).i64c(32n).op(OP.i64ShrU).set(B);
       this.setReg64(2, B);
-      c.i32c(0).i64c(this.next).mem(OP.i64Store, 3, RIP_AT);
-      this.exitTo(this.next);
+      this.leaveTo(this.next);
       return true;
     }
     if (b === 0x05 || (b === 0x07 && os === 8 && !this.user)) {
@@ -1969,9 +1976,7 @@ export class BlockCompiler {
       this.done();
       this.syncFlags();
       c.i32c(b === 0x05 ? 0 : 1).i64c(this.next).callHelper(F.sys).op(OP.i32Eqz);
-      c.op(OP.if).byte(0x40);
-      this.sideExit();
-      c.op(OP.end);
+      this.sideExitIf();
       this.pend = null;
       this.fk = null;
       c.i32c(0).mem(OP.i64Load, 3, RIP_AT).set(A);
