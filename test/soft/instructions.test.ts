@@ -491,6 +491,54 @@ test('SERIALIZE: reported by CPUID leaf 7 (EDX bit 14, sub-leaf 0 only), a no-op
   }
 });
 
+test('legacy prefixes last one instruction: FS, LOCK, REP and 66 do not carry over to the next', async () => {
+  // the interpreter stores the prefix state only after prefixed instructions (interp.ts Step.run)
+  const r = await runAsm('long', `
+    mov ecx, 0xc0000100 ; IA32_FS_BASE = 0x1000
+    mov eax, 0x1000
+    xor edx, edx
+    wrmsr
+    mov qword [0x20000], 0x11
+    mov qword [0x21000], 0x22
+    mov rdi, 0x20000
+    mov r10, [fs:rdi]
+    mov rbx, [rdi]
+    lock add qword [rdi], 1
+    mov r13, [rdi]
+    mov rdi, 0x22000
+    mov qword [rdi], 0
+    mov rcx, 4
+    mov al, 0xaa
+    rep stosb
+    mov rcx, 7
+    stosb
+    mov r8, rcx
+    mov r9, [0x22000]
+    mov rdx, -1
+    mov dx, 5
+    mov edx, 6
+    mov qword [0x23000], 0x1111
+    mov qword [0x23008], 0x2222
+    mov qword [0x23010], 0x3333
+    movdqa xmm0, [0x23000] ; 66 0F 6F
+    movq mm0, [0x23010]    ; 0F 6F: MMX, not SSE, without the 66
+    movq r11, mm0
+    movq r12, xmm0
+    emms
+    hlt
+  `, (s) => { s.cr4 |= 0x200n; }); // CR4.OSFXSR: SSE on
+  assert.deepEqual(r.exit, { kind: 'hlt' });
+  assert.equal(r.m.cpu.lastException, undefined);
+  assert.equal(r.state.regs.r10, 0x22n, 'FS:[rdi] reads FS base + rdi');
+  assert.equal(r.state.regs.rbx, 0x11n, 'the next [rdi] reads DS, not FS');
+  assert.equal(r.state.regs.r13, 0x12n, 'a MOV from memory after a LOCK ADD is not a locked read (#UD)');
+  assert.equal(r.state.regs.r8, 7n, 'STOSB after REP STOSB: one store, RCX unchanged');
+  assert.equal(r.state.regs.r9, 0xaaaaaaaaaan, 'four bytes from REP STOSB, one from STOSB');
+  assert.equal(r.state.regs.rdx, 6n, '32-bit MOV after a 66-prefixed one writes the whole register');
+  assert.equal(r.state.regs.r11, 0x3333n, '0F 6F after 66 0F 6F loads MM0');
+  assert.equal(r.state.regs.r12, 0x1111n, 'and leaves XMM0 as MOVDQA loaded it');
+});
+
 test('ERMS and FSRM: reported by CPUID leaf 7 sub-leaf 0 (EBX bit 9, EDX bit 4), not in sub-leaf 1', async () => {
   const r = await runAsm('long', `${LEAF7_EDX_TO_R8}
     mov r10d, ebx

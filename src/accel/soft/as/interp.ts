@@ -224,6 +224,9 @@ function aaa(sub: bool): void {
 // keeps the decoder's state in registers across them (bench/soft-loop.ts, interpreter: 49 -> 59 M
 // instructions/s). They are static methods only so that AssemblyScript's @inline applies: the
 // TypeScript the linter parses allows decorators on class members only (as jit.ts Sets).
+/** Whether the legacy-prefix globals (has66, segOvr, rep, lock) may hold a prefix's values (see Step.run). */
+let prefixed = true;
+
 export class Step {
   /** Execute the instruction at `r0` (RIP, which the run loop has in hand). */
   @inline static run(r0: u64): void {
@@ -271,12 +274,21 @@ export class Step {
         b = fetch8();
       }
     }
+    setHas66(h66);
+    setSegOvr(seg);
+    setRep(rp);
+    setLock(lk);
+    prefixed = true;
+  } else if (prefixed) {
+    // Most instructions have no legacy prefix; after one that had none, these four globals
+    // already say so (only this function writes them) and are not stored again.
+    setHas66(false);
+    setSegOvr(-1);
+    setRep(0);
+    setLock(false);
+    prefixed = false;
   }
   setRex(rx);
-  setHas66(h66);
-  setSegOvr(seg);
-  setRep(rp);
-  setLock(lk);
   if (codeBits == 64) {
     setOpsize((rx & 8) != 0 ? 8 : h66 ? 2 : 4);
     setAdsize(h67 ? 4 : 8);
