@@ -227,6 +227,23 @@ test('external interrupts: taken when IF=1, after the STI shadow, and they wake 
   assert.equal(h.m.cpu.getState().regs.rip, stubRip(0x30), 'woken by the interrupt, now in the handler');
 });
 
+test('an external interrupt whose delivery faults: the fault saves the RIP the interrupt would have', async () => {
+  // gate 0x30 not present: #NP with the IDT bit and EXT set in the error code (SDM vol. 3A 6.13);
+  // its saved RIP is the instruction the interrupt came before, not the one that ran last
+  let pending = 0;
+  const r = await runAsm('long', 'mov rcx, 1\nsti\nmov rbx, 1\nmov rdx, 1\nhlt', (_s, m) => {
+    m.mem.writeU8(0x4000 + 0x30 * 16 + 5, m.mem.readU8(0x4000 + 0x30 * 16 + 5) & 0x7f);
+    pending = 1;
+    m.cpu.interruptSource = { pending: () => pending > 0, acknowledge: () => { pending--; return 0x30; } };
+  });
+  assert.equal(r.state.regs.rip, stubRip(11), 'in the #NP stub');
+  assert.equal(r.state.regs.rbx, 1n);
+  assert.equal(r.state.regs.rdx, 0n);
+  const rsp = Number(r.state.regs.rsp);
+  assert.equal(r.m.mem.readU64(rsp), BigInt(0x30 * 8 + 2 + 1), 'error code: IDT, EXT, vector 0x30');
+  assert.equal(r.m.mem.readU64(rsp + 8), 0x10000n + 5n + 1n + 5n, 'saved RIP: MOV RDX, 1');
+});
+
 test('real mode exceptions go through the IVT (#DE)', async () => {
   const r = await runAsm('real', `
     xor ax, ax

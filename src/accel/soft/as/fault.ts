@@ -7,8 +7,6 @@
 // records it and unwinds the whole wasm call with a trap; the host catches the trap and calls
 // deliverPending() (except.ts), which delivers it through the IDT and resumes.
 
-import { setRip, startRip } from './state';
-
 export const DE: i32 = 0;
 export const DB: i32 = 1;
 export const NMI: i32 = 2;
@@ -41,8 +39,7 @@ export function fault(vector: i32, err: u32, hasErr: bool): void {
   pendVector = vector;
   pendErr = err;
   pendHasErr = hasErr;
-  setRip(startRip);
-  unreachable();
+  unreachable(); // RIP is still the faulting instruction's (state.ts rip)
 }
 
 export function gp(err: u32): void { fault(GP, err, true); }
@@ -51,7 +48,6 @@ export function ud(): void { fault(UD, 0, false); }
 /** Stop with an error for something not implemented (the host reads O_EXIT_*). */
 export function stopUnsupported(code: i32): void {
   unsupported = code;
-  setRip(startRip);
   unreachable();
 }
 export function clearUnsupported(): void { unsupported = 0; }

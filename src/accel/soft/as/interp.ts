@@ -7,7 +7,7 @@
 // it; Step.run() commits it to RIP at the end.
 
 import {
-  S, rip, setRip, startRip, setStartRip, cpl, codeBits, protMode, longMode, gpr, setGpr, readReg, writeReg,
+  S, rip, setRip, cpl, codeBits, protMode, longMode, gpr, setGpr, readReg, writeReg,
   maskOf, signOf, sext, segSel, segAttr, segLimit, setSeg, segBase, updateMode, cr0, cr4, ld64, st64,
   ES, CS, SS, DS, FS, GS, LDTR, TR, O_HALTED, O_DR, O_GDTR_BASE, O_GDTR_LIMIT, O_IDTR_BASE, O_IDTR_LIMIT,
   O_CR0, O_TSC_AUX, O_EXIT_RIP, O_EXIT_INFO, CR0_TS, CR0_MP, CR4_TSD, F_CF, F_PF, F_AF, F_ZF, F_SF, F_OF,
@@ -48,7 +48,7 @@ export let inhibitNext: bool = false;
 export function clearInhibit(): void { inhibitNext = false; }
 
 function unsupported(code: u32): void {
-  st64(O_EXIT_RIP, startRip);
+  st64(O_EXIT_RIP, rip());
   store<u32>(S + O_EXIT_INFO, code);
   stopUnsupported(1);
 }
@@ -230,7 +230,6 @@ let prefixed = true;
 export class Step {
   /** Execute the instruction at `r0` (RIP, which the run loop has in hand). */
   @inline static run(r0: u64): void {
-  setStartRip(r0);
   setIp(r0);
   // RF (set by an IRET that returns from a fault handler) lasts for one instruction: the processor
   // clears it when an instruction completes (SDM vol. 3A 2.3 "RF"; vol. 3B 17.3.1.1). Clearing it

@@ -32,7 +32,7 @@
 //   (0x520000: the chain trampoline's jump cache, 4096 x 16 bytes, src/accel/soft/jit/jit.ts)
 //   JIT_GEN    0x600000  u16 generation per 4 KiB host page (up to 4 GiB: 2 MiB, up to GUEST_BASE)
 
-import { S, rip, cpl, O_TLB, O_INTR_REQUEST, setStartRip } from './state';
+import { S, rip, cpl, O_TLB, O_INTR_REQUEST } from './state';
 import { jitFlush } from './host';
 import { translate, K_FETCH } from './mmu';
 
@@ -165,7 +165,6 @@ export function jitTry(left: i32): i32 {
     // after a TLB flush ran interpreted up to the next lookup: ~1 M instructions to Linux's
     // /init). A page fault here is the one that fetch would raise, for the same RIP.
     jitTlbMiss++;
-    setStartRip(r);
     translate(r, K_FETCH, cpl == 3);
     h = codeHost(r);
     if (h < 0) { jitWhy = WHY_TLB_MISS; return -1; }

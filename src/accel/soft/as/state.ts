@@ -142,8 +142,6 @@ export const F_STATUS: u32 = F_CF | F_PF | F_AF | F_ZF | F_SF | F_OF;
 
 // ---- per-instance base and hot copies
 export let S: u32 = 0;
-/** RIP of the instruction being executed (faults restart it). */
-export let startRip: u64 = 0;
 export let cpl: i32 = 0;
 /** 16, 32 or 64: the default operand/address size of the code segment. */
 export let codeBits: i32 = 16;
@@ -154,10 +152,15 @@ export let protMode: bool = false; // CR0.PE
 export let pagingOn: bool = false; // CR0.PG
 
 export function setS(v: u32): void { S = v; }
-/** RIP lives in the state block (O_RIP), where compiled blocks store it at their exits. */
+/**
+ * RIP lives in the state block (O_RIP), where compiled blocks store it at their exits. While the
+ * interpreter executes an instruction it holds that instruction's address: Step.run stores the
+ * next RIP only when the instruction completes, and what changes RIP on the way (exception
+ * delivery, SYSCALL, IRET) does it after its last possible fault. So a fault leaves it where the
+ * instruction restarts (fault.ts), with no copy of the start address to keep per instruction.
+ */
 export function rip(): u64 { return load<u64>(S + O_RIP); }
 export function setRip(v: u64): void { store<u64>(S + O_RIP, v); }
-export function setStartRip(v: u64): void { startRip = v; }
 
 // ---- general registers
 export function gpr(i: i32): u64 { return load<u64>(S + (<u32>i << 3)); }

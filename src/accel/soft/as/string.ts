@@ -5,7 +5,7 @@
 // (the SDM's "a repeating string operation can be suspended by an exception"). Long repeats
 // stop after a chunk and re-execute, which lets the host deliver interrupts in between.
 
-import { gpr, setGpr, maskOf, cpl, codeBits, ES, DS, FS, F_DF, F_RF, startRip, setRip, segBase } from './state';
+import { gpr, setGpr, maskOf, cpl, codeBits, ES, DS, FS, F_DF, F_RF, rip, segBase } from './state';
 import { adsize, segOvr, rep, memRead, memWrite, setIp } from './decode';
 import { flagsOther, setFlagsOther, getZF } from './flags';
 import { alu } from './alu';
@@ -180,8 +180,7 @@ export function stringOp(op: i32, size: i32): void {
       // string instruction but the last iteration, the value pushed for RF is 1", SDM vol. 3B
       // 17.3.1.1); Step.run() clears it when the instruction resumes.
       setFlagsOther(flagsOther | F_RF);
-      setIp(startRip);
-      setRip(startRip);
+      setIp(rip()); // the instruction's own address (state.ts rip)
       return;
     }
   }
