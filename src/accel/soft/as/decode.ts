@@ -158,9 +158,7 @@ export class Modrm {
       modrmMod = 3;
       modrmReg = <i32>((m >> 3) & 7) | (<i32>(rex & 4) << 1);
       modrmRm = <i32>(m & 7) | (<i32>(rex & 1) << 3);
-      eaRipRel = false;
-      eaSpBase = false;
-      return;
+      return; // eaRipRel and eaSpBase describe memory operands only (ea(), POP r/m)
     }
     decodeModrmByte(m);
   }
@@ -175,12 +173,12 @@ export function decodeModrmByte(m: u32): void {
   let rm = <i32>(m & 7);
   modrmMod = mod;
   modrmReg = reg;
-  eaRipRel = false;
-  eaSpBase = false;
   if (mod == 3) {
     modrmRm = rm | (<i32>(rex & 1) << 3);
     return;
   }
+  eaRipRel = false;
+  eaSpBase = false;
   let seg = DS;
   let off: u64 = 0;
   if (adsize == 2) {
