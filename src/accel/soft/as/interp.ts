@@ -7,7 +7,7 @@
 // it; Step.run() commits it to RIP at the end.
 
 import {
-  S, rip, setRip, cpl, codeBits, protMode, longMode, gpr, setGpr, readReg, writeReg,
+  S, rip, setRip, cpl, codeBits, opsizeDefault, adsizeDefault, prefixDirty, setPrefixDirty, protMode, longMode, gpr, setGpr, readReg, writeReg,
   maskOf, signOf, sext, segSel, segAttr, segLimit, setSeg, segBase, updateMode, cr0, cr4, ld64, st64,
   ES, CS, SS, DS, FS, GS, LDTR, TR, O_HALTED, O_DR, O_GDTR_BASE, O_GDTR_LIMIT, O_IDTR_BASE, O_IDTR_LIMIT,
   O_CR0, O_TSC_AUX, O_EXIT_RIP, O_EXIT_INFO, CR0_TS, CR0_MP, CR4_TSD, F_CF, F_PF, F_AF, F_ZF, F_SF, F_OF,
@@ -224,9 +224,6 @@ function aaa(sub: bool): void {
 // keeps the decoder's state in registers across them (bench/soft-loop.ts, interpreter: 49 -> 59 M
 // instructions/s). They are static methods only so that AssemblyScript's @inline applies: the
 // TypeScript the linter parses allows decorators on class members only (as jit.ts Sets).
-/** Whether the legacy-prefix globals (has66, segOvr, rep, lock) may hold a prefix's values (see Step.run). */
-let prefixed = true;
-
 export class Step {
   /** Execute the instruction at `r0` (RIP, which the run loop has in hand). */
   @inline static run(r0: u64): void {
@@ -277,27 +274,31 @@ export class Step {
     setSegOvr(seg);
     setRep(rp);
     setLock(lk);
-    prefixed = true;
-  } else if (prefixed) {
-    // Most instructions have no legacy prefix; after one that had none, these four globals
-    // already say so (only this function writes them) and are not stored again.
-    setHas66(false);
-    setSegOvr(-1);
-    setRep(0);
-    setLock(false);
-    prefixed = false;
+    setPrefixDirty(true);
+    if (codeBits == 64) {
+      setOpsize((rx & 8) != 0 ? 8 : h66 ? 2 : 4);
+      setAdsize(h67 ? 4 : 8);
+    } else if (codeBits == 32) {
+      setOpsize(h66 ? 2 : 4);
+      setAdsize(h67 ? 2 : 4);
+    } else {
+      setOpsize(h66 ? 4 : 2);
+      setAdsize(h67 ? 4 : 2);
+    }
+  } else {
+    // Most instructions have no legacy prefix. After one that had none, in the same mode, these
+    // globals already say so (only this function writes them) and are not stored again.
+    if (prefixDirty) {
+      setHas66(false);
+      setSegOvr(-1);
+      setRep(0);
+      setLock(false);
+      setAdsize(adsizeDefault);
+      setPrefixDirty(false);
+    }
+    setOpsize((rx & 8) != 0 ? 8 : opsizeDefault); // REX.W only in 64-bit mode (rx is 0 elsewhere)
   }
   setRex(rx);
-  if (codeBits == 64) {
-    setOpsize((rx & 8) != 0 ? 8 : h66 ? 2 : 4);
-    setAdsize(h67 ? 4 : 8);
-  } else if (codeBits == 32) {
-    setOpsize(h66 ? 2 : 4);
-    setAdsize(h67 ? 2 : 4);
-  } else {
-    setOpsize(h66 ? 4 : 2);
-    setAdsize(h67 ? 4 : 2);
-  }
   if (b == 0x0f) {
     const b2 = fetch8();
     if (lk && !lockable2(b2)) ud();

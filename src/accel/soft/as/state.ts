@@ -145,6 +145,16 @@ export let S: u32 = 0;
 export let cpl: i32 = 0;
 /** 16, 32 or 64: the default operand/address size of the code segment. */
 export let codeBits: i32 = 16;
+/** The operand and address sizes of an instruction without 66, 67 or REX.W in this mode (updateMode). */
+export let opsizeDefault: i32 = 2;
+export let adsizeDefault: i32 = 2;
+/**
+ * Whether the interpreter's prefix-dependent globals (decode.ts has66, segOvr, rep, lock,
+ * adsize) may differ from an unprefixed instruction's in the current mode: after a prefixed
+ * instruction or a mode change. Step.run (interp.ts) stores them only then.
+ */
+export let prefixDirty: bool = true;
+export function setPrefixDirty(v: bool): void { prefixDirty = v; }
 /** true when SS.B (or 64-bit mode) makes the stack pointer 32/64 bits wide; see stackMask. */
 export let stackMask: u64 = 0xffff;
 export let longMode: bool = false; // EFER.LMA
@@ -234,6 +244,9 @@ export function updateMode(): void {
   const csa = segAttr(CS);
   if (longMode && (csa & ATTR_L) != 0) codeBits = 64;
   else codeBits = (csa & ATTR_DB) != 0 ? 32 : 16;
+  opsizeDefault = codeBits == 16 ? 2 : 4;
+  adsizeDefault = codeBits == 64 ? 8 : codeBits == 32 ? 4 : 2;
+  prefixDirty = true; // the interpreter sets adsize again (interp.ts Step.run)
   if (codeBits == 64) stackMask = 0xffffffffffffffff;
   else stackMask = (segAttr(SS) & ATTR_DB) != 0 ? 0xffffffff : 0xffff;
   // CPL is kept as SS.DPL, as VMX does (SS.DPL always equals CPL, SDM vol. 3A 5.5)
