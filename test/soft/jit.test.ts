@@ -733,7 +733,11 @@ test('JIT: a lookup that misses the fetch TLB fills it as the fetch would, page 
     m.mem.write(0x50000, fn);
     m.cpu.jit?.tune(3, 0);
   };
-  const r = await runBoth('long', `
+  const old = process.env.TSVM_SOFT_JIT_STATS;
+  process.env.TSVM_SOFT_JIT_STATS = '1'; // jitInterpretedAfter counts only with the statistics on
+  let r: Awaited<ReturnType<typeof runBoth>>;
+  try {
+    r = await runBoth('long', `
     mov r9, 0x40000000
     mov rcx, 40
   again:
@@ -749,6 +753,10 @@ test('JIT: a lookup that misses the fetch TLB fills it as the fetch would, page 
     call r9
     hlt
   `, setup);
+  } finally {
+    if (old === undefined) delete process.env.TSVM_SOFT_JIT_STATS;
+    else process.env.TSVM_SOFT_JIT_STATS = old;
+  }
   assertSame(r);
   const st = r.jit.state;
   assert.equal(st.regs.rax, 40n * 7n);

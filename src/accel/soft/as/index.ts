@@ -16,7 +16,7 @@ import { pendVector, pendErr, pendHasErr, unsupported, clearUnsupported, clearPe
 import { deliverPending as deliver, deliverExternal as external, lastVector, lastError } from './except';
 import { setApicId, setApicPresent } from './cpuid';
 import { fpuPowerOn } from './fpu';
-import { jitOn, jitTry, jitSide, jitRefusedHere, jitFlushPending, jitNoteInterpreted, jitWhy, WHY_BUDGET } from './jit';
+import { jitOn, jitTry, jitSide, jitRefusedHere, jitFlushPending, jitNoteInterpreted, jitWhy, WHY_BUDGET, jitStats } from './jit';
 import { codeBits } from './state';
 
 // What compiled blocks (src/accel/soft/jit/) import from the core: flagsOther (the only hot state
@@ -33,7 +33,7 @@ export { blockSys as sys } from './system';
 /** REP MOVS and REP STOS for compiled blocks (batch.ts FUNCS). */
 export { blockRepString as rep } from './string';
 export { setWallClockBase } from './kvmclock';
-export { jitEnable, jitMarkPage, jitPut, jitCount, jitTune, jitLookup, jitChained, jitCalls, jitInterpretedAfter, jitRuns, jitTlbMiss, jitClaims, jitSides, jitInvalidations } from './jit';
+export { jitEnable, jitStatsOn, jitMarkPage, jitPut, jitCount, jitTune, jitLookup, jitChained, jitCalls, jitInterpretedAfter, jitRuns, jitTlbMiss, jitClaims, jitSides, jitInvalidations } from './jit';
 
 export const EXIT_BUDGET: i32 = 0;
 export const EXIT_HLT: i32 = 1;
@@ -118,7 +118,7 @@ export function run(budget: i32, exact: bool): i32 {
       side = true; // the instruction in the STI / MOV SS shadow runs alone, then interrupts are checked
     } else if (interruptible()) { jitFlushPending(); return EXIT_INTR; }
     if (jitOn && !side && look && codeBits == 64) {
-      jitNoteInterpreted(interpretedSoFar()); // what the last lookup's outcome cost
+      if (jitStats) jitNoteInterpreted(interpretedSoFar()); // what the last lookup's outcome cost
       const done = jitTry(budget - n);
       if (done >= 0) {
         icount += <u64>done;

@@ -134,6 +134,13 @@ function pageGen(host: u32): u32 { return <u32>load<u16>(JIT_GEN + ((host >> 12)
  * Run the compiled block at RIP if there is one (64-bit mode; the caller checked). Returns the
  * instructions retired, or -1 when nothing ran. `left` is the budget: a longer block is not run.
  */
+/**
+ * Whether the host prints the JIT's statistics (TSVM_SOFT_JIT_STATS): the counters updated at
+ * every lookup (jitCalls, jitRuns) and the instructions charged to each lookup's outcome
+ * (jitNoteInterpreted) are kept only then, off the run loop's path otherwise.
+ */
+export let jitStats: bool = false;
+export function jitStatsOn(on: bool): void { jitStats = on; }
 /** Counters for tuning: calls of jitTry, blocks it ran, fetch-TLB misses, entries claimed, side exits. */
 export let jitCalls: u64 = 0;
 export let jitRuns: u64 = 0;
@@ -157,7 +164,7 @@ function codeHost(r: u64): i64 {
 export function jitTry(left: i32): i32 {
   jitSide = false;
   jitRefusedHere = false;
-  jitCalls++;
+  if (jitStats) jitCalls++;
   const r = rip();
   let h = codeHost(r);
   if (h < 0) {
@@ -187,7 +194,7 @@ export function jitTry(left: i32): i32 {
   if (fn > 0) {
     if (<u32>load<u16>(e, E_GEN) == pageGen(host)) {
       if (<i32>load<u8>(e, E_LEN) > left) { jitWhy = WHY_BUDGET; return -1; }
-      jitRuns++;
+      if (jitStats) jitRuns++;
       const n = call_indirect<i32>(<u32>fn, left, 0);
       if (n >= 0) return n;
       jitSide = true;

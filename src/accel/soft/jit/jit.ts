@@ -228,6 +228,7 @@ export class SoftJit {
       process.once('exit', () => writeRecording(record, { siblingMinRuns: this.siblingMinRuns, batches }, this.memory.buffer));
     }
     if (process.env.TSVM_SOFT_JIT_STATS) {
+      (core.jitStatsOn as (on: number) => void)(1);
       const stops = process.env.TSVM_SOFT_JIT_STATS === '2' ? new Map<string, number>() : undefined;
       this.stops = this.compiler.stops = stops;
       process.once('exit', () => {
