@@ -32,6 +32,23 @@ handler:
   assert.equal(r.state.regs.rsp, 0xfff0n, 'INT/IRET balance the stack');
 });
 
+test('real mode: IP wraps from 0xFFFF to 0 when an instruction ends at the top of the segment', async () => {
+  // two NOPs at CS:FFFE and CS:FFFF (CS = 0x1000, base 0x10000); after the second, IP is 0 and
+  // the code at the start of the segment runs again (SDM vol. 3A 20.1.1: 16-bit offsets wrap)
+  const r = await runAsm('real', `
+    inc bx
+    cmp bx, 2
+    je done
+    jmp 0xfffe
+done:
+    hlt
+  `, (s, m) => { m.mem.writeU8(CODE + 0xfffe, 0x90); m.mem.writeU8(CODE + 0xffff, 0x90); s.regs.rbx = 0n; });
+  assert.deepEqual(r.exit, { kind: 'hlt' });
+  assert.equal(r.m.cpu.lastException, undefined, 'no #GP for an offset past the limit');
+  assert.equal(r.state.regs.rbx & 0xffffn, 2n, 'ran the start of the segment twice');
+  assert.ok(r.state.regs.rip < 0x20n, `stopped at the HLT near offset 0: ${r.state.regs.rip}`);
+});
+
 test('real mode: the IVT lives at IDTR.base and the handler sees FLAGS, CS, IP on the stack', async () => {
   const r = await runAsm('real', `
     mov ax, 0

@@ -11,8 +11,6 @@ import { gp, ud } from './fault';
 import { fetchLin8, fetchHost, Lin } from './mmu';
 import { linAddr } from './seg';
 
-/** Offset (RIP) of the next instruction byte. */
-export let ip: u64 = 0;
 export let opsize: i32 = 4; // operand size in bytes: 2, 4 or 8
 export let adsize: i32 = 4; // address size in bytes: 2, 4 or 8
 export let segOvr: i32 = -1;
@@ -30,7 +28,6 @@ let eaRipRel: bool = false;
 /** The last memory operand's base register is rSP (POP r/m adjusts its address, see interp.ts). */
 export let eaSpBase: bool = false;
 
-export function setIp(v: u64): void { ip = v; }
 export function setOpsize(v: i32): void { opsize = v; }
 export function setAdsize(v: i32): void { adsize = v; }
 export function setSegOvr(v: i32): void { segOvr = v; }
@@ -45,22 +42,52 @@ export function ipMask(): u64 {
 
 // ---------------------------------------------------------------- fetch
 
-// The fetch window: while ip is in [winStart, winStart + winLen) its byte is at host winAdd + ip
-// (one page of code, clipped to the CS limit). Rebuilt on a miss; reset by invalidateWindow()
-// whenever CS, the CPL or the TLB changes (mmu.invalidateFetch calls it).
+// The fetch window: the code bytes at offsets [winStart, winStart + winLen) lie at host addresses
+// from winHost (one page of code, clipped to the CS limit and to where the offset would wrap).
+// Rebuilt by fetch8Slow on a miss; dropped by invalidateWindow() whenever CS, the CPL or the TLB
+// changes (mmu.invalidateFetch calls it).
+//
+// `pc` is the next code byte: inside the window (pc < pcEnd) its host address, so that a fetch is
+// one compare, a load and an increment; otherwise (pcEnd 0) its offset. Either way pc + pcDelta
+// is the offset, RIP (ip()).
 let winStart: u64 = 1;
 let winLen: u64 = 0;
-let winAdd: u64 = 0;
+let winHost: u64 = 0;
+let pc: u64 = 0;
+let pcEnd: u64 = 0;
+let pcDelta: u64 = 0;
 
-export function invalidateWindow(): void { winLen = 0; }
+/** Offset (RIP) of the next instruction byte. */
+export function ip(): u64 { return pc + pcDelta; }
+
+/** Continue fetching at offset `v` (a jump, or the interpreter starting where a block stopped). */
+export function setIp(v: u64): void {
+  const d = v - winStart;
+  if (d < winLen) {
+    pc = winHost + d;
+    pcEnd = winHost + winLen;
+    pcDelta = winStart - winHost;
+  } else {
+    pc = v;
+    pcEnd = 0;
+    pcDelta = 0;
+  }
+}
+
+export function invalidateWindow(): void {
+  winLen = 0;
+  pc += pcDelta;
+  pcEnd = 0;
+  pcDelta = 0;
+}
 
 export function fetch8(): u32 {
-  const off = ip;
-  if (off - winStart < winLen) {
-    ip = off + 1;
-    return <u32>load<u8>(<usize>(winAdd + off));
+  const p = pc;
+  if (p < pcEnd) {
+    pc = p + 1;
+    return <u32>load<u8>(<usize>p);
   }
-  return fetch8Slow(off);
+  return fetch8Slow(p + pcDelta);
 }
 
 /**
@@ -79,45 +106,46 @@ export function fetch8Slow(off: u64): u32 {
     lin = (segBase(CS) + off) & 0xffffffff;
     room = lim - off + 1;
   }
-  ip = (off + 1) & ipMask();
   const b = fetchLin8(lin, cpl == 3);
   const h = fetchHost(lin);
-  if (h >= 0) {
-    // window: the rest of this page, within the segment and without wrapping the offset
-    let len = 0x1000 - (lin & 0xfff);
-    if (room < len) len = room;
-    const wrap = ipMask() - off + 1;
-    if (wrap != 0 && wrap < len) len = wrap;
+  // window: the rest of this page, within the segment, short of the last offset before the offset
+  // wraps (16- and 32-bit code): that byte is fetched here, where the next offset becomes 0
+  let len = 0x1000 - (lin & 0xfff);
+  if (room < len) len = room;
+  const wrap = ipMask() - off + 1; // bytes from off to the wrap (0: 2^64)
+  if (wrap != 0 && wrap <= len) len = wrap - 1;
+  if (h >= 0 && len > 0) {
     winStart = off;
     winLen = len;
-    winAdd = <u64>h - off;
+    winHost = <u64>h;
+    pc = <u64>h + 1;
+    pcEnd = <u64>h + len;
+    pcDelta = off - <u64>h;
+  } else {
+    pc = (off + 1) & ipMask();
+    pcEnd = 0;
+    pcDelta = 0;
   }
   return b;
-}
-
-/** Whether the `n` bytes at `off` are all in the fetch window. */
-function inWindow(off: u64, n: u64): bool {
-  const d = off - winStart;
-  return d < winLen && winLen - d >= n;
 }
 
 // Immediates and displacements whose bytes are all in the window are read with one load (the
 // window never wraps the offset); else a byte at a time, which may leave the window or fault.
 export function fetch16(): u32 {
-  const off = ip;
-  if (inWindow(off, 2)) {
-    ip = off + 2;
-    return <u32>load<u16>(<usize>(winAdd + off));
+  const p = pc;
+  if (p < pcEnd && pcEnd - p >= 2) {
+    pc = p + 2;
+    return <u32>load<u16>(<usize>p);
   }
   const lo = fetch8();
   return lo | (fetch8() << 8);
 }
 
 export function fetch32(): u32 {
-  const off = ip;
-  if (inWindow(off, 4)) {
-    ip = off + 4;
-    return load<u32>(<usize>(winAdd + off));
+  const p = pc;
+  if (p < pcEnd && pcEnd - p >= 4) {
+    pc = p + 4;
+    return load<u32>(<usize>p);
   }
   const lo = fetch16();
   return lo | (fetch16() << 16);
@@ -146,7 +174,7 @@ export function fetchS8(): u64 { return <u64><i64><i8>fetch8(); }
 // ---------------------------------------------------------------- ModR/M
 
 /**
- * The ModR/M byte at ip, decoded (Modrm.decode inlined into the interpreter's opcode map, which
+ * The ModR/M byte at ip(), decoded (Modrm.decode inlined into the interpreter's opcode map, which
  * decodes most operands; decodeModrm as a call for the rest): the register form (mod 3), about
  * half of them, in place; memory operands through decodeModrmByte, out of line. A static method
  * only so that AssemblyScript's @inline applies (see mmu.ts Lin).
@@ -242,7 +270,7 @@ function fetchS32(): u64 { return <u64><i64><i32>fetch32(); }
  */
 export function ea(): u64 {
   if (eaRipRel) {
-    const a = eaOff + ip;
+    const a = eaOff + ip();
     return adsize == 4 ? a & 0xffffffff : a;
   }
   return eaOff;

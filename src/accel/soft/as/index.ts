@@ -11,7 +11,7 @@ import {
 import { getFlags, setEager, setFlagsOther, flagsOther } from './flags';
 import { tlbFlush, invalidateFetch, readLin } from './mmu';
 import { Step, stopRun, clearStop, inhibitNext, clearInhibit, requestStop } from './interp';
-import { fetch8Slow, setIp, ip } from './decode';
+import { fetch8Slow, setIp } from './decode';
 import { pendVector, pendErr, pendHasErr, unsupported, clearUnsupported, clearPending } from './fault';
 import { deliverPending as deliver, deliverExternal as external, lastVector, lastError } from './except';
 import { setApicId, setApicPresent } from './cpuid';
@@ -111,7 +111,9 @@ export function run(budget: i32, exact: bool): i32 {
   let straight = 0;
   // RIP, kept in a local: Step.run stores it in the state block, and reading it back at the next
   // instruction is a load that waits for that store. Reloaded only after a compiled block ran.
+  // The fetch position follows it: an instruction leaves it at the next one (decode.ts setIp).
   let cur = rip();
+  setIp(cur);
   for (let n = 0; n < budget;) {
     if (inhibitNext) {
       clearInhibit();
@@ -127,6 +129,7 @@ export function run(budget: i32, exact: bool): i32 {
         side = jitSide;
         afterBlock = true;
         cur = rip();
+        setIp(cur);
         continue;
       }
       if (jitRefusedHere) afterBlock = true; // no block starts here, but maybe right after
@@ -142,8 +145,7 @@ export function run(budget: i32, exact: bool): i32 {
     const shadow = side;
     side = false;
     const before = cur;
-    Step.run(before);
-    cur = ip; // the RIP Step.run just stored
+    cur = Step.run(before); // the RIP it just stored
     // a branch, an instruction after a block or a shadow, a new code page, or STRAIGHT instructions in a row
     look = afterBlock || shadow || cur - before > 15 || ((cur ^ before) >> 12) != 0 || ++straight >= STRAIGHT;
     if (look) straight = 0;

@@ -3,7 +3,7 @@
 // pass (opcode maps: SDM vol. 2D appendix A; semantics: the instruction pages of vol. 2A-2C).
 // Handlers read their operands and check everything that can fault before they change any
 // register (read-modify-write memory operands are probed for writing first), so a fault
-// restarts the instruction from unchanged state. `ip` (decode.ts) is the next RIP; branches set
+// restarts the instruction from unchanged state. `ip()` (decode.ts) is the next RIP; branches set
 // it; Step.run() commits it to RIP at the end.
 
 import {
@@ -117,7 +117,7 @@ function push2(size: i32, first: u64, second: u64): void {
 /** Far JMP/CALL (vol. 2A JMP, CALL): real mode loads CS directly; protected mode checks the descriptor. */
 function farTransfer(sel: u32, off: u64, call: bool, size: i32): void {
   if (!protMode) {
-    if (call) push2(size, <u64>segSel(CS), ip);
+    if (call) push2(size, <u64>segSel(CS), ip());
     loadSegReal(CS, sel);
     updateMode();
     invalidateFetch();
@@ -129,7 +129,7 @@ function farTransfer(sel: u32, off: u64, call: bool, size: i32): void {
   const attr = descAttr(d);
   const to64 = longMode && (attr & (1 << 13)) != 0;
   if (!to64 && off > <u64>lim) gp(0);
-  if (call) push2(stackOpsize() == 8 ? 8 : size, <u64>segSel(CS), ip);
+  if (call) push2(stackOpsize() == 8 ? 8 : size, <u64>segSel(CS), ip());
   setCS(sel, d, cpl);
   setIp(to64 ? off : off & 0xffffffff);
 }
@@ -225,9 +225,11 @@ function aaa(sub: bool): void {
 // instructions/s). They are static methods only so that AssemblyScript's @inline applies: the
 // TypeScript the linter parses allows decorators on class members only (as jit.ts Sets).
 export class Step {
-  /** Execute the instruction at `r0` (RIP, which the run loop has in hand). */
-  @inline static run(r0: u64): void {
-  setIp(r0);
+  /**
+   * Execute the instruction at `r0` (RIP, which the run loop has in hand, and where it left the
+   * fetch position: the previous instruction ended there, or the loop set it); returns the next RIP.
+   */
+  @inline static run(r0: u64): u64 {
   // RF (set by an IRET that returns from a fault handler) lasts for one instruction: the processor
   // clears it when an instruction completes (SDM vol. 3A 2.3 "RF"; vol. 3B 17.3.1.1). Clearing it
   // as the next instruction starts is equivalent here: a fault during it pushes RF=1 anyway, an
@@ -266,7 +268,7 @@ export class Step {
           more = false;
       }
       if (more) {
-        if (((ip - r0) & 0xffffffff) >= 15) gp(0);
+        if (((ip() - r0) & 0xffffffff) >= 15) gp(0);
         b = fetch8();
       }
     }
@@ -307,7 +309,9 @@ export class Step {
     if (lk && !lockable1(b)) ud();
     Exec1.run(b);
   }
-  setRip(ip);
+  const next = ip();
+  setRip(next);
+  return next;
 }
 }
 
@@ -433,7 +437,7 @@ class Exec1 {
     case 0x70: case 0x71: case 0x72: case 0x73: case 0x74: case 0x75: case 0x76: case 0x77:
     case 0x78: case 0x79: case 0x7a: case 0x7b: case 0x7c: case 0x7d: case 0x7e: case 0x7f: {
       const d = fetchS8();
-      if (Cond.test(<i32>(b & 15))) jumpNear(ip + d, branchSize());
+      if (Cond.test(<i32>(b & 15))) jumpNear(ip() + d, branchSize());
       return;
     }
     case 0x80: case 0x82: {
@@ -646,11 +650,11 @@ class Exec1 {
       farReturn(os, imm);
       return;
     }
-    case 0xcc: softwareInterrupt(3, ip); setIp(rip()); return;
-    case 0xcd: { const v = fetch8(); softwareInterrupt(<i32>v, ip); setIp(rip()); return; }
+    case 0xcc: softwareInterrupt(3, ip()); setIp(rip()); return;
+    case 0xcd: { const v = fetch8(); softwareInterrupt(<i32>v, ip()); setIp(rip()); return; }
     case 0xce:
       if (codeBits == 64) ud();
-      if (getOF()) { softwareInterrupt(V_OF, ip); setIp(rip()); }
+      if (getOF()) { softwareInterrupt(V_OF, ip()); setIp(rip()); }
       return;
     case 0xcf: iret(os); setIp(rip()); return;
     case 0xd4: { // AAM
@@ -693,14 +697,14 @@ class Exec1 {
       let take = c != 0;
       if (b == 0xe0) take = take && !getZF();
       else if (b == 0xe1) take = take && getZF();
-      if (take) jumpNear(ip + d, branchSize());
+      if (take) jumpNear(ip() + d, branchSize());
       if (adsize == 2) setGpr(1, (gpr(1) & 0xffffffffffff0000) | c);
       else setGpr(1, c);
       return;
     }
     case 0xe3: { // JCXZ / JECXZ / JRCXZ
       const d = fetchS8();
-      if ((gpr(1) & maskOf(adsize)) == 0) jumpNear(ip + d, branchSize());
+      if ((gpr(1) & maskOf(adsize)) == 0) jumpNear(ip() + d, branchSize());
       return;
     }
     case 0xe4: case 0xe5: {
@@ -733,14 +737,14 @@ class Exec1 {
     }
     case 0xe8: { // CALL rel
       const d = codeBits == 64 || os == 4 ? <u64><i64><i32>fetch32() : <u64><i64><i16>fetch16();
-      const next = ip;
+      const next = ip();
       jumpNear(next + d, branchSize());
       push(stackOpsize(), next);
       return;
     }
     case 0xe9: {
       const d = codeBits == 64 || os == 4 ? <u64><i64><i32>fetch32() : <u64><i64><i16>fetch16();
-      jumpNear(ip + d, branchSize());
+      jumpNear(ip() + d, branchSize());
       return;
     }
     case 0xea: { // JMP far ptr
@@ -750,7 +754,7 @@ class Exec1 {
       farTransfer(sel, off, false, os);
       return;
     }
-    case 0xeb: { const d = fetchS8(); jumpNear(ip + d, branchSize()); return; }
+    case 0xeb: { const d = fetchS8(); jumpNear(ip() + d, branchSize()); return; }
     case 0xf1: softwareInterruptIcebp(); return;
     case 0xf4: // HLT
       needCpl0();
@@ -790,7 +794,7 @@ function softwareInterruptIcebp(): void {
   // INT1 / ICEBP: a trap through vector 1 without the gate DPL check (vol. 2A "INT n/INTO/INT3/
   // INT1"; vol. 3A 6.15 "Interrupt 1"): a privileged software exception, not INT n, so a DPL-0
   // gate does not turn it into #GP
-  privilegedSoftwareException(DB, ip);
+  privilegedSoftwareException(DB, ip());
   setIp(rip());
 }
 
@@ -928,7 +932,7 @@ function group5(): void {
     case 2: { // CALL near indirect
       const bs = branchSize();
       const t = rmRead(bs);
-      const next = ip;
+      const next = ip();
       jumpNear(t, bs);
       push(stackOpsize(), next);
       return;
@@ -952,7 +956,7 @@ function exec2(b: u32): void {
   const os = opsize;
   if (b >= 0x80 && b <= 0x8f) { // Jcc rel16/32
     const d = codeBits == 64 || os == 4 ? <u64><i64><i32>fetch32() : <u64><i64><i16>fetch16();
-    if (Cond.test(<i32>(b & 15))) jumpNear(ip + d, branchSize());
+    if (Cond.test(<i32>(b & 15))) jumpNear(ip() + d, branchSize());
     return;
   }
   if (b >= 0x40 && b <= 0x4f) { // CMOVcc
@@ -977,7 +981,7 @@ function exec2(b: u32): void {
     case 0x00: group6(); return;
     case 0x01: group7(); return;
     case 0x02: case 0x03: larLsl(b == 0x03); return;
-    case 0x05: syscall(ip); setIp(rip()); return;
+    case 0x05: syscall(ip()); setIp(rip()); return;
     case 0x06: needCpl0(); st64(O_CR0, cr0() & ~CR0_TS); return;
     case 0x07: sysret(os == 8); setIp(rip()); return;
     case 0x08: case 0x09: needCpl0(); return; // INVD, WBINVD: no caches to manage
