@@ -296,6 +296,17 @@ class Mem {
 export function memRead(seg: i32, off: u64, size: i32): u64 { return Mem.read(seg, off, size); }
 export function memWrite(seg: i32, off: u64, size: i32, v: u64): void { Mem.write(seg, off, size, v); }
 
+/**
+ * rmRead with its register form inlined (the memory form, with its TLB lookup, stays a call): the
+ * interpreter's opcode map reads most r/m operands through here.
+ */
+export class Rm {
+  @inline static read(size: i32): u64 {
+    if (modrmMod == 3 && !lock) return readReg(size, modrmRm, rex != 0);
+    return rmRead(size);
+  }
+}
+
 export function rmRead(size: i32): u64 {
   if (lock) ud(); // a locked instruction reads its destination through the read-modify-write path
   if (modrmMod == 3) return readReg(size, modrmRm, rex != 0);

@@ -13,10 +13,10 @@ import {
   O_CR0, O_TSC_AUX, O_EXIT_RIP, O_EXIT_INFO, CR0_TS, CR0_MP, CR4_TSD, F_CF, F_PF, F_AF, F_ZF, F_SF, F_OF,
   F_IF, F_DF, F_RF, F_VM, ATTR_S, } from './state';
 import {
-  ip, setIp, opsize, adsize, rex, segOvr, lock, rep, has66, modrmMod, modrmReg, modrmRm, eaSeg, eaSpBase,
+  Rm, ip, setIp, opsize, adsize, rex, segOvr, lock, rep, has66, modrmMod, modrmReg, modrmRm, eaSeg, eaSpBase,
   setOpsize, setAdsize, setSegOvr, setRep, setLock, setRex, setHas66,
   fetch8, fetch16, fetch32, fetch64, fetchImm, fetchImmZ, fetchS8, Modrm, ea,
-  memRead, memWrite, rmRead, rmWrite, regRead, regWrite, push, pop, stackOpsize, stackLin, } from './decode';
+  memRead, memWrite, rmWrite, regRead, regWrite, push, pop, stackOpsize, stackLin, } from './decode';
 import {
   getCF, getZF, getOF, getFlags, getStatus, setEager, setLazyIncDec, setLazy, cond, flagsOther, setFlagsOther,
   patchStatus, szp, OP_INC, OP_DEC, OP_SUB, Cond, } from './flags';
@@ -339,10 +339,10 @@ class Exec1 {
   if (b < 0x40 && (b & 7) < 6) {
     const op = <i32>(b >> 3);
     switch (b & 7) {
-      case 0: { Modrm.decode(); const src = regRead(1); const a = op == 7 ? rmRead(1) : Rmw.read(1); const r = alu(op, 1, a, src); if (op != 7) Rmw.write(1, r); return; }
-      case 1: { Modrm.decode(); const src = regRead(os); const a = op == 7 ? rmRead(os) : Rmw.read(os); const r = alu(op, os, a, src); if (op != 7) Rmw.write(os, r); return; }
-      case 2: { Modrm.decode(); const s = rmRead(1); const r = alu(op, 1, regRead(1), s); if (op != 7) regWrite(1, r); return; }
-      case 3: { Modrm.decode(); const s = rmRead(os); const r = alu(op, os, regRead(os), s); if (op != 7) regWrite(os, r); return; }
+      case 0: { Modrm.decode(); const src = regRead(1); const a = op == 7 ? Rm.read(1) : Rmw.read(1); const r = alu(op, 1, a, src); if (op != 7) Rmw.write(1, r); return; }
+      case 1: { Modrm.decode(); const src = regRead(os); const a = op == 7 ? Rm.read(os) : Rmw.read(os); const r = alu(op, os, a, src); if (op != 7) Rmw.write(os, r); return; }
+      case 2: { Modrm.decode(); const s = Rm.read(1); const r = alu(op, 1, regRead(1), s); if (op != 7) regWrite(1, r); return; }
+      case 3: { Modrm.decode(); const s = Rm.read(os); const r = alu(op, os, regRead(os), s); if (op != 7) regWrite(os, r); return; }
       case 4: { const s = <u64>fetch8(); const r = alu(op, 1, gpr(0), s); if (op != 7) writeAcc(1, r); return; }
       default: { const s = fetchImmZ(os); const r = alu(op, os, gpr(0), s); if (op != 7) writeAcc(os, r); return; }
     }
@@ -410,15 +410,15 @@ class Exec1 {
     case 0x63: // MOVSXD (64-bit mode); ARPL elsewhere is not implemented
       if (codeBits != 64) { unsupported(b); return; }
       Modrm.decode();
-      if (os == 8) regWrite(8, sext(rmRead(4), 4));
-      else regWrite(os, rmRead(os));
+      if (os == 8) regWrite(8, sext(Rm.read(4), 4));
+      else regWrite(os, Rm.read(os));
       return;
     case 0x68: push(stackOpsize(), fetchImmZ(stackOpsize() == 8 ? 8 : os)); return;
     case 0x6a: push(stackOpsize(), fetchS8()); return;
     case 0x69: case 0x6b: {
       Modrm.decode();
       const imm = b == 0x69 ? fetchImmZ(os) : fetchS8();
-      const a = rmRead(os);
+      const a = Rm.read(os);
       regWrite(os, imulTrunc(os, a, imm));
       return;
     }
@@ -445,7 +445,7 @@ class Exec1 {
       Modrm.decode();
       const imm = <u64>fetch8();
       const op = modrmReg & 7;
-      const a = op == 7 ? rmRead(1) : Rmw.read(1);
+      const a = op == 7 ? Rm.read(1) : Rmw.read(1);
       const r = alu(op, 1, a, imm);
       if (op != 7) Rmw.write(1, r);
       return;
@@ -454,19 +454,19 @@ class Exec1 {
       Modrm.decode();
       const imm = b == 0x81 ? fetchImmZ(os) : fetchS8();
       const op = modrmReg & 7;
-      const a = op == 7 ? rmRead(os) : Rmw.read(os);
+      const a = op == 7 ? Rm.read(os) : Rmw.read(os);
       const r = alu(op, os, a, imm);
       if (op != 7) Rmw.write(os, r);
       return;
     }
-    case 0x84: { Modrm.decode(); alu(4, 1, rmRead(1), regRead(1)); return; }
-    case 0x85: { Modrm.decode(); alu(4, os, rmRead(os), regRead(os)); return; }
+    case 0x84: { Modrm.decode(); alu(4, 1, Rm.read(1), regRead(1)); return; }
+    case 0x85: { Modrm.decode(); alu(4, os, Rm.read(os), regRead(os)); return; }
     case 0x86: { Modrm.decode(); const a = Rmw.read(1); const r = regRead(1); Rmw.write(1, r); regWrite(1, a); return; }
     case 0x87: { Modrm.decode(); const a = Rmw.read(os); const r = regRead(os); Rmw.write(os, r); regWrite(os, a); return; }
     case 0x88: { Modrm.decode(); rmWrite(1, regRead(1)); return; }
     case 0x89: { Modrm.decode(); rmWrite(os, regRead(os)); return; }
-    case 0x8a: { Modrm.decode(); regWrite(1, rmRead(1)); return; }
-    case 0x8b: { Modrm.decode(); regWrite(os, rmRead(os)); return; }
+    case 0x8a: { Modrm.decode(); regWrite(1, Rm.read(1)); return; }
+    case 0x8b: { Modrm.decode(); regWrite(os, Rm.read(os)); return; }
     case 0x8c: { // MOV r/m, Sreg
       Modrm.decode();
       const s = modrmReg & 7;
@@ -486,7 +486,7 @@ class Exec1 {
       Modrm.decode();
       const s = modrmReg & 7;
       if (s == CS || s > 5) ud();
-      loadSeg(s, <u32>rmRead(2));
+      loadSeg(s, <u32>Rm.read(2));
       if (s == SS) inhibitNext = true;
       return;
     }
@@ -831,7 +831,7 @@ function group3(sz: i32): void {
   const op = modrmReg & 7;
   const m = maskOf(sz);
   switch (op) {
-    case 0: case 1: { const imm = fetchImm(sz); alu(4, sz, rmRead(sz), imm); return; }
+    case 0: case 1: { const imm = fetchImm(sz); alu(4, sz, Rm.read(sz), imm); return; }
     case 2: { const a = Rmw.read(sz); Rmw.write(sz, ~a & m); return; }
     case 3: {
       const a = Rmw.read(sz);
@@ -841,7 +841,7 @@ function group3(sz: i32): void {
       return;
     }
     case 4: { // MUL
-      const s = rmRead(sz);
+      const s = Rm.read(sz);
       const a = gpr(0) & m;
       if (sz == 1) {
         const p = a * s;
@@ -862,7 +862,7 @@ function group3(sz: i32): void {
       return;
     }
     case 5: { // IMUL (one operand)
-      const s = sext(rmRead(sz), sz);
+      const s = sext(Rm.read(sz), sz);
       const a = sext(gpr(0) & m, sz);
       if (sz == 8) {
         const lo = a * s;
@@ -879,7 +879,7 @@ function group3(sz: i32): void {
       return;
     }
     case 6: { // DIV
-      const d = rmRead(sz);
+      const d = Rm.read(sz);
       if (d == 0) fault(DE, 0, false);
       if (sz == 8) {
         divU128(gpr(2), gpr(0), d);
@@ -896,7 +896,7 @@ function group3(sz: i32): void {
       return;
     }
     default: { // IDIV
-      const d = rmRead(sz);
+      const d = Rm.read(sz);
       if ((d & m) == 0) fault(DE, 0, false);
       if (sz == 8) {
         divS128(gpr(2), gpr(0), d);
@@ -931,7 +931,7 @@ function group5(): void {
     }
     case 2: { // CALL near indirect
       const bs = branchSize();
-      const t = rmRead(bs);
+      const t = Rm.read(bs);
       const next = ip();
       jumpNear(t, bs);
       push(stackOpsize(), next);
@@ -944,8 +944,8 @@ function group5(): void {
       farTransfer(sel, off, op == 3, os);
       return;
     }
-    case 4: { const bs = branchSize(); jumpNear(rmRead(bs), bs); return; }
-    case 6: { const so = stackOpsize(); push(so, rmRead(so)); return; }
+    case 4: { const bs = branchSize(); jumpNear(Rm.read(bs), bs); return; }
+    case 6: { const so = stackOpsize(); push(so, Rm.read(so)); return; }
     default: ud();
   }
 }
@@ -961,7 +961,7 @@ function exec2(b: u32): void {
   }
   if (b >= 0x40 && b <= 0x4f) { // CMOVcc
     Modrm.decode();
-    const s = rmRead(os);
+    const s = Rm.read(os);
     regWrite(os, cond(<i32>(b & 15)) ? s : regRead(os));
     return;
   }
@@ -1060,7 +1060,7 @@ function exec2(b: u32): void {
       return;
     }
     case 0xae: group15(); return;
-    case 0xaf: { Modrm.decode(); const s = rmRead(os); regWrite(os, imulTrunc(os, regRead(os), s)); return; }
+    case 0xaf: { Modrm.decode(); const s = Rm.read(os); regWrite(os, imulTrunc(os, regRead(os), s)); return; }
     case 0xb0: case 0xb1: { // CMPXCHG
       const sz = b == 0xb0 ? 1 : os;
       Modrm.decode();
@@ -1083,13 +1083,13 @@ function exec2(b: u32): void {
     case 0xb2: loadFarPointer(SS); return;
     case 0xb4: loadFarPointer(FS); return;
     case 0xb5: loadFarPointer(GS); return;
-    case 0xb6: { Modrm.decode(); regWrite(os, rmRead(1)); return; }
-    case 0xb7: { Modrm.decode(); regWrite(os, rmRead(2)); return; }
-    case 0xbe: { Modrm.decode(); regWrite(os, sext(rmRead(1), 1) & maskOf(os)); return; }
-    case 0xbf: { Modrm.decode(); regWrite(os, sext(rmRead(2), 2) & maskOf(os)); return; }
+    case 0xb6: { Modrm.decode(); regWrite(os, Rm.read(1)); return; }
+    case 0xb7: { Modrm.decode(); regWrite(os, Rm.read(2)); return; }
+    case 0xbe: { Modrm.decode(); regWrite(os, sext(Rm.read(1), 1) & maskOf(os)); return; }
+    case 0xbf: { Modrm.decode(); regWrite(os, sext(Rm.read(2), 2) & maskOf(os)); return; }
     case 0xbc: case 0xbd: { // BSF / BSR (TZCNT/LZCNT are not advertised, so F3 is ignored)
       Modrm.decode();
-      const s = rmRead(os);
+      const s = Rm.read(os);
       const r = bitScan(b == 0xbd, os, s, regRead(os));
       // zero source: the SDM leaves the destination undefined, AMD (APM vol. 3 BSF/BSR) leaves it
       // unchanged, all 64 bits even for a 32-bit operand (Intel hardware does the same; Linux's
@@ -1170,10 +1170,10 @@ function group6(): void {
   switch (op) {
     case 0: writeSelector(segSel(LDTR)); return; // SLDT
     case 1: writeSelector(segSel(TR)); return; // STR
-    case 2: { needCpl0(); const s = <u32>rmRead(2); lldt(s); return; }
-    case 3: { needCpl0(); const s = <u32>rmRead(2); ltr(s); return; }
+    case 2: { needCpl0(); const s = <u32>Rm.read(2); lldt(s); return; }
+    case 3: { needCpl0(); const s = <u32>Rm.read(2); ltr(s); return; }
     case 4: case 5: { // VERR / VERW
-      const sel = <u32>rmRead(2);
+      const sel = <u32>Rm.read(2);
       let ok = false;
       if ((sel & 0xfffc) != 0) {
         const addr = descAddr(sel, false);
@@ -1245,7 +1245,7 @@ function group7(): void {
       return;
     }
     case 4: rmWrite(2, cr0() & 0xffff); return; // SMSW m16
-    case 6: { needCpl0(); lmsw(<u32>rmRead(2)); return; }
+    case 6: { needCpl0(); lmsw(<u32>Rm.read(2)); return; }
     case 7: { // INVLPG
       needCpl0();
       const lin = codeBits == 64 ? linAddr(eaSeg, ea(), 1, false) : (segBase(eaSeg) + ea()) & 0xffffffff;
@@ -1267,7 +1267,7 @@ function lmsw(v: u32): void {
 function larLsl(lsl: bool): void {
   needProt();
   Modrm.decode();
-  const sel = <u32>rmRead(2);
+  const sel = <u32>Rm.read(2);
   let ok = false;
   let value: u64 = 0;
   if ((sel & 0xfffc) != 0) {
