@@ -297,13 +297,19 @@ export function memRead(seg: i32, off: u64, size: i32): u64 { return Mem.read(se
 export function memWrite(seg: i32, off: u64, size: i32, v: u64): void { Mem.write(seg, off, size, v); }
 
 /**
- * rmRead with its register form inlined (the memory form, with its TLB lookup, stays a call): the
- * interpreter's opcode map reads most r/m operands through here.
+ * rmRead and rmWrite with their register forms inlined (the memory forms, with their TLB lookups,
+ * stay calls): the interpreter's opcode map reaches most r/m operands through here.
  */
 export class Rm {
   @inline static read(size: i32): u64 {
     if (modrmMod == 3 && !lock) return readReg(size, modrmRm, rex != 0);
     return rmRead(size);
+  }
+
+  /** rmWrite with its register form inlined. */
+  @inline static write(size: i32, v: u64): void {
+    if (modrmMod == 3) writeReg(size, modrmRm, v, rex != 0);
+    else rmWrite(size, v);
   }
 }
 

@@ -16,7 +16,7 @@ import {
   Rm, ip, setIp, opsize, adsize, rex, segOvr, lock, rep, has66, modrmMod, modrmReg, modrmRm, eaSeg, eaSpBase,
   setOpsize, setAdsize, setSegOvr, setRep, setLock, setRex, setHas66,
   fetch8, fetch16, fetch32, fetch64, fetchImm, fetchImmZ, fetchS8, Modrm, ea,
-  memRead, memWrite, rmWrite, regRead, regWrite, push, pop, stackOpsize, stackLin, } from './decode';
+  memRead, memWrite, regRead, regWrite, push, pop, stackOpsize, stackLin, } from './decode';
 import {
   getCF, getZF, getOF, getFlags, getStatus, setEager, setLazyIncDec, setLazy, cond, flagsOther, setFlagsOther,
   patchStatus, szp, OP_INC, OP_DEC, OP_SUB, Cond, } from './flags';
@@ -463,8 +463,8 @@ class Exec1 {
     case 0x85: { Modrm.decode(); alu(4, os, Rm.read(os), regRead(os)); return; }
     case 0x86: { Modrm.decode(); const a = Rmw.read(1); const r = regRead(1); Rmw.write(1, r); regWrite(1, a); return; }
     case 0x87: { Modrm.decode(); const a = Rmw.read(os); const r = regRead(os); Rmw.write(os, r); regWrite(os, a); return; }
-    case 0x88: { Modrm.decode(); rmWrite(1, regRead(1)); return; }
-    case 0x89: { Modrm.decode(); rmWrite(os, regRead(os)); return; }
+    case 0x88: { Modrm.decode(); Rm.write(1, regRead(1)); return; }
+    case 0x89: { Modrm.decode(); Rm.write(os, regRead(os)); return; }
     case 0x8a: { Modrm.decode(); regWrite(1, Rm.read(1)); return; }
     case 0x8b: { Modrm.decode(); regWrite(os, Rm.read(os)); return; }
     case 0x8c: { // MOV r/m, Sreg
@@ -473,7 +473,7 @@ class Exec1 {
       if (s > 5) ud();
       const v = <u64>segSel(s);
       if (modrmMod == 3) writeReg(os, modrmRm, v, rex != 0);
-      else rmWrite(2, v);
+      else Rm.write(2, v);
       return;
     }
     case 0x8d: { // LEA
@@ -615,8 +615,8 @@ class Exec1 {
       loadFarPointer(b == 0xc4 ? ES : DS);
       return;
     }
-    case 0xc6: { Modrm.decode(); const v = <u64>fetch8(); rmWrite(1, v); return; }
-    case 0xc7: { Modrm.decode(); const v = fetchImmZ(os); rmWrite(os, v); return; }
+    case 0xc6: { Modrm.decode(); const v = <u64>fetch8(); Rm.write(1, v); return; }
+    case 0xc7: { Modrm.decode(); const v = fetchImmZ(os); Rm.write(os, v); return; }
     case 0xc8: { // ENTER
       const size = <u64>fetch16();
       const level = fetch8() & 31;
@@ -967,7 +967,7 @@ function exec2(b: u32): void {
   }
   if (b >= 0x90 && b <= 0x9f) { // SETcc
     Modrm.decode();
-    rmWrite(1, cond(<i32>(b & 15)) ? 1 : 0);
+    Rm.write(1, cond(<i32>(b & 15)) ? 1 : 0);
     return;
   }
   if (b >= 0xc8 && b <= 0xcf) { // BSWAP
@@ -1195,7 +1195,7 @@ function group6(): void {
 
 function writeSelector(v: u32): void {
   if (modrmMod == 3) writeReg(opsize, modrmRm, <u64>v, rex != 0);
-  else rmWrite(2, <u64>v);
+  else Rm.write(2, <u64>v);
 }
 
 function group7(): void {
@@ -1244,7 +1244,7 @@ function group7(): void {
       st64(op == 2 ? O_GDTR_LIMIT : O_IDTR_LIMIT, limit);
       return;
     }
-    case 4: rmWrite(2, cr0() & 0xffff); return; // SMSW m16
+    case 4: Rm.write(2, cr0() & 0xffff); return; // SMSW m16
     case 6: { needCpl0(); lmsw(<u32>Rm.read(2)); return; }
     case 7: { // INVLPG
       needCpl0();
