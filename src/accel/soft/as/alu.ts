@@ -11,7 +11,11 @@ import {
 import { fault, DE } from './fault';
 
 /** ALU operation `op` (the reg field of opcodes 80-83: ADD OR ADC SBB AND SUB XOR CMP). */
-export function alu(op: i32, size: i32, a: u64, b: u64): u64 {
+export function alu(op: i32, size: i32, a: u64, b: u64): u64 { return Alu.run(op, size, a, b); }
+
+/** alu() for inlining: the interpreter's one-byte ALU opcodes (interp.ts Exec1) use it in place. */
+export class Alu {
+  @inline static run(op: i32, size: i32, a: u64, b: u64): u64 {
   const m = maskOf(size);
   a &= m;
   b &= m;
@@ -36,6 +40,7 @@ export function alu(op: i32, size: i32, a: u64, b: u64): u64 {
     default: r = (a - b) & m; setLazy(OP_SUB, size, a, b, r); break; // SUB, CMP
   }
   return r;
+}
 }
 
 // ---------------------------------------------------------------- shifts and rotates

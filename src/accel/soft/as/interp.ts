@@ -21,7 +21,7 @@ import {
   getCF, getZF, getOF, getFlags, getStatus, setEager, setLazyIncDec, setLazy, cond, flagsOther, setFlagsOther,
   patchStatus, szp, OP_INC, OP_DEC, OP_SUB, Cond, } from './flags';
 import {
-  alu, shift, shiftDouble, mulHiU, mulHiS, mulFlags, imulTrunc, divU128, divS128, divQ, divR, bitScan,
+  alu, Alu, shift, shiftDouble, mulHiU, mulHiS, mulFlags, imulTrunc, divU128, divS128, divQ, divR, bitScan,
 } from './alu';
 import { fault, gp, ud, stopUnsupported, DE, NM, OF as V_OF, DB } from './fault';
 import { Lin, probeWrite, tlbFlushPage, invalidateFetch } from './mmu';
@@ -337,15 +337,31 @@ class Exec1 {
   @inline static run(b: u32): void {
   const os = opsize;
   if (b < 0x40 && (b & 7) < 6) {
+    // ADD OR ADC SBB AND SUB XOR CMP in their six forms (r/m,r  r,r/m  acc,imm; byte or
+    // operand size), with one inlined ALU step for all of them
     const op = <i32>(b >> 3);
-    switch (b & 7) {
-      case 0: { Modrm.decode(); const src = regRead(1); const a = op == 7 ? Rm.read(1) : Rmw.read(1); const r = alu(op, 1, a, src); if (op != 7) Rmw.write(1, r); return; }
-      case 1: { Modrm.decode(); const src = regRead(os); const a = op == 7 ? Rm.read(os) : Rmw.read(os); const r = alu(op, os, a, src); if (op != 7) Rmw.write(os, r); return; }
-      case 2: { Modrm.decode(); const s = Rm.read(1); const r = alu(op, 1, regRead(1), s); if (op != 7) regWrite(1, r); return; }
-      case 3: { Modrm.decode(); const s = Rm.read(os); const r = alu(op, os, regRead(os), s); if (op != 7) regWrite(os, r); return; }
-      case 4: { const s = <u64>fetch8(); const r = alu(op, 1, gpr(0), s); if (op != 7) writeAcc(1, r); return; }
-      default: { const s = fetchImmZ(os); const r = alu(op, os, gpr(0), s); if (op != 7) writeAcc(os, r); return; }
+    const form = b & 7;
+    const size = (form & 1) == 0 ? 1 : os;
+    let a: u64;
+    let src: u64;
+    if (form < 2) {
+      Modrm.decode();
+      src = regRead(size);
+      a = op == 7 ? Rm.read(size) : Rmw.read(size);
+    } else if (form < 4) {
+      Modrm.decode();
+      src = Rm.read(size);
+      a = regRead(size);
+    } else {
+      src = form == 4 ? <u64>fetch8() : fetchImmZ(os);
+      a = gpr(0);
     }
+    const r = Alu.run(op, size, a, src);
+    if (op == 7) return;
+    if (form < 2) Rmw.write(size, r);
+    else if (form < 4) regWrite(size, r);
+    else writeAcc(size, r);
+    return;
   }
   switch (b) {
     // segment pushes/pops (invalid in 64-bit mode)
