@@ -52,8 +52,8 @@ export class ConsoleVm {
     this.ended = new Promise((r) => child.on('close', () => { this.exited = true; this.check?.(); r(); }));
   }
 
-  static start([cmd, args]: [string, string[]]): ConsoleVm {
-    return new ConsoleVm(spawn(cmd, args, { stdio: ['pipe', 'pipe', 'ignore'] }), cmd);
+  static start([cmd, args]: [string, string[]], env: NodeJS.ProcessEnv = process.env): ConsoleVm {
+    return new ConsoleVm(spawn(cmd, args, { stdio: ['pipe', 'pipe', 'ignore'], env }), cmd);
   }
 
   /**

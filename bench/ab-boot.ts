@@ -1,0 +1,82 @@
+// `npm run bench:ab-boot -- TREE...`: the same Debian boot under two or more builds of tsvm,
+// interleaved (A B A B ...), for judging a change to the software CPU on a host whose speed drifts
+// by ±5-15 % over minutes: each round boots every tree once, so a drift hits all of them alike.
+// A tree is a tsvm checkout with `dist/` built (`git worktree add /tmp/base <commit>`, then
+// `npm ci` or `npm run build` there). For each tree: the median wall time from process start to
+// the console line, and the median CPU time of the process's main thread (the vCPU's) at that
+// moment, with each tree's ratio to the first. Every VM is stopped and has exited before the next
+// starts.
+//
+// Options: --runs N boots per tree (default 10); --interp PATTERN boots with the interpreter only
+// (TSVM_SOFT_JIT=0) up to the first console line containing PATTERN (e.g. pid_max, ~2 s in),
+// which is steadier than a JIT boot for changes to the interpreter alone. Without --interp, the
+// JIT boots to "Run /init". The JIT's statistics are off unless TSVM_SOFT_JIT_STATS is set.
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { ensureDefaultGuest } from '../scripts/build-guests.js';
+import { tsvmNodeArgs } from '../src/cli/node-flags.js';
+import { APPEND, ConsoleVm, INIT_LINE } from './console-vm.js';
+import { median } from './median.js';
+
+const log = (s: string) => process.stderr.write(`bench:ab-boot: ${s}\n`);
+function usage(msg?: string): never {
+  if (msg) log(msg);
+  process.stderr.write('usage: npm run bench:ab-boot -- [--runs N] [--interp PATTERN] TREE TREE...\n');
+  process.exit(2);
+}
+
+let parsed;
+try {
+  parsed = parseArgs({
+    options: { runs: { type: 'string', default: '10' }, interp: { type: 'string' }, help: { type: 'boolean', short: 'h', default: false } },
+    allowPositionals: true,
+    strict: true,
+  });
+} catch (e) {
+  usage((e as Error).message);
+}
+if (parsed.values.help) usage();
+const runs = Number(parsed.values.runs);
+if (!Number.isInteger(runs) || runs < 1) usage(`--runs ${parsed.values.runs}: expected an integer >= 1`);
+const trees = parsed.positionals.map((t) => resolve(t));
+if (trees.length < 1) usage('name at least one tree (two or more to compare)');
+for (const t of trees) {
+  if (!existsSync(join(t, 'dist', 'src', 'cli', 'main.js'))) usage(`${t} has no dist/src/cli/main.js: run \`npm run build\` (or \`npm ci\`) in it first`);
+}
+const interp = parsed.values.interp;
+const line = interp === undefined ? INIT_LINE : new RegExp(interp.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+
+/** CPU seconds of thread `tid` of process `pid` (utime + stime, /proc/PID/task/TID/stat fields 14 and 15). */
+function threadCpuSeconds(pid: number, tid: number): number {
+  const fields = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // USER_HZ
+}
+
+const guest = await ensureDefaultGuest({ flavor: 'cloud' });
+const env = { ...process.env };
+if (interp !== undefined) env.TSVM_SOFT_JIT = '0';
+const samples = trees.map(() => ({ wall: [] as number[], cpu: [] as number[] }));
+for (let round = 1; round <= runs; round++) {
+  for (const [i, tree] of trees.entries()) {
+    const args = tsvmNodeArgs(join(tree, 'bin', 'tsvm'), ['run', '--accel', 'soft', '--kernel', guest.kernel, '--initrd', guest.initrd, '--memory', '256M', '--append', APPEND]);
+    const vm = ConsoleVm.start([process.execPath, args], env);
+    const { seconds } = await vm.waitFor(line);
+    const pid = vm.child.pid!;
+    const cpu = threadCpuSeconds(pid, pid);
+    await vm.stop();
+    samples[i]!.wall.push(seconds);
+    samples[i]!.cpu.push(cpu);
+    log(`round ${round}/${runs}: ${tree}: ${seconds.toFixed(3)} s, main thread ${cpu.toFixed(2)} s of CPU`);
+  }
+}
+
+const what = interp === undefined ? 'to "Run /init" with the JIT' : `to "${interp}", interpreter only`;
+console.log(`Interleaved boots ${what}, ${runs} per tree, medians:`);
+const base = { wall: median(samples[0]!.wall), cpu: median(samples[0]!.cpu) };
+for (const [i, tree] of trees.entries()) {
+  const wall = median(samples[i]!.wall);
+  const cpu = median(samples[i]!.cpu);
+  const ratio = i === 0 ? '' : `   ${(wall / base.wall).toFixed(3)}x wall, ${(cpu / base.cpu).toFixed(3)}x CPU of the first`;
+  console.log(`  ${tree}: ${wall.toFixed(3)} s, main thread ${cpu.toFixed(2)} s${ratio}`);
+}
