@@ -6,6 +6,8 @@ import assert from 'node:assert/strict';
 import { Bytes } from '../../src/wasm/writer.js';
 import { BlockCompiler, CHAIN_FUNC, F } from '../../src/accel/soft/jit/compiler.js';
 import { compileBatch, FUNCS } from '../../src/accel/soft/jit/batch.js';
+import { compileWarmSample, WARM_CODE, WARM_STARTS } from '../../src/accel/soft/jit/warm-up.js';
+import { assemble } from './harness.js';
 
 /** The part of the WebAssembly API this file uses (the project's TypeScript has no wasm types). */
 interface WasmModuleApi {
@@ -47,6 +49,91 @@ test('append copies short and long buffers, growing the destination', () => {
   const out = new Bytes(8).byte(0xaa).append(short).append(long).append(short);
   assert.deepEqual([...out.view()], [0xaa, ...short.view(), ...long.view(), ...short.view()]);
   assert.equal(out.length, 1 + 40 + 300 + 40);
+});
+
+test("the compiler thread's warm-up sample is the code its comment shows, and every block start in it compiles", async () => {
+  const src = `
+  f1:
+    push rbp
+    mov rbp, rsp
+    push rbx
+    push r12
+    mov rbx, rdi
+    mov r12d, esi
+    mov eax, [rdi+0x10]
+    test eax, eax
+    je .out
+    mov rcx, [rbx+8]
+    add rax, rcx
+    cmp rax, 0x40
+    jae .big
+    lea rdx, [rax+rax*2]
+    mov [rbx+0x18], rdx
+    movzx esi, byte [rbx+4]
+    shl rsi, 3
+    or rdx, rsi
+    xor edx, 0x55
+    sub r12d, 1
+    jnz .loop
+  .big:
+    mov rdi, rbx
+    call f2
+    jmp .out
+  .loop:
+    inc dword [rbx+0x20]
+    dec r12d
+    jne .loop
+  .out:
+    pop r12
+    pop rbx
+    pop rbp
+    ret
+  f2:
+    mov rax, [rdi]
+    mov rdx, [rdi+8]
+    imul rax, rdx
+    mov [rdi+0x28], rax
+    setne cl
+    movsx ecx, cl
+    cmovz eax, ecx
+    and eax, 0xfff
+    shr rdx, 7
+    rol rdx, 3
+    bt edx, 5
+    jc .c
+    mov qword [rdi+0x30], 0
+    sar rax, 2
+    neg rax
+    not rdx
+    test rdx, rax
+    jg .c
+    mov r8, [rel f1+0x100]
+    lea r9, [rel f1+0x200]
+    add r8, r9
+  .c:
+    movzx eax, word [rdi+rcx*2+6]
+    cdqe
+    cqo
+    xchg rax, rdx
+    ret
+  f3:
+    xor eax, eax
+    mov ecx, 16
+  .l:
+    add eax, [rdi+rcx*4]
+    adc edx, 0
+    sub ecx, 1
+    jnz .l
+    mov [rsi], eax
+    ret
+  `;
+  assert.deepEqual([...await assemble(src, 64, 0)], [...WARM_CODE]);
+  // a compiler change that refuses part of the sample would leave the warm-up with less to do
+  const batch = compileWarmSample();
+  WARM_STARTS.forEach((s, i) => assert.ok(batch.items[i]!.count > 0, `the block at 0x${s.toString(16)} compiled`));
+  assert.ok(batch.bytes);
+  const wasm = (globalThis as unknown as { WebAssembly: { Module: new (b: Uint8Array) => object } }).WebAssembly;
+  assert.doesNotThrow(() => new wasm.Module(batch.bytes!), 'V8 validates the module');
 });
 
 test('block modules import one function, the chain trampoline; the other helpers come through a table', () => {

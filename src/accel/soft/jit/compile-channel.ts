@@ -69,6 +69,11 @@ export class CompileChannel {
     return { id, items, siblingMinRuns };
   }
 
+  /** Compiler thread: whether a batch is waiting after the `taken` read so far (without waiting). */
+  pending(taken: number): boolean {
+    return Atomics.load(this.words, POSTED) > taken;
+  }
+
   /**
    * Compiler thread: the next batch (waiting for one) and whatever else is already posted, up to
    * `max` batches in all, to be compiled together. `taken`: batches read so far (the caller adds

@@ -20,6 +20,7 @@ import { BlockCompiler } from './compiler.js';
 import { countingRuns } from './block-table.js';
 import { compileBatch, type BatchItem } from './batch.js';
 import { CompileChannel } from './compile-channel.js';
+import { warmUp, WARM_UP_MS } from './warm-up.js';
 
 /** What this thread posts back: the batch's blocks (with their lengths) and the compiled module. */
 export interface CompileReply {
@@ -39,6 +40,7 @@ export interface CompileReply {
 /** Batches merged into one module at most (a module holds at most 512 functions anyway). */
 const MERGE_MAX = 8;
 
+
 /** What SoftJit starts the thread with: the VM's memory, the request channel, the reply port. */
 interface Setup { memory: { buffer: ArrayBufferLike }; channel: SharedArrayBuffer; port: MessagePort }
 
@@ -53,6 +55,12 @@ if (setup?.port) {
   if (process.env.TSVM_SOFT_JIT_STATS === '2') compiler.stops = new Map();
   const view = new DataView(memory.buffer);
   lowerThreadPriority(currentThreadId());
+  // while the VMM loads the kernel, and until the first batch: see warm-up.ts
+  try {
+    warmUp(WARM_UP_MS, () => channel.pending(0));
+  } catch {
+    // a compiler that cannot compile the sample still compiles what it can of the guest's code
+  }
   // This thread does nothing else: it blocks in Atomics.wait between batches (no event loop).
   // Whatever was posted while it compiled is compiled next as one module: the CPU's thread posts
   // hot blocks soon after they become hot, and the batches grow by themselves when it posts
