@@ -10,8 +10,13 @@
 import { BlockCompiler } from './compiler.js';
 import { compileBatch, type Batch } from './batch.js';
 
-/** Milliseconds of warm-up at most. */
-export const WARM_UP_MS = 40;
+/**
+ * Milliseconds of warm-up at most. The thread starts it ~50 ms after it is spawned; the guest's
+ * first instruction comes ~30-50 ms later and its first batch later still, which usually ends the
+ * warm-up first. 120 against 40 ms: bench:ab-boot 0.964x, 1.000x, 0.986x, 0.995x (four runs of
+ * 10-12 rounds, both orders).
+ */
+export const WARM_UP_MS = 120;
 
 /**
  * x86-64 code of the kinds a kernel runs: a prologue and epilogue, loads and stores with
