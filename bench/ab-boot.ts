@@ -5,7 +5,8 @@
 // `npm ci` or `npm run build` there). For each tree: the median wall time from process start to
 // the console line, and the median CPU time of the process's main thread (the vCPU's) at that
 // moment, with each tree's ratio to the first. Every VM is stopped and has exited before the next
-// starts.
+// starts. Each tree runs with its own node options (its dist/src/cli/node-flags.js), as its
+// bin/tsvm would from a shell.
 //
 // Options: --runs N boots per tree (default 10); --interp PATTERN boots with the interpreter only
 // (TSVM_SOFT_JIT=0) up to the first console line containing PATTERN (e.g. pid_max, ~2 s in),
@@ -13,9 +14,9 @@
 // JIT boots to "Run /init". The JIT's statistics are off unless TSVM_SOFT_JIT_STATS is set.
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ensureDefaultGuest } from '../scripts/build-guests.js';
-import { tsvmNodeArgs } from '../src/cli/node-flags.js';
 import { APPEND, ConsoleVm, INIT_LINE } from './console-vm.js';
 import { median } from './median.js';
 
@@ -44,6 +45,10 @@ if (trees.length < 1) usage('name at least one tree (two or more to compare)');
 for (const t of trees) {
   if (!existsSync(join(t, 'dist', 'src', 'cli', 'main.js'))) usage(`${t} has no dist/src/cli/main.js: run \`npm run build\` (or \`npm ci\`) in it first`);
 }
+// each tree's bin/tsvm with that tree's node options (its bin/tsvm's shebang has the same), so a
+// change to them is part of what is compared
+const nodeFlags = await Promise.all(trees.map(async (t) =>
+  ((await import(pathToFileURL(join(t, 'dist', 'src', 'cli', 'node-flags.js')).href)) as { NODE_FLAGS: readonly string[] }).NODE_FLAGS));
 const interp = parsed.values.interp;
 const line = interp === undefined ? INIT_LINE : new RegExp(interp.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
 
@@ -59,7 +64,7 @@ if (interp !== undefined) env.TSVM_SOFT_JIT = '0';
 const samples = trees.map(() => ({ wall: [] as number[], cpu: [] as number[] }));
 for (let round = 1; round <= runs; round++) {
   for (const [i, tree] of trees.entries()) {
-    const args = tsvmNodeArgs(join(tree, 'bin', 'tsvm'), ['run', '--accel', 'soft', '--kernel', guest.kernel, '--initrd', guest.initrd, '--memory', '256M', '--append', APPEND]);
+    const args = [...nodeFlags[i]!, join(tree, 'bin', 'tsvm'), 'run', '--accel', 'soft', '--kernel', guest.kernel, '--initrd', guest.initrd, '--memory', '256M', '--append', APPEND];
     const vm = ConsoleVm.start([process.execPath, args], env);
     const { seconds } = await vm.waitFor(line);
     const pid = vm.child.pid!;
