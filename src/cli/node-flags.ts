@@ -32,7 +32,16 @@
  *   which is terminated, compiles wasm but runs none.
  * - a shared memory growing in another thread: guest RAM's memory never grows (soft-memory.ts).
  */
-export const NODE_FLAGS: readonly string[] = ['--v8-pool-size=1', '--wasm-tiering-budget=3600000', '--no-wasm-stack-checks'];
+/*
+ * `--interrupt-budget=270336`, four times V8's default: JavaScript functions run longer in V8's
+ * interpreter before they are optimized, so V8's one worker thread optimizes fewer of them and
+ * has more of the second core for the guest's wasm tier-ups (and the JIT's compiler thread, which
+ * warms up its own compiler before it is needed: jit/warm-up.ts). The few functions that run all
+ * the time are optimized anyway. Boot to /init, bench:ab-boot, four runs of 10-12 rounds in both
+ * orders against the default: 0.970x, 0.971x, 0.980x, 0.975x; 16 times the default: the same as 4
+ * (1.000x, 0.996x); a quarter of it (16,384): 1.027x and 1.025x, slower.
+ */
+export const NODE_FLAGS: readonly string[] = ['--v8-pool-size=1', '--wasm-tiering-budget=3600000', '--no-wasm-stack-checks', '--interrupt-budget=270336'];
 
 /** Arguments for `spawn(process.execPath, ...)` that run bin/tsvm with `args` and NODE_FLAGS. */
 export function tsvmNodeArgs(bin: string, args: readonly string[]): string[] {
