@@ -37,9 +37,9 @@
  * interpreter before they are optimized, so V8's one worker thread optimizes fewer of them and
  * has more of the second core for the guest's wasm tier-ups (and the JIT's compiler thread, which
  * warms up its own compiler before it is needed: jit/warm-up.ts). The few functions that run all
- * the time are optimized anyway. Boot to /init, bench:ab-boot, four runs of 10-12 rounds in both
- * orders against the default: 0.970x, 0.971x, 0.980x, 0.975x; 16 times the default: the same as 4
- * (1.000x, 0.996x); a quarter of it (16,384): 1.027x and 1.025x, slower.
+ * the time are optimized anyway. Boot to /init, bench:ab-boot, 10 rounds in each order against the
+ * default: 0.952x and 0.950x (the CPU's thread 0.957x, 0.962x); 16 times the default measured the
+ * same as 4 times (1.000x, 0.996x).
  */
 export const NODE_FLAGS: readonly string[] = ['--v8-pool-size=1', '--wasm-tiering-budget=3600000', '--no-wasm-stack-checks', '--interrupt-budget=270336'];
 

@@ -2,10 +2,11 @@
 // a sample of x86-64 code over and over, so that V8 has optimized the block compiler's JavaScript
 // by the time the guest's hot blocks come. Without it the first batches of a boot took ~0.5-0.8
 // ms per block (the compiler still in V8's interpreter) against ~0.12 ms later, while the early
-// boot's hot loops waited for them interpreted; with it, boots to Linux's /init were 0.4-4.1 %
-// faster (bench:ab-boot, seven runs of 10-12 rounds in both orders, mean 2.3 %). It runs while the
-// VMM loads the kernel, when the second core is otherwise idle, and stops as soon as the first
-// batch is posted.
+// boot's hot loops waited for them interpreted; with it, boots to Linux's /init were ~1 % faster
+// (bench:ab-boot against the same build with the warm-up off, four runs of 10-12 rounds in both
+// orders: 0.985x, 0.993x, 0.997x, 0.986x; the CPU's thread -1.1 %). It runs while the VMM loads
+// the kernel, when the second core is otherwise idle, and stops as soon as the first batch is
+// posted.
 
 import { BlockCompiler } from './compiler.js';
 import { compileBatch, type Batch } from './batch.js';
@@ -13,8 +14,7 @@ import { compileBatch, type Batch } from './batch.js';
 /**
  * Milliseconds of warm-up at most. The thread starts it ~50 ms after it is spawned; the guest's
  * first instruction comes ~30-50 ms later and its first batch later still, which usually ends the
- * warm-up first. 120 against 40 ms: bench:ab-boot 0.964x, 1.000x, 0.986x, 0.995x (four runs of
- * 10-12 rounds, both orders).
+ * warm-up first (40 ms ended before the guest's first instruction).
  */
 export const WARM_UP_MS = 120;
 
