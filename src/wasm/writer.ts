@@ -126,7 +126,6 @@ export class Bytes {
     this.buf[at] = (v & 0x7f) | 0x80;
     this.buf[at + 1] = v >>> 7;
   }
-
 }
 
 /** Bytes of function code, with the instructions' immediates encoded (locals, globals, constants, memory). */

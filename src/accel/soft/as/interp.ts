@@ -16,7 +16,7 @@ import {
   Rm, ip, setIp, opsize, adsize, rex, segOvr, lock, rep, has66, modrmMod, modrmReg, modrmRm, eaSeg, eaSpBase,
   setOpsize, setAdsize, setSegOvr, setRep, setLock, setRex, setHas66,
   fetch8, fetch16, fetch32, fetch64, fetchImm, fetchImmZ, fetchS8, Modrm, ea,
-  memRead, memWrite, regRead, regWrite, push, pop, stackOpsize, stackLin, } from './decode';
+  memRead, memWrite, rmWrite, regRead, regWrite, push, pop, stackOpsize, stackLin, } from './decode';
 import {
   getCF, getZF, getOF, getFlags, getStatus, setEager, setLazyIncDec, setLazy, cond, flagsOther, setFlagsOther,
   patchStatus, szp, OP_INC, OP_DEC, OP_SUB, Cond, } from './flags';
@@ -489,7 +489,7 @@ class Exec1 {
       if (s > 5) ud();
       const v = <u64>segSel(s);
       if (modrmMod == 3) writeReg(os, modrmRm, v, rex != 0);
-      else Rm.write(2, v);
+      else rmWrite(2, v);
       return;
     }
     case 0x8d: { // LEA
@@ -1211,7 +1211,7 @@ function group6(): void {
 
 function writeSelector(v: u32): void {
   if (modrmMod == 3) writeReg(opsize, modrmRm, <u64>v, rex != 0);
-  else Rm.write(2, <u64>v);
+  else rmWrite(2, <u64>v);
 }
 
 function group7(): void {

@@ -131,10 +131,6 @@ function slot(r: u64): u32 {
 function pageGen(host: u32): u32 { return <u32>load<u16>(JIT_GEN + ((host >> 12) << 1)); }
 
 /**
- * Run the compiled block at RIP if there is one (64-bit mode; the caller checked). Returns the
- * instructions retired, or -1 when nothing ran. `left` is the budget: a longer block is not run.
- */
-/**
  * Whether the host prints the JIT's statistics (TSVM_SOFT_JIT_STATS): the counters updated at
  * every lookup (jitCalls, jitRuns) and the instructions charged to each lookup's outcome
  * (jitNoteInterpreted) are kept only then, off the run loop's path otherwise.
@@ -161,6 +157,10 @@ function codeHost(r: u64): i64 {
   return <i64>(<u32>(r + load<u64>(tb + TLB_N * 8 + i)));
 }
 
+/**
+ * Run the compiled block at RIP if there is one (64-bit mode; the caller checked). Returns the
+ * instructions retired, or -1 when nothing ran. `left` is the budget: a longer block is not run.
+ */
 export function jitTry(left: i32): i32 {
   jitSide = false;
   jitRefusedHere = false;

@@ -10,9 +10,8 @@ import { adsize, segOvr, rep, memRead, memWrite, setIp } from './decode';
 import { flagsOther, setFlagsOther, getZF } from './flags';
 import { alu } from './alu';
 import { pioRead, pioWrite } from './host';
-import { linAddr } from './seg';
+import { linAddr, isCanonical } from './seg';
 import { probeWrite, translate, translateHit, K_READ, K_WRITE } from './mmu';
-import { isCanonical } from './seg';
 
 export const S_MOVS: i32 = 0;
 export const S_CMPS: i32 = 1;

@@ -40,7 +40,6 @@ export interface CompileReply {
 /** Batches merged into one module at most (a module holds at most 512 functions anyway). */
 const MERGE_MAX = 8;
 
-
 /** What SoftJit starts the thread with: the VM's memory, the request channel, the reply port. */
 interface Setup { memory: { buffer: ArrayBufferLike }; channel: SharedArrayBuffer; port: MessagePort }
 

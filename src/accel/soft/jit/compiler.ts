@@ -855,11 +855,6 @@ export class BlockCompiler {
     this.pend = p;
   }
 
-  /**
-   * The interpreter takes over at the current instruction: it must see the flags as they were
-   * when that instruction started (a compiled instruction sets its flags only after its last
-   * possible side exit, so the locals still hold them).
-   */
   /** A side exit when the branch target in local `x` is not canonical: the interpreter raises #GP (vol. 1 3.3.7.1). */
   private sideExitNonCanonical(x: number): void {
     this.code.get(x).i64c(16n).op(OP.i64Shl).i64c(16n).op(OP.i64ShrS).get(x).op(OP.i64Ne);
@@ -873,6 +868,11 @@ export class BlockCompiler {
     this.code.op(OP.end);
   }
 
+  /**
+   * The interpreter takes over at the current instruction: it must see the flags as they were
+   * when that instruction started (a compiled instruction sets its flags only after its last
+   * possible side exit, so the locals still hold them).
+   */
   private sideExit(): void {
     const c = this.code;
     if (this.regs) {
@@ -1189,6 +1189,12 @@ export class BlockCompiler {
     }
   }
 
+  /** RIP := `target`, then leave the block for it (exitTo). */
+  private leaveTo(target: bigint | { local: number }): void {
+    this.code.setRip(target);
+    this.exitTo(target);
+  }
+
   /**
    * Leave the block for `target` (a constant or, for RET and indirect branches, an i64 local; RIP
    * already set): tail-call the chain trampoline (jit.ts chainTrampoline) with the remaining budget
@@ -1197,12 +1203,6 @@ export class BlockCompiler {
    * no pending interrupt request), else returns the count to the core's loop. Tail calls keep the
    * wasm stack flat however long the chain runs.
    */
-  /** RIP := `target`, then leave the block for it (exitTo). */
-  private leaveTo(target: bigint | { local: number }): void {
-    this.code.setRip(target);
-    this.exitTo(target);
-  }
-
   private exitTo(target: bigint | { local: number }, tail = false): void {
     const c = this.code;
     const k1 = this.k + 1;
