@@ -12,13 +12,14 @@
 // (TSVM_SOFT_JIT=0) up to the first console line containing PATTERN (e.g. pid_max, ~2 s in),
 // which is steadier than a JIT boot for changes to the interpreter alone. Without --interp, the
 // JIT boots to "Run /init". The JIT's statistics are off unless TSVM_SOFT_JIT_STATS is set.
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ensureDefaultGuest } from '../scripts/build-guests.js';
 import { APPEND, ConsoleVm, INIT_LINE } from './console-vm.js';
 import { median } from './median.js';
+import { procCpuSeconds } from './proc-cpu.js';
 
 const log = (s: string) => process.stderr.write(`bench:ab-boot: ${s}\n`);
 function usage(msg?: string): never {
@@ -67,12 +68,6 @@ const nodeFlags = await Promise.all(trees.map(async (t) =>
 const interp = parsed.values.interp;
 const line = interp === undefined ? INIT_LINE : new RegExp(interp.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
 
-/** CPU seconds of thread `tid` of process `pid` (utime + stime, /proc/PID/task/TID/stat fields 14 and 15). */
-function threadCpuSeconds(pid: number, tid: number): number {
-  const fields = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100; // USER_HZ
-}
-
 const guest = await ensureDefaultGuest({ flavor: 'cloud' });
 const env = { ...process.env };
 if (interp !== undefined) env.TSVM_SOFT_JIT = '0';
@@ -83,7 +78,7 @@ for (let round = 1; round <= runs; round++) {
     const vm = ConsoleVm.start([process.execPath, args], env);
     const { seconds } = await vm.waitFor(line);
     const pid = vm.child.pid!;
-    const cpu = threadCpuSeconds(pid, pid);
+    const cpu = procCpuSeconds(`/proc/${pid}/task/${pid}/stat`); // the main thread: the vCPU's
     await vm.stop();
     samples[i]!.wall.push(seconds);
     samples[i]!.cpu.push(cpu);

@@ -33,6 +33,7 @@ import { CpioWriter } from '../scripts/lib/cpio.js';
 import { cacheRoot } from '../scripts/lib/debian.js';
 import { tsvmNodeArgs } from '../src/cli/node-flags.js';
 import { nasm, repoRoot } from '../test/support/guests.js';
+import { procCpuSeconds } from './proc-cpu.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
@@ -137,8 +138,7 @@ interface PhaseResult {
 /** User + system CPU seconds of a process so far (all threads), from /proc/PID/stat. */
 function cpuSeconds(pid: number): number {
   try {
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return (Number(f[11]) + Number(f[12])) / 100; // utime + stime (fields 14, 15), USER_HZ = 100
+    return procCpuSeconds(`/proc/${pid}/stat`);
   } catch {
     return NaN;
   }

@@ -4,9 +4,9 @@
 // tsvm's ratio to QEMU. Then boot tsvm once more to its shell, leave the guest idle, and measure
 // the host CPU the idle VM uses (from /proc/PID/stat, all threads) over 10 s.
 // Env: BENCH_RUNS (default 3). bench/soft-boot.ts compares the interpreter and the JIT too.
-import { readFileSync } from 'node:fs';
 import { ensureDefaultGuest } from '../scripts/build-guests.js';
 import { ConsoleVm, INIT_LINE, READY_LINE, medianOf, qemu, qemuCommand, tsvmCommand } from './console-vm.js';
+import { procCpuSeconds } from './proc-cpu.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const log = (s: string) => process.stderr.write(`bench:boot: ${s}\n`);
@@ -28,17 +28,13 @@ const qemuMedian = qemu ? await series('QEMU TCG', qemuCommand(guest.kernel, gue
 if (!qemu) log('QEMU is not installed (Debian package qemu-system-x86): no ratio');
 
 // Idle: boot to the shell, let the guest settle, then count the process's CPU time for 10 s.
-const ticksPerSecond = 100; // USER_HZ on Linux
-const cpuTicks = (pid: number) => {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return Number(f[11]) + Number(f[12]); // utime + stime (fields 14, 15)
-};
+const cpuSeconds = (pid: number) => procCpuSeconds(`/proc/${pid}/stat`);
 const idle = ConsoleVm.start(tsvm);
 await idle.waitFor(READY_LINE);
 await new Promise((r) => setTimeout(r, 3000));
-const before = cpuTicks(idle.child.pid!);
+const before = cpuSeconds(idle.child.pid!);
 await new Promise((r) => setTimeout(r, 10_000));
-const idlePercent = ((cpuTicks(idle.child.pid!) - before) / ticksPerSecond / 10) * 100;
+const idlePercent = ((cpuSeconds(idle.child.pid!) - before) / 10) * 100;
 await idle.stop();
 
 console.log(`Boot to "Run /init" (Debian ${guest.kernelVersion}, busybox initramfs, 256 MiB), median of ${RUNS}`);
