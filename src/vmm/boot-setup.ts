@@ -1,7 +1,7 @@
 // From the config's boot files to a loaded guest: reads the files once (with errors that name the
 // file), then, for each (re)start, writes the kernel/firmware, initrd and ACPI tables into guest
 // memory and returns the vCPU's start state.
-import { readFile, stat } from 'node:fs/promises';
+import { readFileSync, statSync } from 'node:fs';
 import { BootError, type BootPlan } from '../boot/boot-plan.js';
 import { buildAcpiTables } from '../boot/acpi/index.js';
 import { firmwareRomSize, loadFirmware } from '../boot/firmware.js';
@@ -19,10 +19,16 @@ export interface BootFiles {
   romSize: number;
 }
 
-async function readUserFile(flag: string, path: string): Promise<Uint8Array> {
+/**
+ * Read a boot file whole. Synchronous on purpose: the boot waits for these bytes and nothing else
+ * runs meanwhile, and fs/promises' readFile reads a 15 MB kernel and initrd in 512 KiB pieces
+ * through the thread pool, each a round trip (~16 ms against ~9 ms for one read each, on the
+ * Debian cloud kernel and the default initrd), then `new Uint8Array` copied them once more.
+ */
+function readUserFile(flag: string, path: string): Uint8Array {
   let st;
   try {
-    st = await stat(path);
+    st = statSync(path);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw new BootError(`${flag} ${path}: no such file`);
@@ -31,19 +37,22 @@ async function readUserFile(flag: string, path: string): Promise<Uint8Array> {
   }
   if (!st.isFile()) throw new BootError(`${flag} ${path}: not a regular file`);
   if (st.size === 0) throw new BootError(`${flag} ${path}: the file is empty`);
+  let buf: Buffer;
   try {
-    return new Uint8Array(await readFile(path));
+    buf = readFileSync(path);
   } catch (e) {
     throw new BootError(`${flag} ${path}: ${(e as Error).message}`);
   }
+  // A plain view of the same bytes: a Buffer's slice() would alias where Uint8Array's copies.
+  return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
 }
 
-export async function loadBootFiles(c: VmConfig): Promise<BootFiles> {
+export function loadBootFiles(c: VmConfig): BootFiles {
   const files: BootFiles = { romSize: 0 };
-  if (c.kernel) files.kernel = await readUserFile('--kernel', c.kernel);
-  if (c.initrd) files.initrd = await readUserFile('--initrd', c.initrd);
+  if (c.kernel) files.kernel = readUserFile('--kernel', c.kernel);
+  if (c.initrd) files.initrd = readUserFile('--initrd', c.initrd);
   if (c.firmware) {
-    files.firmware = await readUserFile('--firmware', c.firmware);
+    files.firmware = readUserFile('--firmware', c.firmware);
     files.romSize = firmwareRomSize(files.firmware, c.firmware);
   }
   return files;

@@ -143,7 +143,7 @@ export class Vm {
    */
   static async create(config: VmConfig | (Partial<VmConfig> & ({ kernel: string } | { firmware: string })), io: VmIo = {}): Promise<Vm> {
     const full = validateConfig({ ...defaultConfig(), ...config });
-    const files = await loadBootFiles(full);
+    const files = loadBootFiles(full);
     return new Vm(full, files, io);
   }
 
