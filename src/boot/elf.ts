@@ -154,12 +154,8 @@ export function elfLoadExtent(elf: ElfImage): { start: number; end: number } {
   return { start, end };
 }
 
-/**
- * Copy every PT_LOAD segment to guest memory at its physical address (p_paddr) and zero the part
- * beyond the file data (memsz - filesz: .bss). Segments that are not entirely in writable RAM
- * give a BootError saying how much memory the kernel needs.
- */
-export function loadElfSegments(mem: GuestMemory, elf: ElfImage, what: string): { start: number; end: number } {
+/** The PT_LOAD segments with memory, each checked to lie in writable guest RAM (else a BootError saying how much the kernel needs). */
+function loadableSegments(mem: GuestMemory, elf: ElfImage, what: string): ElfSegment[] {
   const loads = elf.segments.filter((s) => s.type === PT_LOAD && s.memsz > 0);
   const extent = elfLoadExtent(elf);
   for (const s of loads) {
@@ -177,11 +173,76 @@ export function loadElfSegments(mem: GuestMemory, elf: ElfImage, what: string): 
         `${Math.floor(mem.ramSize / MiB)} MiB; use --memory`,
     );
   }
-  for (const s of loads) {
+  return loads;
+}
+
+/**
+ * Copy every PT_LOAD segment to guest memory at its physical address (p_paddr) and zero the part
+ * beyond the file data (memsz - filesz: .bss). Segments that are not entirely in writable RAM
+ * give a BootError saying how much memory the kernel needs.
+ */
+export function loadElfSegments(mem: GuestMemory, elf: ElfImage, what: string): { start: number; end: number } {
+  for (const s of loadableSegments(mem, elf, what)) {
     mem.write(s.paddr, elf.bytes.subarray(s.offset, s.offset + s.filesz));
     if (s.memsz > s.filesz) mem.fill(s.paddr + s.filesz, s.memsz - s.filesz, 0);
   }
-  return extent;
+  return elfLoadExtent(elf);
+}
+
+/** A range of guest-physical addresses, [gpa, gpa + len). */
+export interface GpaRange { gpa: number; len: number }
+
+const overlaps = (a: number, alen: number, b: number, blen: number): boolean => a < b + blen && b < a + alen;
+
+/**
+ * loadElfSegments for an image that already lies in guest RAM at `imageGpa` (`elf.bytes` is that
+ * RAM): a kernel payload decompressed straight into guest memory (linux-loader.ts). Each segment's
+ * file bytes move to its p_paddr, which for most of a vmlinux is where they already are when
+ * `imageGpa` is its first segment's p_paddr - p_offset. A segment moves only once no other
+ * segment still to move has its bytes where it lands; should they wait on each other in a cycle,
+ * those left are copied out first. Then the .bss parts are zeroed, and so is every byte of the
+ * `scratch` ranges (the image, the decoder's input) that no segment holds: nothing of the
+ * decompression is left in guest RAM outside the kernel.
+ */
+export function placeElfSegments(
+  mem: GuestMemory, elf: ElfImage, imageGpa: number, scratch: readonly GpaRange[], what: string,
+): { start: number; end: number } {
+  const loads = loadableSegments(mem, elf, what);
+  const src = (s: ElfSegment) => imageGpa + s.offset;
+  let pending = loads.filter((s) => s.filesz > 0);
+  const move = (s: ElfSegment) => {
+    if (src(s) === s.paddr) return;
+    const from = mem.gpaToOffset(src(s), s.filesz);
+    const to = mem.writableOffset(s.paddr, s.filesz);
+    if (from < 0 || to < 0) throw new BootError(`${what}: a segment's bytes lie outside guest RAM`);
+    mem.bytes.copyWithin(to, from, from + s.filesz);
+  };
+  for (;;) {
+    const free = pending.find((s) => !pending.some((o) => o !== s && overlaps(s.paddr, s.filesz, src(o), o.filesz)));
+    if (!free) break;
+    move(free);
+    pending = pending.filter((s) => s !== free);
+  }
+  // What is left waits on itself in a cycle: copy those segments' bytes out, then write them.
+  const copies = pending.map((s) => ({ s, bytes: mem.read(src(s), s.filesz) }));
+  for (const { s, bytes } of copies) mem.write(s.paddr, bytes);
+  for (const s of loads) if (s.memsz > s.filesz) mem.fill(s.paddr + s.filesz, s.memsz - s.filesz, 0);
+  for (const r of scratch) zeroOutside(mem, r, loads);
+  return elfLoadExtent(elf);
+}
+
+/** Zero the parts of `r` that no segment's [p_paddr, p_paddr + p_memsz) covers. */
+function zeroOutside(mem: GuestMemory, r: GpaRange, loads: readonly ElfSegment[]): void {
+  const kept = loads.map((s) => [s.paddr, s.paddr + s.memsz] as const).sort((a, b) => a[0] - b[0]);
+  let at = r.gpa;
+  const end = r.gpa + r.len;
+  for (const [from, to] of kept) {
+    if (to <= at) continue;
+    if (from >= end) break;
+    if (from > at) mem.fill(at, from - at, 0);
+    at = Math.max(at, to);
+  }
+  if (at < end) mem.fill(at, end - at, 0);
 }
 
 /**

@@ -54,12 +54,18 @@ export class GuestMemory {
   readonly regions: readonly RamRegion[];
   /** Offset of guest-physical 0 within `buffer`; chosen so that its host address is 2 MiB aligned. */
   readonly base: number;
+  /**
+   * The WebAssembly.Memory whose buffer this is, when there is one (the software CPU's: guest RAM
+   * lives inside its wasm memory). Host-side wasm such as the kernel's LZ4 decoder can then write
+   * guest RAM directly, at `base` + an offset. Not carried to other threads.
+   */
+  readonly wasmMemory?: object;
 
   /**
    * @param ramSize bytes of guest RAM (a multiple of 4 KiB)
    * @param romSize bytes of firmware ROM to map so that it ends at 4 GiB (a multiple of 4 KiB)
    */
-  constructor(ramSize: number, romSize = 0, shared?: { buffer: SharedArrayBuffer; base: number }) {
+  constructor(ramSize: number, romSize = 0, shared?: { buffer: SharedArrayBuffer; base: number; wasmMemory?: object }) {
     if (!Number.isSafeInteger(ramSize) || ramSize <= 0 || ramSize % 4096 !== 0) {
       throw new GuestMemoryError(`guest RAM size ${ramSize} is not a positive multiple of 4 KiB`);
     }
@@ -90,6 +96,7 @@ export class GuestMemory {
       throw new GuestMemoryError('guest RAM alignment offset is outside the backing buffer');
     }
     this.base = base;
+    this.wasmMemory = shared?.wasmMemory;
     this.bytes = new Uint8Array(this.buffer, base, total);
     this.view = new DataView(this.buffer, base, total);
     const low = Math.min(ramSize, MMIO_HOLE_START);

@@ -2,11 +2,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BootError } from '../../src/boot/boot-plan.js';
 import {
-  elfLoadExtent, elfNotes, findElfNote, isElf, loadElfSegments, parseElf, pvhEntry, PT_LOAD, PT_NOTE,
+  elfLoadExtent, elfNotes, findElfNote, isElf, loadElfSegments, parseElf, placeElfSegments, pvhEntry, PT_LOAD, PT_NOTE,
   XEN_ELFNOTE_PHYS32_ENTRY,
 } from '../../src/boot/elf.js';
 import { GuestMemory, MiB } from '../../src/memory/guest-memory.js';
-import { makeElf, makeVmlinux } from './fixtures.js';
+import { makeElf, makeVmlinux, sampleData } from './fixtures.js';
 
 function assertBootError(f: () => unknown, re?: RegExp): void {
   assert.throws(f, (e: unknown) => {
@@ -96,4 +96,40 @@ test('a kernel larger than guest RAM asks for more memory; the MMIO hole is name
     /vmlinux needs more memory: .*at least 19 MiB of RAM but has 16 MiB; use --memory/);
   const hole = parseElf(makeElf({ cls: 32, entry: 0xd0000000, segments: [{ paddr: 0xd0000000, data: new Uint8Array(16) }] }), 'k');
   assertBootError(() => loadElfSegments(new GuestMemory(16 * MiB), hole, 'k'), /MMIO hole/);
+});
+
+test('an image already in guest RAM is placed as loadElfSegments would, and the rest of it is cleared', () => {
+  // Headers take 64 + 4 * 56 bytes; the segments' file bytes follow one another from 0x120.
+  const parts = [sampleData(0x3000, 1), sampleData(0x2000, 2), sampleData(0x1800, 3), sampleData(0x1000, 4)];
+  const G = 0x100000; // where the image lies
+  const off = [0x120, 0x3120, 0x5120, 0x6920];
+  const image = makeElf({
+    cls: 64, entry: G + off[0],
+    segments: [
+      { paddr: G + off[0], data: parts[0] }, // already in place
+      { paddr: G + off[2], data: parts[1], memsz: 0x5000 }, // lands on segment 2's bytes ...
+      { paddr: G + off[1], data: parts[2] }, // ... which land on segment 1's: a cycle
+      { paddr: G + 0x20000, data: parts[3] }, // elsewhere
+    ],
+  });
+  const elfSeen = parseElf(image, 'img');
+  assert.deepEqual(elfSeen.segments.map((s) => s.offset), off);
+  const mem = new GuestMemory(4 * MiB);
+  mem.fill(0, 4 * MiB, 0xaa);
+  mem.write(G, image);
+  const junk = { gpa: G + 0x10000, len: 0x1000 }; // e.g. where a decoder's input was
+  mem.write(junk.gpa, sampleData(junk.len, 5));
+  const ext = placeElfSegments(mem, parseElf(mem.slice(G, image.length), 'img'), G, [{ gpa: G, len: image.length }, junk], 'img');
+  assert.deepEqual(ext, { start: G + off[0], end: G + 0x21000 });
+  assert.deepEqual(mem.read(G + off[0], 0x3000), parts[0]);
+  assert.deepEqual(mem.read(G + off[2], 0x2000), parts[1]);
+  assert.ok(mem.slice(G + off[2] + 0x2000, 0x3000).every((b) => b === 0), '.bss zeroed');
+  assert.deepEqual(mem.read(G + off[1], 0x1800), parts[2]);
+  assert.deepEqual(mem.read(G + 0x20000, 0x1000), parts[3]);
+  assert.ok(mem.slice(G, off[0]).every((b) => b === 0), 'the ELF headers are cleared');
+  assert.ok(mem.slice(G + off[1] + 0x1800, off[2] - off[1] - 0x1800).every((b) => b === 0), 'a gap between segments is cleared');
+  assert.ok(mem.slice(junk.gpa, junk.len).every((b) => b === 0), 'the other scratch range is cleared');
+  assert.ok(mem.slice(junk.gpa + junk.len, 0x1000).every((b) => b === 0xaa), 'nothing past the scratch ranges');
+  assert.ok(mem.slice(G + 0xa120, junk.gpa - G - 0xa120).every((b) => b === 0xaa), 'nothing between them');
+  assert.ok(mem.slice(0, G).every((b) => b === 0xaa), 'nothing below the image');
 });

@@ -179,6 +179,57 @@ export function makeBzImage(s: BzSpec): Uint8Array {
   return b;
 }
 
+/**
+ * A plain greedy LZ4 block compressor (doc/lz4_Block_format.md): 4-byte hash matches, any
+ * offset up to 65535, overlapping matches included; the block ends with a literals-only sequence.
+ */
+export function lz4Block(data: Uint8Array, maxOffset = 65535): Uint8Array {
+  const out: number[] = [];
+  const length = (n: number) => { for (; n >= 255; n -= 255) out.push(255); out.push(n); };
+  const sequence = (from: number, to: number, offset: number, len: number) => {
+    const lit = to - from;
+    out.push((Math.min(lit, 15) << 4) | (len ? Math.min(len - 4, 15) : 0));
+    if (lit >= 15) length(lit - 15);
+    for (let k = from; k < to; k++) out.push(data[k]!);
+    if (!len) return;
+    out.push(offset & 0xff, offset >> 8);
+    if (len - 4 >= 15) length(len - 4 - 15);
+  };
+  const seen = new Map<number, number>();
+  let anchor = 0;
+  let i = 0;
+  while (i + 4 <= data.length) {
+    const key = data[i]! | (data[i + 1]! << 8) | (data[i + 2]! << 16) | (data[i + 3]! << 24);
+    const cand = seen.get(key);
+    seen.set(key, i);
+    if (cand !== undefined && i - cand <= maxOffset) {
+      let len = 4;
+      while (i + len < data.length && data[cand + len] === data[i + len]) len++;
+      sequence(anchor, i, i - cand, len);
+      i += len;
+      anchor = i;
+    } else {
+      i++;
+    }
+  }
+  sequence(anchor, data.length, 0, 0);
+  return Uint8Array.from(out);
+}
+
+/** An LZ4 legacy frame (lz4-legacy.ts): the magic, then each block with its u32-LE size. */
+export function lz4LegacyFrame(blocks: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(4 + blocks.reduce((n, b) => n + 4 + b.length, 0));
+  const v = new DataView(out.buffer);
+  v.setUint32(0, 0x184c2102, true);
+  let at = 4;
+  for (const b of blocks) {
+    v.setUint32(at, b.length, true);
+    out.set(b, at + 4);
+    at += 4 + b.length;
+  }
+  return out;
+}
+
 /** Append the u32-LE size, as the kernel build's size_append does. */
 export function withSizeTrailer(compressed: Uint8Array, size: number): Uint8Array {
   const out = new Uint8Array(compressed.length + 4);

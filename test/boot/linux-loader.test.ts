@@ -14,7 +14,8 @@ import {
   BOOT_CMDLINE_ADDR, BOOT_GDT_ADDR, BOOT_PAGE_TABLES_ADDR, BOOT_PARAMS_ADDR, BOOT_SETUP_DATA_ADDR, PVH_START_INFO_ADDR,
 } from '../../src/vmm/platform-layout.js';
 import { HDR_SETUP_DATA } from '../../src/boot/setup-header.js';
-import { makeBzImage, makeVmlinux, runTool, toolMissing, withSizeTrailer } from './fixtures.js';
+import { lz4Block, lz4LegacyFrame, makeBzImage, makeVmlinux, runTool, toolMissing, withSizeTrailer } from './fixtures.js';
+import { allocateSoftMemory } from '../../src/accel/soft/soft-memory.js';
 
 function assertBootError(f: () => unknown, re?: RegExp): void {
   assert.throws(f, (e: unknown) => {
@@ -191,6 +192,32 @@ test('an LZ4 payload made by the real lz4 -l tool loads', (t) => {
   assert.equal(plan.layout.payloadFormat, 'lz4-legacy');
   assert.match(plan.summary, /LZ4 payload decompressed on the host/);
   assert.equal(mem.readU8(0x1000001), 10);
+});
+
+test('with guest RAM in a wasm memory, an LZ4 payload is decompressed in guest RAM: same kernel, scratch cleared', () => {
+  const lz = withSizeTrailer(lz4LegacyFrame([lz4Block(vmlinux)]), vmlinux.length);
+  const kernel = makeBzImage({ payload: lz, initSize: 0x800000 });
+  const load = (mem: GuestMemory) => {
+    mem.fill(0, mem.ramSize, 0xaa); // as a reboot would leave it
+    return loadLinux(mem, { kernelPath: 'bz', kernel, initrd, cmdline });
+  };
+  const soft = allocateSoftMemory(64 * MiB);
+  const plain = new GuestMemory(64 * MiB);
+  const a = load(soft);
+  const b = load(plain);
+  assert.equal(a.layout.payloadFormat, 'lz4-legacy');
+  assert.deepEqual(a.cpu.regs.rip, b.cpu.regs.rip);
+  assert.deepEqual({ ...a.layout, decompressMs: 0 }, { ...b.layout, decompressMs: 0 });
+  // The kernel (segments at 16 MiB and 18 MiB, with .bss) and the initrd, byte for byte.
+  const [k0, k1] = [a.layout.kernelStart, a.layout.kernelEnd];
+  assert.ok(Buffer.from(soft.slice(k0, k1 - k0)).equals(Buffer.from(plain.slice(k0, k1 - k0))));
+  assert.deepEqual(soft.read(a.layout.initrdAddr!, initrd.length), initrd);
+  // The image was decoded 2 MiB below pref_address, its input above init_size: both cleared. The
+  // ordinary path never wrote there.
+  assert.ok(soft.slice(14 * MiB, vmlinux.length).every((x) => x === 0));
+  assert.ok(plain.slice(14 * MiB, vmlinux.length).every((x) => x === 0xaa));
+  assert.ok(soft.slice(16 * MiB + 0x800000, lz.length - 4).every((x) => x === 0)); // less the size trailer
+  assert.ok(soft.slice(20 * MiB, 4 * MiB).every((x) => x === 0xaa), 'RAM beyond the kernel and scratch untouched');
 });
 
 test('the zero page carries a setup_data list with a fresh 32-byte RNG seed (SETUP_RNG_SEED)', () => {

@@ -4,46 +4,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BootError } from '../../src/boot/boot-plan.js';
-import { decodeLz4Block, decompressLz4Legacy, LZ4_LEGACY_MAGIC } from '../../src/boot/decompress/lz4-legacy.js';
+import { decodeLz4Block, decompressLz4Legacy, decompressLz4LegacyInto } from '../../src/boot/decompress/lz4-legacy.js';
 import { lz4WasmDecoder } from '../../src/boot/decompress/lz4-wasm.js';
-import { sampleData } from './fixtures.js';
-
-/**
- * A plain greedy LZ4 block compressor (doc/lz4_Block_format.md): 4-byte hash matches, any
- * offset up to 65535, overlapping matches included; the block ends with a literals-only sequence.
- */
-function lz4Block(data: Uint8Array, maxOffset = 65535): Uint8Array {
-  const out: number[] = [];
-  const length = (n: number) => { for (; n >= 255; n -= 255) out.push(255); out.push(n); };
-  const sequence = (from: number, to: number, offset: number, len: number) => {
-    const lit = to - from;
-    out.push((Math.min(lit, 15) << 4) | (len ? Math.min(len - 4, 15) : 0));
-    if (lit >= 15) length(lit - 15);
-    for (let k = from; k < to; k++) out.push(data[k]!);
-    if (!len) return;
-    out.push(offset & 0xff, offset >> 8);
-    if (len - 4 >= 15) length(len - 4 - 15);
-  };
-  const seen = new Map<number, number>();
-  let anchor = 0;
-  let i = 0;
-  while (i + 4 <= data.length) {
-    const key = data[i]! | (data[i + 1]! << 8) | (data[i + 2]! << 16) | (data[i + 3]! << 24);
-    const cand = seen.get(key);
-    seen.set(key, i);
-    if (cand !== undefined && i - cand <= maxOffset) {
-      let len = 4;
-      while (i + len < data.length && data[cand + len] === data[i + len]) len++;
-      sequence(anchor, i, i - cand, len);
-      i += len;
-      anchor = i;
-    } else {
-      i++;
-    }
-  }
-  sequence(anchor, data.length, 0, 0);
-  return Uint8Array.from(out);
-}
+import { lz4Block, lz4LegacyFrame, sampleData } from './fixtures.js';
 
 /** Inputs with every kind of sequence: runs (offset 1), short periods (2..7), text, noise, long stretches. */
 function inputs(): Uint8Array[] {
@@ -117,10 +80,7 @@ test('wasm LZ4: damaged blocks get the same verdict and the same output as from 
 
 test('wasm LZ4: a kernel-style frame with its size decodes through wasm; a damaged one still names the problem', () => {
   const data = sampleData(200000, 4);
-  const block = lz4Block(data);
-  const n = block.length;
-  const frame = Uint8Array.from([...[0, 8, 16, 24].map((s) => (LZ4_LEGACY_MAGIC >>> s) & 0xff),
-    n & 0xff, (n >>> 8) & 0xff, (n >>> 16) & 0xff, n >>> 24, ...block]);
+  const frame = lz4LegacyFrame([lz4Block(data)]);
   const out = decompressLz4Legacy(frame, { expectedSize: data.length });
   assert.ok(Buffer.from(out).equals(Buffer.from(data)));
   assert.equal(out.buffer.byteLength > data.length, true, 'the output is a view of the decoder\'s memory');
@@ -128,4 +88,35 @@ test('wasm LZ4: a kernel-style frame with its size decodes through wasm; a damag
   bad[8 + 1000] ^= 0xff; // inside the block
   bad.set([0xff, 0xff], bad.length - 40); // most likely a match offset beyond the output
   assert.throws(() => decompressLz4Legacy(bad, { expectedSize: data.length }), (e: unknown) => e instanceof BootError && /block 0/.test(e.message));
+});
+
+test('wasm LZ4: a frame decodes straight into a shared memory, and only into the ranges it was given', () => {
+  const parts = [sampleData(70000, 5), sampleData(50000, 6), new Uint8Array(30000).fill(0x41)];
+  const data = Uint8Array.from(parts.flatMap((p) => [...p]));
+  const frame = lz4LegacyFrame(parts.map((p) => lz4Block(p)));
+  const wasm = (globalThis as unknown as { WebAssembly: { Memory: new (d: object) => { buffer: SharedArrayBuffer } } }).WebAssembly;
+  const memory = new wasm.Memory({ initial: 8, maximum: 8, shared: true });
+  const buffer = memory.buffer;
+  const bytes = new Uint8Array(buffer);
+  const dst = 0x10000;
+  const inputAt = dst + data.length + 64;
+  bytes.fill(0xee);
+  assert.equal(decompressLz4LegacyInto(frame, data.length, { memory, buffer, dst, inputAt }), true);
+  assert.ok(Buffer.from(bytes.subarray(dst, dst + data.length)).equals(Buffer.from(data)));
+  assert.ok(Buffer.from(bytes.subarray(inputAt, inputAt + frame.length)).equals(Buffer.from(frame)), 'the input was copied there');
+  assert.ok(bytes.subarray(0, dst).every((b) => b === 0xee), 'nothing written below the output');
+  assert.ok(bytes.subarray(dst + data.length, inputAt).every((b) => b === 0xee), 'nothing between output and input');
+  assert.ok(bytes.subarray(inputAt + frame.length).every((b) => b === 0xee), 'nothing past the input');
+
+  // What it refuses, before writing anything: output over its input, past the memory, a wrong size.
+  bytes.fill(0xee);
+  assert.equal(decompressLz4LegacyInto(frame, data.length, { memory, buffer, dst, inputAt: dst + 1000 }), false);
+  assert.equal(decompressLz4LegacyInto(frame, data.length, { memory, buffer, dst: buffer.byteLength - 100, inputAt }), false);
+  assert.ok(bytes.every((b) => b === 0xee));
+  // Damaged data or a wrong recorded size: false (the caller decodes again for the message).
+  assert.equal(decompressLz4LegacyInto(frame, data.length - 1, { memory, buffer, dst, inputAt }), false);
+  assert.equal(decompressLz4LegacyInto(frame, data.length + 1, { memory, buffer, dst, inputAt }), false);
+  const bad = Uint8Array.from(frame);
+  bad.set([0x0f, 0xff, 0xff], 8); // block 0 opens with a match 65,535 bytes before its output
+  assert.equal(decompressLz4LegacyInto(bad, data.length, { memory, buffer, dst, inputAt }), false);
 });

@@ -38,7 +38,7 @@ export function allocateSoftMemory(ramSize: number, romSize = 0): GuestMemory {
   }
   const buffer = memory.buffer as SharedArrayBuffer;
   owners.set(buffer, memory);
-  return new GuestMemory(ramSize, romSize, { buffer, base: GUEST_BASE });
+  return new GuestMemory(ramSize, romSize, { buffer, base: GUEST_BASE, wasmMemory: memory });
 }
 
 /** The wasm memory behind a GuestMemory from allocateSoftMemory, or undefined. */

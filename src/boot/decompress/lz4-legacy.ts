@@ -18,7 +18,7 @@
 // against its buffer and every loop consumes input, so corrupt or hostile data ends in a
 // BootError, never an out-of-range access, a partial result or an endless loop.
 import { BootError } from '../boot-plan.js';
-import { lz4WasmDecoder } from './lz4-wasm.js';
+import { lz4WasmDecoder, lz4WasmDecoderOn } from './lz4-wasm.js';
 
 /** The legacy frame magic, read little-endian (bytes 02 21 4C 18). */
 export const LZ4_LEGACY_MAGIC = 0x184c2102;
@@ -141,6 +141,33 @@ export function isLz4Legacy(bytes: Uint8Array): boolean {
   return bytes.length >= 4 && u32le(bytes, 0) === LZ4_LEGACY_MAGIC;
 }
 
+/**
+ * The blocks of a legacy frame, in order: where each one's LZ4 data starts in `input` and its
+ * compressed size (see the top of this file for where the frame ends). Throws on a truncated block.
+ */
+function* legacyBlocks(input: Uint8Array, what: string): Generator<{ at: number; size: number }> {
+  let s = 4;
+  let blocks = 0;
+  while (input.length - s >= 4) {
+    const size = u32le(input, s);
+    if (size === LZ4_LEGACY_MAGIC) {
+      // Another legacy frame follows (`lz4 -l` of several inputs, or frames joined by `cat`).
+      s += 4;
+      continue;
+    }
+    // Not a possible block size: the frame is over (the kernel's appended length usually lands here).
+    if (size === 0 || size > LZ4_LEGACY_COMPRESSED_MAX) break;
+    // A plausible size with nothing after it is the appended length of a small kernel.
+    if (s + 4 === input.length) break;
+    if (size > input.length - s - 4) {
+      fail(what, `truncated: block ${blocks} at offset ${s} needs ${size} bytes, only ${input.length - s - 4} remain`);
+    }
+    yield { at: s + 4, size };
+    s += 4 + size;
+    blocks++;
+  }
+}
+
 /** Decompress an LZ4 legacy frame (see the top of this file for the layout and where it ends). */
 export function decompressLz4Legacy(input: Uint8Array, opts: Lz4LegacyOptions = {}): Uint8Array {
   const what = opts.what ?? 'LZ4 data';
@@ -168,24 +195,9 @@ export function decompressLz4Legacy(input: Uint8Array, opts: Lz4LegacyOptions = 
   } else {
     out = new Uint8Array(expected ?? Math.min(maxSize, Math.max(1 << 20, input.length * 4)));
   }
-  let s = 4;
   let d = 0;
   let blocks = 0;
-  while (input.length - s >= 4) {
-    const size = u32le(input, s);
-    if (size === LZ4_LEGACY_MAGIC) {
-      // Another legacy frame follows (`lz4 -l` of several inputs, or frames joined by `cat`).
-      s += 4;
-      continue;
-    }
-    // Not a possible block size: the frame is over (the kernel's appended length usually lands here).
-    if (size === 0 || size > LZ4_LEGACY_COMPRESSED_MAX) break;
-    // A plausible size with nothing after it is the appended length of a small kernel.
-    if (s + 4 === input.length) break;
-    if (size > input.length - s - 4) {
-      fail(what, `truncated: block ${blocks} at offset ${s} needs ${size} bytes, only ${input.length - s - 4} remain`);
-    }
-
+  for (const { at, size } of legacyBlocks(input, what)) {
     let limit: number;
     let overflow: string;
     if (expected !== undefined) {
@@ -205,9 +217,8 @@ export function decompressLz4Legacy(input: Uint8Array, opts: Lz4LegacyOptions = 
         ? `decompresses to more than the ${maxSize} bytes allowed`
         : 'block decompresses to more than 8 MiB (corrupt data)';
     }
-    const end = fast ? fast.decode(s + 4, s + 4 + size, out.byteOffset + d, out.byteOffset + limit, out.byteOffset + d) : -1;
-    d = end >= 0 ? end - out.byteOffset : decodeLz4Block(src, s + 4, s + 4 + size, out, d, limit, `${what} (block ${blocks})`, overflow);
-    s += 4 + size;
+    const end = fast ? fast.decode(at, at + size, out.byteOffset + d, out.byteOffset + limit, out.byteOffset + d) : -1;
+    d = end >= 0 ? end - out.byteOffset : decodeLz4Block(src, at, at + size, out, d, limit, `${what} (block ${blocks})`, overflow);
     blocks++;
   }
   if (blocks === 0) fail(what, 'LZ4 legacy frame holds no blocks (truncated or corrupt)');
@@ -217,4 +228,46 @@ export function decompressLz4Legacy(input: Uint8Array, opts: Lz4LegacyOptions = 
   }
   // Give back the spare capacity of the growing buffer when it is large.
   return out.length - d > 1 << 20 ? out.slice(0, d) : out.subarray(0, d);
+}
+
+/** Where decompressLz4LegacyInto decodes: a shared WebAssembly.Memory and addresses in it. */
+export interface Lz4MemoryTarget {
+  /** The WebAssembly.Memory (shared) the decoder binds to. */
+  memory: object;
+  /** Its buffer. */
+  buffer: ArrayBufferLike;
+  /** Where the output goes: [dst, dst + expected). */
+  dst: number;
+  /** Where the compressed input is copied first (the decoder reads it from the same memory). */
+  inputAt: number;
+}
+
+const BELOW_2_GIB = 2 ** 31;
+
+/**
+ * Decode an LZ4 legacy frame of known size straight into a shared WebAssembly.Memory: the soft
+ * CPU's, which holds guest RAM, so that the kernel is decompressed where it will run instead of
+ * into a buffer of its own and copied (each of those 53 MB of fresh pages costs a page fault).
+ * Returns false, having written nothing outside [dst, dst + expected) and the input's copy, when
+ * it cannot: no WebAssembly, addresses at or past 2 GiB (the decoder returns them as i32), or data
+ * the fast decoder rejects. decompressLz4Legacy then decodes the same input and names the problem.
+ */
+export function decompressLz4LegacyInto(input: Uint8Array, expected: number, target: Lz4MemoryTarget, what = 'LZ4 data'): boolean {
+  const { dst, inputAt } = target;
+  if (!isLz4Legacy(input) || !Number.isSafeInteger(expected) || expected <= 0) return false;
+  const fits = (at: number, len: number) => Number.isSafeInteger(at) && at >= 0 && at + len <= Math.min(target.buffer.byteLength, BELOW_2_GIB);
+  if (!fits(dst, expected) || !fits(inputAt, input.length)) return false;
+  if (dst < inputAt + input.length && inputAt < dst + expected) return false; // the output would overwrite its input
+  const decode = lz4WasmDecoderOn(target.memory);
+  if (!decode) return false;
+  new Uint8Array(target.buffer, inputAt, input.length).set(input);
+  let d = 0;
+  let blocks = 0;
+  for (const { at, size } of legacyBlocks(input, what)) {
+    const end = decode(inputAt + at, inputAt + at + size, dst + d, dst + Math.min(d + LZ4_LEGACY_BLOCK_MAX, expected), dst + d);
+    if (end < 0) return false;
+    d = end - dst;
+    blocks++;
+  }
+  return blocks > 0 && d === expected;
 }

@@ -116,30 +116,41 @@ function decoderBody(): Emitter {
   return c;
 }
 
-let compiled: object | null | undefined;
+/** The decoder module, per kind of memory import, compiled once; null where WebAssembly refuses it. */
+const compiled = new Map<'own' | 'shared', object | null>();
 
-/** The decoder module, compiled once; null where WebAssembly refuses it (the caller decodes in JavaScript). */
-function decoderModule(): object | null {
-  if (compiled !== undefined) return compiled;
+/**
+ * The decoder module; null where WebAssembly refuses it (the caller decodes in JavaScript).
+ * @param kind 'own': it imports an ordinary memory of its own; 'shared': a shared memory (the soft
+ *   CPU's, which holds guest RAM: decompressLz4LegacyInto decodes straight into it)
+ */
+function decoderModule(kind: 'own' | 'shared'): object | null {
+  const known = compiled.get(kind);
+  if (known !== undefined) return known;
+  let mod: object | null;
   try {
     const out = new Bytes();
     out.bytes([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
     section(out, 1, new Bytes().u32(1).byte(0x60).u32(5).bytes([T_I32, T_I32, T_I32, T_I32, T_I32]).u32(1).byte(T_I32));
-    section(out, 2, new Bytes().u32(1).name('e').name('m').byte(0x02).byte(0x00).u32(1)); // memory, min 1 page
+    // A memory import's limits (wasm core spec 5.3.8 "Limits"; threads proposal: flag 3 = shared,
+    // which needs a maximum): min 1 page; the shared one up to 65,536 pages (4 GiB), so any memory fits.
+    const limits = kind === 'own' ? new Bytes().byte(0x00).u32(1) : new Bytes().byte(0x03).u32(1).u32(65536);
+    section(out, 2, new Bytes().u32(1).name('e').name('m').byte(0x02).append(limits));
     section(out, 3, new Bytes().u32(1).u32(0));
     section(out, 7, new Bytes().u32(1).name('decode').byte(0x00).u32(0));
     const body = decoderBody();
     section(out, 10, new Bytes().u32(1).u32(body.length).append(body));
-    compiled = new wasm.Module(out.view());
+    mod = new wasm.Module(out.view());
   } catch {
-    compiled = null;
+    mod = null;
   }
-  return compiled;
+  compiled.set(kind, mod);
+  return mod;
 }
 
 /** A wasm memory of at least `bytes` bytes with the decoder bound to it, or null (no such memory). */
 export function lz4WasmDecoder(bytes: number): { memory: ArrayBuffer; decode: Lz4BlockDecode } | null {
-  const mod = decoderModule();
+  const mod = decoderModule('own');
   if (!mod) return null;
   const pages = Math.ceil(bytes / 65536);
   if (pages > 32768) return null; // addresses stay below 2 GiB: the function returns them as i32
@@ -149,5 +160,20 @@ export function lz4WasmDecoder(bytes: number): { memory: ArrayBuffer; decode: Lz
     return { memory: memory.buffer, decode: inst.exports.decode as Lz4BlockDecode };
   } catch {
     return null; // not enough memory for one more buffer of that size: the JavaScript decoder allocates its own
+  }
+}
+
+/**
+ * The decoder bound to an existing shared WebAssembly.Memory (addresses are offsets in it), or
+ * null where that cannot be. Only addresses below 2 GiB may be used: the function returns them as i32.
+ */
+export function lz4WasmDecoderOn(memory: object): Lz4BlockDecode | null {
+  const mod = decoderModule('shared');
+  if (!mod) return null;
+  try {
+    const inst = new wasm.Instance(mod, { e: { m: memory } });
+    return inst.exports.decode as Lz4BlockDecode;
+  } catch {
+    return null;
   }
 }
