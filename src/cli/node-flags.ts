@@ -41,7 +41,19 @@
  * default: 0.952x and 0.950x (the CPU's thread 0.957x, 0.962x); 16 times the default measured the
  * same as 4 times (1.000x, 0.996x).
  */
-export const NODE_FLAGS: readonly string[] = ['--v8-pool-size=1', '--wasm-tiering-budget=3600000', '--no-wasm-stack-checks', '--interrupt-budget=270336'];
+/*
+ * `--no-wasm-lazy-compilation`: V8 compiles every function of a module with Liftoff when the
+ * module is made instead of at its first call. The JIT's modules are made on its compiler thread,
+ * so their Liftoff compile (~3.3 µs per guest instruction, bench:jit-compile) moved off the CPU's
+ * thread, where lazy compilation ran it, to the second core (which also compiles the siblings
+ * that never run). Boot to /init, bench:ab-boot, 8 and 10 rounds in the two orders against the
+ * lazy default: 0.977x and 0.967x. (Sessions before the interrupt budget above measured it
+ * slower: the second core had less room then.) The core's module compiles eagerly in ~4 ms.
+ */
+export const NODE_FLAGS: readonly string[] = [
+  '--v8-pool-size=1', '--wasm-tiering-budget=3600000', '--no-wasm-stack-checks', '--interrupt-budget=270336',
+  '--no-wasm-lazy-compilation',
+];
 
 /** Arguments for `spawn(process.execPath, ...)` that run bin/tsvm with `args` and NODE_FLAGS. */
 export function tsvmNodeArgs(bin: string, args: readonly string[]): string[] {

@@ -31,7 +31,7 @@ const MAX_SLOTS = 1 << 16;
 /** The core's defaults (as/jit.ts JIT_HOT, JIT_WAIT). */
 // 400: with the interpreter inlined into the run loop (~69 M instructions/s), interpreting a
 // block's first runs became cheaper than compiling blocks that run a few hundred times (their
-// module, Liftoff's first-call compile and TurboFan's tier-up share this 2-core machine's second
+// module, its Liftoff compile and TurboFan's tier-up share this 2-core machine's second
 // core with the compiler thread). Boot to /init, 8-10 interleaved boots each: 150 -> 2.31 s, 300
 // -> 2.25 and 2.20 s, 500 -> 2.23 and 2.19 s, 800 -> 2.25 s, 1200 -> 2.33 s.
 const DEFAULT_HOT = 400;
