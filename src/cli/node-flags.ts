@@ -46,8 +46,9 @@
  * module is made instead of at its first call. The JIT's modules are made on its compiler thread,
  * so their Liftoff compile (~3.3 µs per guest instruction, bench:jit-compile) moved off the CPU's
  * thread, where lazy compilation ran it, to the second core (which also compiles the siblings
- * that never run). Boot to /init, bench:ab-boot, 8 and 10 rounds in the two orders against the
- * lazy default: 0.977x and 0.967x. (Sessions before the interrupt budget above measured it
+ * that never run). Boot to /init, bench:ab-boot against the lazy default, four runs of 8-16
+ * rounds in both orders: 0.977x, 0.967x, 1.030x, 0.924x (the host's load moved ~10 % between
+ * rounds then); ~-2.5 % overall. (Sessions before the interrupt budget above measured it
  * slower: the second core had less room then.) The core's module compiles eagerly in ~4 ms.
  */
 export const NODE_FLAGS: readonly string[] = [
