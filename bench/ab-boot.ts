@@ -95,3 +95,15 @@ for (const [i, tree] of trees.entries()) {
   const ratio = i === 0 ? '' : `   ${(wall / base.wall).toFixed(3)}x wall, ${(cpu / base.cpu).toFixed(3)}x CPU of the first`;
   console.log(`  ${tree}: ${wall.toFixed(3)} s, main thread ${cpu.toFixed(2)} s${ratio}`);
 }
+// The same comparison, round by round: each round's boots ran minutes apart at most, so their
+// ratio is less exposed to the host's drift than the ratio of the medians (runs of one comparison
+// moved by ±3-5 % with the host's load in the thirteenth session); when the two disagree, neither
+// is to be trusted.
+if (trees.length > 1) {
+  console.log('Per-round ratios to the first tree (median of the rounds):');
+  for (const [i, tree] of trees.entries()) {
+    if (i === 0) continue;
+    const per = (k: 'wall' | 'cpu') => median(samples[i]![k].map((v, r) => v / samples[0]![k][r]!)).toFixed(3);
+    console.log(`  ${tree}: ${per('wall')}x wall, ${per('cpu')}x CPU`);
+  }
+}
