@@ -173,6 +173,11 @@ function loadableSegments(mem: GuestMemory, elf: ElfImage, what: string): ElfSeg
         `${Math.floor(mem.ramSize / MiB)} MiB; use --memory`,
     );
   }
+  // Each fits. They may overlap, but not add up to more than all of RAM: a file that says so
+  // (e_phnum goes up to 65,534) would have the loader copy for minutes.
+  if (loads.reduce((n, s) => n + s.memsz, 0) > mem.ramSize) {
+    throw new BootError(`${what}: its loadable segments add up to more than the guest's ${Math.floor(mem.ramSize / MiB)} MiB of RAM (a corrupt ELF file)`);
+  }
   return loads;
 }
 
@@ -193,6 +198,8 @@ export function loadElfSegments(mem: GuestMemory, elf: ElfImage, what: string): 
 export interface GpaRange { gpa: number; len: number }
 
 const overlaps = (a: number, alen: number, b: number, blen: number): boolean => a < b + blen && b < a + alen;
+/** Segments placeElfSegments moves in place, one after another; beyond that many they are copied out. */
+const MAX_ORDERED_SEGMENTS = 64;
 
 /**
  * loadElfSegments for an image that already lies in guest RAM at `imageGpa` (`elf.bytes` is that
@@ -200,7 +207,7 @@ const overlaps = (a: number, alen: number, b: number, blen: number): boolean => 
  * file bytes move to its p_paddr, which for most of a vmlinux is where they already are when
  * `imageGpa` is its first segment's p_paddr - p_offset. A segment moves only once no other
  * segment still to move has its bytes where it lands; should they wait on each other in a cycle,
- * those left are copied out first. Then the .bss parts are zeroed, and so is every byte of the
+ * those left are written from a copy of the image. Then the .bss parts are zeroed, and so is every byte of the
  * `scratch` ranges (the image, the decoder's input) that no segment holds: nothing of the
  * decompression is left in guest RAM outside the kernel.
  */
@@ -217,15 +224,20 @@ export function placeElfSegments(
     if (from < 0 || to < 0) throw new BootError(`${what}: a segment's bytes lie outside guest RAM`);
     mem.bytes.copyWithin(to, from, from + s.filesz);
   };
-  for (;;) {
+  // Each pass looks at every pair: a vmlinux has four segments, but a file may claim thousands
+  // (e_phnum up to 65,534), and those are all copied out below instead.
+  while (pending.length <= MAX_ORDERED_SEGMENTS) {
     const free = pending.find((s) => !pending.some((o) => o !== s && overlaps(s.paddr, s.filesz, src(o), o.filesz)));
     if (!free) break;
     move(free);
     pending = pending.filter((s) => s !== free);
   }
-  // What is left waits on itself in a cycle: copy those segments' bytes out, then write them.
-  const copies = pending.map((s) => ({ s, bytes: mem.read(src(s), s.filesz) }));
-  for (const { s, bytes } of copies) mem.write(s.paddr, bytes);
+  // What is left waits on itself in a cycle (or is too many to order): copy the image out once,
+  // then write those segments from the copy.
+  if (pending.length > 0) {
+    const image = elf.bytes.slice();
+    for (const s of pending) mem.write(s.paddr, image.subarray(s.offset, s.offset + s.filesz));
+  }
   for (const s of loads) if (s.memsz > s.filesz) mem.fill(s.paddr + s.filesz, s.memsz - s.filesz, 0);
   for (const r of scratch) zeroOutside(mem, r, loads);
   return elfLoadExtent(elf);

@@ -133,3 +133,20 @@ test('an image already in guest RAM is placed as loadElfSegments would, and the 
   assert.ok(mem.slice(G + 0xa120, junk.gpa - G - 0xa120).every((b) => b === 0xaa), 'nothing between them');
   assert.ok(mem.slice(0, G).every((b) => b === 0xaa), 'nothing below the image');
 });
+
+test('segments that each fit but add up to more than RAM are refused, not copied for minutes', () => {
+  const data = sampleData(0x10000, 7);
+  const segments = Array.from({ length: 80 }, () => ({ paddr: 0x100000, data }));
+  const image = makeElf({ cls: 64, entry: 0x100000, segments });
+  const mem = new GuestMemory(4 * MiB); // 80 x 64 KiB = 5 MiB of segments, all at 1 MiB
+  assertBootError(() => loadElfSegments(mem, parseElf(image, 'img'), 'img'), /add up to more than the guest's 4 MiB/);
+  const ok = new GuestMemory(16 * MiB);
+  loadElfSegments(ok, parseElf(image, 'img'), 'img'); // the same file fits 16 MiB: overlapping segments are legal
+  assert.deepEqual(ok.read(0x100000, data.length), data);
+  // More segments than placeElfSegments orders one by one: written from a copy of the image.
+  ok.fill(0, 16 * MiB, 0);
+  ok.write(0x400000, image);
+  placeElfSegments(ok, parseElf(ok.slice(0x400000, image.length), 'img'), 0x400000, [{ gpa: 0x400000, len: image.length }], 'img');
+  assert.deepEqual(ok.read(0x100000, data.length), data);
+  assert.ok(ok.slice(0x400000, image.length).every((b) => b === 0), 'the image is cleared');
+});
