@@ -46,14 +46,23 @@ export class ConsoleVm {
   private check: (() => void) | null = null;
   private readonly ended: Promise<void>;
   private exited = false;
+  /** The end of the VMM's stderr (its log), for the message when it ends before a wait is met. */
+  private errTail = '';
+  private status = '';
 
   private constructor(readonly child: ChildProcess, private readonly name: string) {
     child.stdout!.setEncoding('utf8').on('data', (d: string) => { this.out += d; this.check?.(); });
-    this.ended = new Promise((r) => child.on('close', () => { this.exited = true; this.check?.(); r(); }));
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => { this.errTail = (this.errTail + d).slice(-2000); });
+    this.ended = new Promise((r) => child.on('close', (code, signal) => {
+      this.status = signal ? `signal ${signal}` : `exit code ${code}`;
+      this.exited = true;
+      this.check?.();
+      r();
+    }));
   }
 
   static start([cmd, args]: [string, string[]], env: NodeJS.ProcessEnv = process.env): ConsoleVm {
-    return new ConsoleVm(spawn(cmd, args, { stdio: ['pipe', 'pipe', 'ignore'], env }), cmd);
+    return new ConsoleVm(spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env }), cmd);
   }
 
   /**
@@ -76,7 +85,7 @@ export class ConsoleVm {
           this.from += m.index + m[0].length;
           done(undefined, m);
         } else if (this.exited) {
-          done(new Error(`${this.name} ended before ${pattern}:\n${this.out.slice(-1500)}`));
+          done(new Error(`${this.name} ended (${this.status}) before ${pattern}:\n${this.out.slice(-1500)}\n-- its stderr:\n${this.errTail}`));
         }
       };
       this.check();
