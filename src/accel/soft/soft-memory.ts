@@ -17,8 +17,6 @@ interface WasmApi {
 }
 const wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
 
-const owners = new WeakMap<ArrayBufferLike, WasmMemory>();
-
 /** wasm32 addresses at most 4 GiB, the state area included. */
 export const MAX_SOFT_GUEST_BYTES = 4 * 1024 * MiB - GUEST_BASE;
 
@@ -36,12 +34,10 @@ export function allocateSoftMemory(ramSize: number, romSize = 0): GuestMemory {
   } catch {
     throw new GuestMemoryError(`cannot allocate ${Math.round(total / MiB)} MiB of guest memory for the software CPU`);
   }
-  const buffer = memory.buffer as SharedArrayBuffer;
-  owners.set(buffer, memory);
-  return new GuestMemory(ramSize, romSize, { buffer, base: GUEST_BASE, wasmMemory: memory });
+  return new GuestMemory(ramSize, romSize, { buffer: memory.buffer as SharedArrayBuffer, base: GUEST_BASE, wasmMemory: memory });
 }
 
-/** The wasm memory behind a GuestMemory from allocateSoftMemory, or undefined. */
+/** The wasm memory behind a GuestMemory from allocateSoftMemory (GuestMemory.wasmMemory), or undefined. */
 export function wasmMemoryOf(mem: GuestMemory): WasmMemory | undefined {
-  return mem.base === GUEST_BASE ? owners.get(mem.buffer) : undefined;
+  return mem.base === GUEST_BASE ? mem.wasmMemory as WasmMemory | undefined : undefined;
 }
