@@ -26,7 +26,9 @@ import {
   BIOS_AREA_END, BOOT_CMDLINE_ADDR, BOOT_PAGE_TABLES_ADDR, BOOT_PARAMS_ADDR, BOOT_SETUP_DATA_ADDR, PVH_START_INFO_ADDR,
 } from '../vmm/platform-layout.js';
 import { randomFillSync } from 'node:crypto';
-import { compressionName, decompressKernelPayload, detectCompression, type CompressionFormat } from './decompress/index.js';
+import {
+  compressionName, decompressKernelPayload, detectCompression, splitKernelPayload, type CompressionFormat,
+} from './decompress/index.js';
 import { decompressLz4LegacyInto } from './decompress/lz4-legacy.js';
 import {
   EM_X86_64, elfLoadExtent, isElf, loadElfSegments, parseElf, placeElfSegments, pvhEntry, PT_LOAD, type ElfImage, type GpaRange,
@@ -307,8 +309,8 @@ interface Loaded {
   description: string;
 }
 
-/** A vmlinux that decompressIntoGuest left in guest RAM: where its image lies, and what to clean up. */
-interface InGuestImage { gpa: number; scratch: GpaRange[] }
+/** A vmlinux that decompressIntoGuest left in guest RAM: where its image lies, its size, and what to clean up. */
+interface InGuestImage { gpa: number; size: number; scratch: GpaRange[] }
 
 function loadVmlinux(
   mem: GuestMemory, elf: ElfImage, mode: LinuxBootMode, what: string, initSize?: number, inGuest?: InGuestImage,
@@ -399,9 +401,7 @@ function loadBzImage64(mem: GuestMemory, file: Uint8Array, h: SetupHeader, path:
  */
 function decompressIntoGuest(mem: GuestMemory, payload: Uint8Array, h: SetupHeader, what: string): InGuestImage | undefined {
   if (!mem.wasmMemory || payload.length < 8 || detectCompression(payload) !== 'lz4-legacy') return undefined;
-  const n = payload.length;
-  const size = (payload[n - 4] | (payload[n - 3] << 8) | (payload[n - 2] << 16) | (payload[n - 1] << 24)) >>> 0;
-  const input = payload.subarray(0, n - 4);
+  const { compressed: input, size } = splitKernelPayload(payload);
   const pref = h.prefAddress ?? DEFAULT_KERNEL_ADDR;
   const gpa = pref - 2 * MiB;
   const inputGpa = alignUp(Math.max(gpa + size, pref + (h.initSize ?? 0)), PAGE);
@@ -410,7 +410,7 @@ function decompressIntoGuest(mem: GuestMemory, payload: Uint8Array, h: SetupHead
   if (size === 0 || gpa < BIOS_AREA_END || at < 0 || inputAt < 0) return undefined;
   const target = { memory: mem.wasmMemory, buffer: mem.buffer, dst: mem.base + at, inputAt: mem.base + inputAt };
   const scratch = [{ gpa, len: size }, { gpa: inputGpa, len: input.length }];
-  if (decompressLz4LegacyInto(input, size, target, what)) return { gpa, scratch };
+  if (decompressLz4LegacyInto(input, size, target, what)) return { gpa, size, scratch };
   for (const r of scratch) mem.fill(r.gpa, r.len, 0); // what a failed decode wrote
   return undefined;
 }
@@ -447,7 +447,7 @@ export function loadLinux(mem: GuestMemory, opts: LinuxLoadOptions): LinuxBootPl
       const inGuest = decompressIntoGuest(mem, payload, header, what);
       let data: Uint8Array;
       if (inGuest) {
-        data = mem.slice(inGuest.gpa, inGuest.scratch[0].len);
+        data = mem.slice(inGuest.gpa, inGuest.size);
         payloadFormat = 'lz4-legacy';
       } else {
         ({ data, format: payloadFormat } = decompressKernelPayload(payload, { what }));

@@ -116,8 +116,18 @@ export function decompress(bytes: Uint8Array, opts: DecompressOptions = {}): Uin
 }
 
 /**
- * Decompress a bzImage payload: compressed data followed by the u32-LE decompressed size that
- * the kernel build appends (`size_append`; mkpiggy.c reads it as the output length).
+ * A bzImage payload split in two: the compressed data, and the u32-LE decompressed size the kernel
+ * build appends to it (`size_append`; mkpiggy.c reads it as the output length). The payload holds
+ * at least the 4 bytes of that size.
+ */
+export function splitKernelPayload(payload: Uint8Array): { compressed: Uint8Array; size: number } {
+  const n = payload.length;
+  const size = (payload[n - 4] | (payload[n - 3] << 8) | (payload[n - 2] << 16) | (payload[n - 1] << 24)) >>> 0;
+  return { compressed: payload.subarray(0, n - 4), size };
+}
+
+/**
+ * Decompress a bzImage payload (splitKernelPayload: compressed data, then its decompressed size).
  * @param maxSize typically the guest's RAM: a kernel larger than that cannot be loaded anyway
  */
 export function decompressKernelPayload(
@@ -127,10 +137,9 @@ export function decompressKernelPayload(
   const format = detectCompression(payload);
   if (format === 'none') return { data: payload, format };
   if (payload.length < 8) throw new BootError(`${what} is truncated (${payload.length} bytes)`);
-  const n = payload.length;
-  const size = (payload[n - 4] | (payload[n - 3] << 8) | (payload[n - 2] << 16) | (payload[n - 1] << 24)) >>> 0;
+  const { compressed, size } = splitKernelPayload(payload);
   if (size === 0) throw new BootError(`${what} records a decompressed size of 0 (corrupt)`);
-  const data = decompress(payload.subarray(0, n - 4), {
+  const data = decompress(compressed, {
     what, expectedSize: size, maxSize: opts.maxSize ?? DEFAULT_MAX_SIZE,
   });
   return { data, format: format ?? 'none' };
