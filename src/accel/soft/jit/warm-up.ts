@@ -4,12 +4,13 @@
 // ms per block (the compiler still in V8's interpreter) against ~0.12 ms later, while the early
 // boot's hot loops waited for them interpreted; with it, boots to Linux's /init were ~1 % faster
 // (bench:ab-boot against the same build with the warm-up off, four runs of 10-12 rounds in both
-// orders: 0.985x, 0.993x, 0.997x, 0.986x; the CPU's thread -1.1 %). It runs while the VMM loads
-// the kernel, when the second core is otherwise idle, and stops as soon as the first batch is
-// posted.
+// orders: 0.985x, 0.993x, 0.997x, 0.986x; the CPU's thread -1.1 %). Since node compiles wasm
+// eagerly (cli/node-flags.ts), it measured without effect either way (12 rounds: medians 0.983x,
+// per-round ratios 1.013x with it off). It runs while the VMM loads the kernel, when the second
+// core is otherwise idle, and stops as soon as the first batch is posted.
 
 import { BlockCompiler } from './compiler.js';
-import { compileBatch, type Batch } from './batch.js';
+import { compileBatch, SIBLING_MIN_RUNS, type Batch } from './batch.js';
 
 /**
  * Milliseconds of warm-up at most. The thread starts it ~50 ms after it is spawned; the guest's
@@ -63,7 +64,8 @@ const wasm = (globalThis as unknown as { WebAssembly: WasmModuleApi }).WebAssemb
  */
 export function compileWarmSample(compiler: BlockCompiler = warmCompiler()): Batch {
   const items = WARM_STARTS.map((s) => ({ e: 0, rip: SAMPLE_RIP + BigInt(s), host: SAMPLE_HOST + s, cpl: 0, gen: 1, count: 0 }));
-  return compileBatch(compiler, items, () => 50, 20);
+  // every branch target has run often enough to be compiled along (as a sibling)
+  return compileBatch(compiler, items, () => 50, SIBLING_MIN_RUNS);
 }
 
 const SAMPLE_HOST = 0x80000;
