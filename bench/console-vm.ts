@@ -92,6 +92,9 @@ export class ConsoleVm {
     });
   }
 
+  /** Everything the guest wrote to the console so far. */
+  get output(): string { return this.out; }
+
   /** Type a line on the console. */
   send(line: string): void { this.child.stdin!.write(`${line}\n`); }
 
