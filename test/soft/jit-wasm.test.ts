@@ -1,6 +1,6 @@
 // The JIT's wasm byte writer (src/accel/soft/jit/wasm.ts): its LEB128 encodings against a
 // straightforward BigInt encoder (core spec 5.2.2), and appends of short and long buffers; what
-// a block module imports (batch.ts).
+// a block module imports (batch.ts); how many bytes of locals a block function declares.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Bytes } from '../../src/wasm/writer.js';
