@@ -126,9 +126,24 @@ interface Pend {
   alts: (Pend | null)[] | null;
 }
 
-/** A Pend with every field set (one object shape, so that V8 keeps the accesses fast). */
+/**
+ * A Pend with every field set (one object shape, so that V8 keeps the accesses fast). Variants are
+ * made with pendLike, never with an object spread: V8 gives a spread's copy a map of its own, and
+ * code optimized for one map was deoptimized at the other ("wrong map" in flushFlags and one1,
+ * each time followed by another TurboFan compile of the compiler thread's largest functions).
+ */
 function pendOf(op: number, size: number, dyn: boolean, cin: boolean, noB: boolean, shiftOp = 0, shiftN = 0): Pend {
   return { op, size, dyn, cin, noB, synced: false, shiftOp, shiftN, patch: false, baseSynced: false, alts: null };
+}
+
+/** A copy of `p` (a new object: Pends are shared by reference, never changed) with `change` applied. */
+function pendLike(p: Pend, change: Partial<Pick<Pend, 'synced' | 'patch' | 'baseSynced' | 'alts'>>): Pend {
+  const q = { op: p.op, size: p.size, dyn: p.dyn, cin: p.cin, noB: p.noB, synced: p.synced, shiftOp: p.shiftOp, shiftN: p.shiftN, patch: p.patch, baseSynced: p.baseSynced, alts: p.alts };
+  if (change.synced !== undefined) q.synced = change.synced;
+  if (change.patch !== undefined) q.patch = change.patch;
+  if (change.baseSynced !== undefined) q.baseSynced = change.baseSynced;
+  if (change.alts !== undefined) q.alts = change.alts;
+  return q;
 }
 
 /** Address of segment register `seg`'s base in the state block (layout.ts O.SEG: 32 bytes each, base at 16). */
@@ -490,7 +505,7 @@ export class BlockCompiler {
     });
     c.byte(OP.end);
     this.out.append(c);
-    this.pend = keep ? ins[0]!.pend : select ? { ...pendOf(0, 0, false, false, false), alts } : null;
+    this.pend = keep ? ins[0]!.pend : select ? pendLike(pendOf(0, 0, false, false, false), { alts }) : null;
     // Paths whose flags came from the same kind of operation at different sizes (a TEST of a byte
     // skipping an XOR of a qword) leave CF, ZF and the unsigned conditions computable inline from
     // the lazy locals, whose operands and result are masked to each path's size: size 0 says the
@@ -533,7 +548,7 @@ export class BlockCompiler {
     // entered (SEL 0, as locals start at 0) and in the locals after a back edge that kept them
     const lp = this.backPend;
     this.loopPend = !first && regs && lp && !lp.synced && !lp.alts ? lp : null;
-    if (this.loopPend) this.pend = { ...pendOf(0, 0, false, false, false), alts: [null, this.loopPend] };
+    if (this.loopPend) this.pend = pendLike(pendOf(0, 0, false, false, false), { alts: [null, this.loopPend] });
     this.blockPage = rip >> 12n;
     this.blockStart = rip;
     const pageBase = host & ~0xfff;
@@ -847,7 +862,7 @@ export class BlockCompiler {
     this.flushFlags(this.code, this.pend);
     // a new object: Pend objects are never changed, so the state at an instruction's start can be
     // kept by reference
-    if (this.pend && !this.pend.synced) this.pend = { ...this.pend, synced: true };
+    if (this.pend && !this.pend.synced) this.pend = pendLike(this.pend, { synced: true });
   }
 
   /** The flags were just computed into locals FA/FB/FR (and FOP/FCIN) by the current instruction. */
@@ -1821,8 +1836,8 @@ export class BlockCompiler {
     if (this.pend?.alts) this.syncFlags(); // (patch describes one state, not one per path)
     const p = this.pend;
     this.pend = p && !p.synced
-      ? { ...p, patch: true }
-      : { ...pendOf(0, 0, false, false, false), patch: true, baseSynced: true };
+      ? pendLike(p, { patch: true })
+      : pendLike(pendOf(0, 0, false, false, false), { patch: true, baseSynced: true });
     this.fk = null; // conditions go through the core, after the flags are stored
   }
 
