@@ -129,8 +129,8 @@ interface Pend {
 /**
  * A Pend with every field set (one object shape, so that V8 keeps the accesses fast). Variants are
  * made with pendLike, never with an object spread: V8 gives a spread's copy a map of its own, and
- * code optimized for one map was deoptimized at the other ("wrong map" in flushFlags and one1,
- * each time followed by another TurboFan compile of the compiler thread's largest functions).
+ * code optimized for one map was deoptimized at the other ("wrong map" in flushFlags, twice a boot,
+ * each time followed by another TurboFan compile on V8's worker).
  */
 function pendOf(op: number, size: number, dyn: boolean, cin: boolean, noB: boolean, shiftOp = 0, shiftN = 0): Pend {
   return { op, size, dyn, cin, noB, synced: false, shiftOp, shiftN, patch: false, baseSynced: false, alts: null };
