@@ -5,6 +5,8 @@
 
 export const T_I32 = 0x7f;
 export const T_I64 = 0x7e;
+/** The SIMD proposal's 128-bit vector type (used only where a signature must not be JavaScript's: batch.ts FUNCS). */
+export const T_V128 = 0x7b;
 
 /** Opcodes used by the compiler (one byte; the 0xFC-prefixed bulk memory ones are Emitter methods). */
 export const OP = {

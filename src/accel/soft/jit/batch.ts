@@ -5,7 +5,7 @@
 // thread (SoftJit in synchronous mode).
 
 import { BlockCompiler, CHAIN_FUNC, F, type SiblingFn } from './compiler.js';
-import { Bytes, OP, section, T_I32, T_I64 } from '../../../wasm/writer.js';
+import { Bytes, OP, section, T_I32, T_I64, T_V128 } from '../../../wasm/writer.js';
 
 /** Branch targets compiled along with each queued block ("siblings", see compileBatch), at most. */
 export const SIBLINGS_PER_BLOCK = 3;
@@ -46,8 +46,11 @@ const GLOBAL_TYPES = [T_I32];
  * wasm functions): six TurboFan compilations, ~60 % of V8's time per module, on the compiler
  * thread. That table never changes, so V8 keeping every importing instance's copy of it current
  * (see jit.ts chainTrampoline) costs nothing. The exception is `chain`, which ~27 M block exits
- * on the way to Linux's /init tail-call: it stays an imported function (c.f, function 0; one
- * wrapper per module), as a tail call through the table cost ~3 ns more each (~90 ms a boot).
+ * on the way to Linux's /init tail-call: it stays an imported function (c.f, function 0), as a
+ * tail call through the table cost ~3 ns more each (~90 ms a boot). Its signature has a v128
+ * parameter that nothing reads: V8 (11.3, Node 20) compiles the speculative wrapper only for a
+ * signature JavaScript can call, and v128 is not one. That wrapper took ~90 µs of the ~120 µs
+ * that V8 spent on a small module (compiler.ts returnCallChain).
  */
 export const FUNCS: [string, number[], number[]][] = [
   ['cond', [T_I32], [T_I32]],
@@ -59,7 +62,7 @@ export const FUNCS: [string, number[], number[]][] = [
   ['rdtsc', [], [T_I64]],
   ['sys', [T_I32, T_I64], [T_I32]],
   ['rep', [T_I32, T_I32, T_I32], [T_I32]],
-  ['chain', [T_I64, T_I32, T_I32], [T_I32]], // the trampoline (jit.ts chainTrampoline), not the core
+  ['chain', [T_I64, T_I32, T_I32, T_V128], [T_I32]], // the trampoline (jit.ts chainTrampoline), not the core
 ];
 
 /**

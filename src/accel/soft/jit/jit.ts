@@ -7,7 +7,7 @@
 import { writeFileSync } from 'node:fs';
 import { Worker, MessageChannel, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import type { GuestMemory } from '../../../memory/guest-memory.js';
-import { BlockCompiler, O_TLB, TLB_BYTES, TLB_N } from './compiler.js';
+import { BlockCompiler, F, O_TLB, TLB_BYTES, TLB_N } from './compiler.js';
 import { Bytes, Emitter, OP, section, T_I32, T_I64 } from '../../../wasm/writer.js';
 import { BLOCK_TYPE, FUNCS, GLOBAL_NAMES, SIBLING_MIN_RUNS, SIBLINGS_PER_BLOCK, WASM_HEADER, compileBatch, type BatchItem } from './batch.js';
 import { E_CPL, E_FN, E_GEN, E_HOST, E_LEN, E_RIP, JIT_EPOCH, JIT_GEN, JIT_JUMP_CACHE, JIT_QUEUE, JIT_TABLE } from './block-table.js';
@@ -564,7 +564,8 @@ function chainTrampoline(table: WasmTable, memory: unknown, core: Record<string,
   const types = new Bytes();
   types.u32(3);
   types.bytes(BLOCK_TYPE); // 0
-  types.byte(0x60).u32(3).byte(T_I64).byte(T_I32).byte(T_I32).u32(1).byte(T_I32); // 1: chain
+  const [, chainParams, chainResults] = FUNCS[F.chain]!;
+  types.byte(0x60).u32(chainParams.length).bytes(chainParams).u32(chainResults.length).bytes(chainResults); // 1: chain, as blocks import it
   types.byte(0x60).u32(2).byte(T_I64).byte(T_I32).u32(1).byte(T_I32); // 2: find(target, left) -> table index or 0
   section(out, 1, types);
   const imp = new Bytes();
@@ -597,10 +598,10 @@ const JC_BITS = 12;
  * returning the block's table index or 0 (the same code: tests check find against jitLookup).
  */
 function lookupBody(chain: boolean, count: boolean): Bytes {
-  // params: 0 target (i64), 1 left, (2 acc); locals: vpn (i64), tag address, host, entry, fn,
-  // jump-cache entry, its key, CPL, the target's hash
+  // params: 0 target (i64), 1 left, (2 acc, 3 a v128 nothing reads: batch.ts FUNCS); locals: vpn
+  // (i64), tag address, host, entry, fn, jump-cache entry, its key, CPL, the target's hash
   const TARGET = 0, LEFT = 1, ACC = 2;
-  const VPN = chain ? 3 : 2, TAG = VPN + 1, HOST = VPN + 2, E = VPN + 3, FN = VPN + 4, JC = VPN + 5, KEY = VPN + 6, CPL = VPN + 7, HASH = VPN + 8;
+  const VPN = chain ? 4 : 2, TAG = VPN + 1, HOST = VPN + 2, E = VPN + 3, FN = VPN + 4, JC = VPN + 5, KEY = VPN + 6, CPL = VPN + 7, HASH = VPN + 8;
   const c = new Emitter();
   c.u32(2).u32(1).byte(T_I64).u32(8).byte(T_I32);
   const nothing = () => (chain ? c.get(ACC) : c.i32c(0));
