@@ -1025,6 +1025,31 @@ test('JIT: blocks compiled on the compiler thread are installed between run slic
   assert.equal(cpu.jit!.mode, 'sync', 'closed: the thread is gone');
 });
 
+test('JIT: while the compiler thread is idle, a block is compiled at half the threshold', { skip }, async () => {
+  // 700 runs of the loop: under a threshold of 1,000, but past the idle threshold of 500
+  const src = `
+    mov rcx, 700
+  top:
+    add rax, rcx
+    dec rcx
+    jnz top
+    hlt
+  `;
+  const r = await runAsm('long', src, (_s, m) => { m.cpu.jit!.mode = 'thread'; m.cpu.jit!.tune(1000, 1); }, 1);
+  const cpu = r.m.cpu;
+  try {
+    while (cpu.run(100).kind === 'budget');
+    const deadline = Date.now() + 30_000;
+    while (cpu.jit!.stats.blocks === 0 && Date.now() < deadline) {
+      cpu.jit!.poll();
+      await new Promise((res) => setTimeout(res, 1));
+    }
+    assert.ok(cpu.jit!.stats.blocks >= 1, `the loop compiled on the idle compiler thread (${cpu.jit!.stats.blocks} blocks)`);
+  } finally {
+    cpu.close();
+  }
+});
+
 test('JIT: a compiler thread started ahead of the VM (while the kernel loads) is the one its JIT uses; one never used is stopped', { skip }, async () => {
   let early = -1;
   const jit = await runAsm('long', LONG_LOOP, (_s, m) => {
