@@ -37,6 +37,8 @@ export const G = { flagsOther: 0 } as const;
 // mutable globals they were cost a load of the global's cell first.
 const RIP_AT = S + O.RIP;
 const LF = { op: S + O.LF_OP, size: S + O.LF_SIZE, res: S + O.LF_RES, a: S + O.LF_A, b: S + O.LF_B, cin: S + O.LF_CIN, eager: S + O.LF_EAGER } as const;
+// flushFlags writes the operation and the size with one little-endian i64 store
+if (LF.size !== LF.op + 4) throw new Error('soft CPU layout: LF_SIZE must follow LF_OP');
 // helpers (batch.ts FUNCS), reached through the helper table, but for the chain trampoline
 export const F = { cond: 0, getCF: 1, shift: 2, bitScan: 3, getFlags: 4, patchStatus: 5, rdtsc: 6, sys: 7, rep: 8, chain: 9 } as const;
 /** A guest page as the fetch TLB maps it: its TLB addend, host address and page generation. */
@@ -860,11 +862,14 @@ export class BlockCompiler {
       this.shiftFlags(c, p.shiftOp, p.size, p.shiftN);
       c.mem(OP.i32Store, 2, LF.eager).i32c(0).i32c(0).mem(OP.i32Store, 2, LF.op);
     } else if (!p.baseSynced) {
-      c.i32c(0);
-      if (p.dyn) c.get(FOP); else c.i32c(p.op);
-      c.mem(OP.i32Store, 2, LF.op).i32c(0).i32c(p.size).mem(OP.i32Store, 2, LF.size);
-      c.i32c(0).get(FA).mem(OP.i64Store, 3, LF.a).i32c(0).get(FR).mem(OP.i64Store, 3, LF.res);
-      if (!p.noB) c.i32c(0).get(FB).mem(OP.i64Store, 3, LF.b);
+      // the operation and the size: two adjacent u32s (layout.ts LF_OP, LF_SIZE), one store
+      if (p.dyn) c.i32c(0).get(FOP).mem(OP.i32Store, 2, LF.op).i32c(0).i32c(p.size).mem(OP.i32Store, 2, LF.size);
+      else c.i32c(0).i64c((BigInt(p.size) << 32n) | BigInt(p.op)).mem(OP.i64Store, 3, LF.op);
+      // OP_LOGIC: the core reads only the result (as/flags.ts); FA and FB were not set (setLazy)
+      const logic = !p.dyn && p.op === OP_LOGIC;
+      if (!logic) c.i32c(0).get(FA).mem(OP.i64Store, 3, LF.a);
+      c.i32c(0).get(FR).mem(OP.i64Store, 3, LF.res);
+      if (!p.noB && !logic) c.i32c(0).get(FB).mem(OP.i64Store, 3, LF.b);
       if (p.cin) c.i32c(0).get(FCIN).mem(OP.i32Store, 2, LF.cin);
     }
     if (p.patch) c.i32c(F_CF | F_OF).get(PATCH).callHelper(F.patchStatus);
@@ -1035,9 +1040,20 @@ export class BlockCompiler {
     this.tlb(K_WRITE, size, H);
   }
 
+  /**
+   * The lazy flags of `op` on locals A, B and R (R = A op B): into FA, FB and FR. OP_LOGIC's flags
+   * depend on the result alone (as/flags.ts), so its FA and FB are not set (flushFlags does not
+   * store them either).
+   */
   private setLazy(op: number, size: number): void {
     const c = this.code;
-    c.get(A).set(FA).get(B).set(FB).get(R).set(FR);
+    if (op !== OP_LOGIC) c.get(A).set(FA).get(B).set(FB);
+    c.get(R).set(FR);
+    this.lazyProduced(op, size);
+  }
+
+  /** The current instruction left the lazy flags of `op` in FA, FB and FR (as setLazy). */
+  private lazyProduced(op: number, size: number): void {
     this.produced(pendOf(op, size, false, false, false));
     this.fk = { op, size };
   }
@@ -1142,11 +1158,13 @@ export class BlockCompiler {
   private alu(op: number, size: number): void {
     const c = this.code;
     switch (op) {
-      case 0: c.get(A).get(B).op(OP.i64Add).mask(size).set(R); this.setLazy(OP_ADD, size); return;
-      case 1: c.get(A).get(B).op(OP.i64Or).set(R); this.setLazy(OP_LOGIC, size); return;
-      case 4: c.get(A).get(B).op(OP.i64And).set(R); this.setLazy(OP_LOGIC, size); return;
-      case 6: c.get(A).get(B).op(OP.i64Xor).set(R); this.setLazy(OP_LOGIC, size); return;
-      case 5: case 7: c.get(A).get(B).op(OP.i64Sub).mask(size).set(R); this.setLazy(OP_SUB, size); return;
+      // (the flags go straight into FA, FB, FR: nothing between here and the end of the
+      // instruction can leave the block, which would need the previous instruction's flags)
+      case 0: c.get(A).tee(FA).get(B).tee(FB).op(OP.i64Add).mask(size).tee(FR).set(R); this.lazyProduced(OP_ADD, size); return;
+      case 1: c.get(A).get(B).op(OP.i64Or).tee(FR).set(R); this.lazyProduced(OP_LOGIC, size); return;
+      case 4: c.get(A).get(B).op(OP.i64And).tee(FR).set(R); this.lazyProduced(OP_LOGIC, size); return;
+      case 6: c.get(A).get(B).op(OP.i64Xor).tee(FR).set(R); this.lazyProduced(OP_LOGIC, size); return;
+      case 5: case 7: c.get(A).tee(FA).get(B).tee(FB).op(OP.i64Sub).mask(size).tee(FR).set(R); this.lazyProduced(OP_SUB, size); return;
       case 2: case 3: {
         this.carry();
         c.set(C);
