@@ -128,6 +128,12 @@ export class Bytes {
     this.buf[at] = (v & 0x7f) | 0x80;
     this.buf[at + 1] = v >>> 7;
   }
+
+  /** Overwrite the byte at `at` (an opcode already written). */
+  patchByte(at: number, v: number): void {
+    if (at < 0 || at >= this.length) throw new RangeError(`patchByte: ${at} is outside the ${this.length} bytes written`);
+    this.buf[at] = v;
+  }
 }
 
 /** Bytes of function code, with the instructions' immediates encoded (locals, globals, constants, memory). */
