@@ -197,9 +197,16 @@ function samePend(a: Pend | null, b: Pend | null): boolean {
 }
 
 interface Mem { base: number; index: number; scale: number; disp: bigint; ripRel: boolean }
-interface ModRM { mod: number; reg: number; rm: number; mem?: Mem }
+/** A decoded ModR/M operand; `mem` null for the register form (one object shape for both: V8 optimizes its reads monomorphic). */
+interface ModRM { mod: number; reg: number; rm: number; mem: Mem | null }
 
 const MASK = (size: number): bigint => (size === 8 ? 0xffffffffffffffffn : (1n << BigInt(size * 8)) - 1n);
+/**
+ * An immediate as the unsigned value of `size` bytes: `v & MASK(size)`, written so that V8 does not
+ * speculate the AND on 64-bit BigInts (MASK(8) is not one: the compiler thread's optimized one1 was
+ * thrown away the first time a 64-bit instruction with an immediate came along, "not a BigInt64").
+ */
+const uimm = (v: bigint, size: number): bigint => BigInt.asUintN(size * 8, v);
 const canonical = (a: bigint): boolean => BigInt.asIntN(48, a) === BigInt.asIntN(64, a);
 
 /** Code emitter for one instruction (discarded when the instruction turns out unsupported). */
@@ -847,7 +854,7 @@ export class BlockCompiler {
     const mod = m >> 6;
     const reg = ((m >> 3) & 7) | ((this.rex & 4) << 1);
     let rm = m & 7;
-    if (mod === 3) return { mod, reg, rm: rm | ((this.rex & 1) << 3) };
+    if (mod === 3) return { mod, reg, rm: rm | ((this.rex & 1) << 3), mem: null };
     const mem: Mem = { base: -1, index: -1, scale: 0, disp: 0n, ripRel: false };
     if (rm === 4) {
       const sib = this.cur.u8();
@@ -1526,7 +1533,7 @@ export class BlockCompiler {
         return false;
       }
       // op AL/eAX, imm
-      const imm = this.immZ(size) & MASK(size);
+      const imm = uimm(this.immZ(size), size);
       this.done();
       this.getReg(size, 0); c.set(A);
       c.i64c(imm).set(B);
@@ -1588,7 +1595,7 @@ export class BlockCompiler {
       case 0x80: case 0x81: case 0x83: {
         const m = this.modrm();
         const size = b === 0x80 ? 1 : os;
-        const imm = (b === 0x83 ? BigInt.asUintN(64, this.cur.s8()) : this.immZ(size)) & MASK(size);
+        const imm = uimm(b === 0x83 ? this.cur.s8() : this.immZ(size), size);
         this.done();
         const op = m.reg & 7;
         if (lk && (!m.mem || op === 7)) bail();
@@ -1665,7 +1672,7 @@ export class BlockCompiler {
         return false;
       case 0xa8: case 0xa9: {
         const size = b === 0xa8 ? 1 : os;
-        const imm = this.immZ(size) & MASK(size);
+        const imm = uimm(this.immZ(size), size);
         this.done();
         this.getReg(size, 0); c.set(A);
         c.i64c(imm).set(B);
@@ -1734,7 +1741,7 @@ export class BlockCompiler {
         const size = b === 0xc6 ? 1 : os;
         const m = this.modrm();
         if ((m.reg & 7) !== 0) bail();
-        const imm = this.immZ(size) & MASK(size);
+        const imm = uimm(this.immZ(size), size);
         this.done();
         c.i64c(imm).set(A);
         this.prepWrite(m, size);
@@ -1950,7 +1957,7 @@ export class BlockCompiler {
     const m = this.modrm();
     const op = m.reg & 7;
     if (op === 0 || op === 1) {
-      const imm = this.immZ(size) & MASK(size);
+      const imm = uimm(this.immZ(size), size);
       this.done();
       if (this.lock) bail();
       this.readRm(m, size, A, false);
