@@ -1,16 +1,16 @@
 // `npm run bench:boot-phases`: where a boot to /init is slower under tsvm than under QEMU TCG, by
 // phase of the kernel's own boot. Boots the Debian cloud kernel with the busybox initramfs to "Run
 // /init" under `tsvm run --accel soft` and under `qemu-system-x86_64 -accel tcg`, BENCH_RUNS times
-// each (default 3; all of tsvm's boots first, then QEMU's: a QEMU boot right after a tsvm boot
-// measured 15-20 % slower here, see docs/soft-cpu-strategy.md). The kernel stamps each console line
+// each (default 3; all of tsvm's boots first, then QEMU's, each after a pause: console-vm.ts
+// PAUSE_S, BENCH_PAUSE_S). The kernel stamps each console line
 // with its own clock ([seconds.micro], printk), which follows host time under both VMMs (the TSC,
 // kvmclock), so the stamps give each phase's wall time without the console's buffering: for every
 // message that appears in every boot of both, the median stamp; then the time between consecutive
 // such messages under each VMM. Prints the total, the time before the kernel's clock started
 // (process start, firmware, loading and decompressing the kernel), and the phases that differ most.
-// Env: BENCH_RUNS, BENCH_PHASES (how many phases to list, default 15).
+// Env: BENCH_RUNS, BENCH_PAUSE_S, BENCH_PHASES (how many phases to list, default 15).
 import { ensureDefaultGuest } from '../scripts/build-guests.js';
-import { ConsoleVm, INIT_LINE, qemu, qemuCommand, tsvmCommand } from './console-vm.js';
+import { ConsoleVm, INIT_LINE, pause, qemu, qemuCommand, tsvmCommand } from './console-vm.js';
 import { median } from './median.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -41,6 +41,7 @@ function parse(console: string, wall: number): Boot {
 async function boots(name: string, command: [string, string[]]): Promise<Boot[]> {
   const out: Boot[] = [];
   for (let i = 1; i <= RUNS; i++) {
+    await pause();
     const vm = ConsoleVm.start(command);
     const { seconds } = await vm.waitFor(INIT_LINE);
     await vm.stop();

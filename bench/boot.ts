@@ -1,11 +1,13 @@
 // `npm run bench:boot`: boot the stock Debian cloud kernel with the busybox initramfs under
 // `tsvm run --accel soft` and under `qemu-system-x86_64 -accel tcg`, several times each, in the
 // same run; print the median wall time from process start to the kernel's "Run /init" line and
-// tsvm's ratio to QEMU. Then boot tsvm once more to its shell, leave the guest idle, and measure
-// the host CPU the idle VM uses (from /proc/PID/stat, all threads) over 10 s.
-// Env: BENCH_RUNS (default 3). bench/soft-boot.ts compares the interpreter and the JIT too.
+// tsvm's ratio to QEMU. Each boot starts after a pause (BENCH_PAUSE_S, default 5 s: see
+// console-vm.ts PAUSE_S; 0 boots each VMM's runs back to back, which favours QEMU here). Then boot
+// tsvm once more to its shell, leave the guest idle, and measure the host CPU the idle VM uses
+// (from /proc/PID/stat, all threads) over 10 s.
+// Env: BENCH_RUNS (default 3), BENCH_PAUSE_S. bench/soft-boot.ts compares the interpreter and the JIT too.
 import { ensureDefaultGuest } from '../scripts/build-guests.js';
-import { ConsoleVm, INIT_LINE, READY_LINE, medianOf, qemu, qemuCommand, tsvmCommand } from './console-vm.js';
+import { ConsoleVm, INIT_LINE, PAUSE_S, READY_LINE, medianOf, pause, qemu, qemuCommand, tsvmCommand } from './console-vm.js';
 import { procCpuSeconds } from './proc-cpu.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -15,6 +17,7 @@ const guest = await ensureDefaultGuest({ flavor: 'cloud' });
 /** Median seconds from process start to "Run /init" over RUNS boots. */
 function series(name: string, command: [string, string[]]): Promise<number> {
   return medianOf(RUNS, async () => {
+    await pause();
     const vm = ConsoleVm.start(command);
     const { seconds } = await vm.waitFor(INIT_LINE);
     await vm.stop();
@@ -37,7 +40,7 @@ await new Promise((r) => setTimeout(r, 10_000));
 const idlePercent = ((cpuSeconds(idle.child.pid!) - before) / 10) * 100;
 await idle.stop();
 
-console.log(`Boot to "Run /init" (Debian ${guest.kernelVersion}, busybox initramfs, 256 MiB), median of ${RUNS}`);
+console.log(`Boot to "Run /init" (Debian ${guest.kernelVersion}, busybox initramfs, 256 MiB), median of ${RUNS}, each after a ${PAUSE_S} s pause`);
 console.log(`  tsvm --accel soft   ${tsvmMedian.toFixed(2)} s`);
 if (qemuMedian !== undefined) {
   console.log(`  QEMU 7.2 -accel tcg ${qemuMedian.toFixed(2)} s`);
