@@ -26,11 +26,12 @@ export function tsvmCommand(kernel: string, initrd: string): [string, string[]] 
 /**
  * Seconds the boot benchmarks wait before each boot (BENCH_PAUSE_S, default 5; 0: none). On this
  * development VM a QEMU TCG boot that starts within ~1-2 s of another QEMU boot's exit took
- * 1.6-1.8 s to /init, and 1.9-2.15 s after a pause of 3-5 s or after anything else (tsvm's boots
- * took the same either way). The VM reports freed pages to its own host (the page_reporting
- * module: after ~2 s), so a process that touches the pages the last one freed within that
- * window finds them still backed. A user's single boot is the paused case; each VMM's boots
- * are measured after a pause, the same for both (docs/BENCHMARKS.md, bench:boot).
+ * 1.6-1.8 s to /init with 0.05 s of system time, and 1.95-2.15 s with 0.45 s of system time after
+ * a pause of 3-5 s or after a tsvm boot (the same user time and page faults; tsvm's boots took the
+ * same either way). The VM reports freed pages to its own host (the page_reporting module: after
+ * ~2 s), so a boot that touches the pages the last one freed within that window finds them still
+ * backed. A user's single boot is the paused case; every boot of both VMMs waits the same pause
+ * (docs/BENCHMARKS.md, bench:boot).
  */
 export const PAUSE_S = Number(process.env.BENCH_PAUSE_S ?? 5);
 
