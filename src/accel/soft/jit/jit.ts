@@ -447,10 +447,8 @@ export class SoftJit {
       }
     }
     // while the compiler thread has nothing to do, blocks are queued at a lower count (IDLE_PART)
-    if (this.mode === 'thread') {
-      const hot = this.pending.size === 0 ? this.idleHot() : this.hot;
-      if (hot !== this.coreHot) this.setCore(hot, this.coreWait);
-    }
+    const hot = this.mode === 'thread' && this.pending.size === 0 ? this.idleHot() : this.hot;
+    if (hot !== this.coreHot) this.setCore(hot, this.coreWait);
   }
 
   /** Whether modules are compiling that only the event loop can install (mode `async`). */
