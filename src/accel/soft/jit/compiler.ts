@@ -386,6 +386,12 @@ export class BlockCompiler {
   private used = 0;
   private written = 0;
   private loops = false;
+  /**
+   * Whether N (instructions retired by earlier passes, less what kept branches skipped) may be
+   * other than 0 where code is being emitted: only after a join that skips instructions or in a
+   * block that loops. Until then exits leave it out (blocks with neither are most of them).
+   */
+  private nTouched = false;
   /** Loop mode: the function indices of the siblings the block calls, in order of first use. */
   private siblingExits: { fn: number; rip: bigint; guard: PageMap | null }[] = [];
 
@@ -559,7 +565,7 @@ export class BlockCompiler {
       c.byte(OP.end); // the landing of branch e
       alts.push(path(e.pend, x + 1));
       const skipped = p - e.k - 1;
-      if (skipped > 0) c.get(N).i32c(skipped).op(OP.i32Sub).set(N);
+      if (skipped > 0) { c.get(N).i32c(skipped).op(OP.i32Sub).set(N); this.nTouched = true; }
       if (x < edges.length - 1) c.byte(OP.br).u32(edges.length - 1 - x);
     });
     c.byte(OP.end);
@@ -597,6 +603,7 @@ export class BlockCompiler {
     this.used = 0;
     this.written = 0;
     this.loops = false;
+    this.nTouched = regs;
     this.siblingExits = [];
     this.user = cpl === 3;
     this.cpl = cpl;
@@ -1315,7 +1322,9 @@ export class BlockCompiler {
       // a block of this module: call it directly when the budget has room for any block and no
       // interrupt request is pending (jitLookup's conditions), else return to the core's loop
       this.mustStop(k1);
-      c.op(OP.if).byte(0x40).get(N).i32c(k1).op(OP.i32Add).get(ACC).op(OP.i32Add).op(OP.return).op(OP.end);
+      c.op(OP.if).byte(0x40);
+      this.count(k1);
+      c.op(OP.return).op(OP.end);
       if (guard) {
         // on another page: only while the fetch TLB maps it as compiled, else the trampoline
         this.pageChanged(c, target as bigint >> 12n, guard);
@@ -1337,8 +1346,18 @@ export class BlockCompiler {
   /** Push the budget left and the count retired after `k1` instructions of this pass, for the next block or the trampoline. */
   private nextArgs(k1: number): void {
     const c = this.code;
-    c.get(LEFT).get(N).op(OP.i32Sub).i32c(k1).op(OP.i32Sub);
-    c.get(ACC).get(N).op(OP.i32Add).i32c(k1).op(OP.i32Add);
+    c.get(LEFT);
+    if (this.nTouched) c.get(N).op(OP.i32Sub);
+    c.i32c(k1).op(OP.i32Sub);
+    this.count(k1);
+  }
+
+  /** Push the count retired after `k1` instructions of this pass: N + k1 + ACC. */
+  private count(k1: number): void {
+    const c = this.code;
+    c.get(ACC);
+    if (this.nTouched) c.get(N).op(OP.i32Add);
+    c.i32c(k1).op(OP.i32Add);
   }
 
   /**
@@ -1362,7 +1381,8 @@ export class BlockCompiler {
    */
   private mustStop(more: number): void {
     const c = this.code;
-    c.get(N).i32c(more + MAX_INSNS).op(OP.i32Add).get(LEFT).op(OP.i32GtS);
+    if (this.nTouched) c.get(N).i32c(more + MAX_INSNS).op(OP.i32Add); else c.i32c(more + MAX_INSNS);
+    c.get(LEFT).op(OP.i32GtS);
     c.i32c(0).mem(OP.i32Load, 2, S + O.INTR_REQUEST).op(OP.i32Or);
   }
 
@@ -1374,7 +1394,7 @@ export class BlockCompiler {
       if (!tail) this.toEpilogue();
       return;
     }
-    this.code.get(N).i32c(this.k + 1).op(OP.i32Add).get(ACC).op(OP.i32Add);
+    this.count(this.k + 1);
     if (!tail) this.code.op(OP.return); // (the block's tail leaves the count as the function's result)
   }
 
@@ -1389,6 +1409,7 @@ export class BlockCompiler {
     // locals as the first pass's back edge left them (SEL 1, see loopPend): stored only on the way out.
     const keep = this.loopPend !== null && samePend(this.pend, this.loopPend);
     if (!keep) this.flushFlags(c, this.pend);
+    this.nTouched = true;
     c.get(N).i32c(this.k + 1).op(OP.i32Add).set(N);
     this.mustStop(0);
     c.op(OP.if).byte(0x40);
