@@ -10,7 +10,7 @@
 // (process start, firmware, loading and decompressing the kernel), and the phases that differ most.
 // Env: BENCH_RUNS, BENCH_PAUSE_S, BENCH_PHASES (how many phases to list, default 15).
 import { ensureDefaultGuest } from '../scripts/build-guests.js';
-import { ConsoleVm, INIT_LINE, pause, qemu, qemuCommand, tsvmCommand } from './console-vm.js';
+import { bootToInit, qemu, qemuCommand, tsvmCommand } from './console-vm.js';
 import { median } from './median.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -41,11 +41,8 @@ function parse(console: string, wall: number): Boot {
 async function boots(name: string, command: [string, string[]]): Promise<Boot[]> {
   const out: Boot[] = [];
   for (let i = 1; i <= RUNS; i++) {
-    await pause();
-    const vm = ConsoleVm.start(command);
-    const { seconds } = await vm.waitFor(INIT_LINE);
-    await vm.stop();
-    out.push(parse(vm.output, seconds));
+    const { seconds, output } = await bootToInit(command);
+    out.push(parse(output, seconds));
     log(`${name}: run ${i}/${RUNS}: ${seconds.toFixed(2)} s to /init`);
   }
   return out;

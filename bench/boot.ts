@@ -7,7 +7,7 @@
 // (from /proc/PID/stat, all threads) over 10 s.
 // Env: BENCH_RUNS (default 3), BENCH_PAUSE_S. bench/soft-boot.ts compares the interpreter and the JIT too.
 import { ensureDefaultGuest } from '../scripts/build-guests.js';
-import { ConsoleVm, INIT_LINE, PAUSE_S, READY_LINE, medianOf, pause, qemu, qemuCommand, tsvmCommand } from './console-vm.js';
+import { ConsoleVm, PAUSE_S, READY_LINE, bootToInit, medianOf, qemu, qemuCommand, tsvmCommand } from './console-vm.js';
 import { procCpuSeconds } from './proc-cpu.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -16,13 +16,7 @@ const guest = await ensureDefaultGuest({ flavor: 'cloud' });
 
 /** Median seconds from process start to "Run /init" over RUNS boots. */
 function series(name: string, command: [string, string[]]): Promise<number> {
-  return medianOf(RUNS, async () => {
-    await pause();
-    const vm = ConsoleVm.start(command);
-    const { seconds } = await vm.waitFor(INIT_LINE);
-    await vm.stop();
-    return seconds;
-  }, (i, seconds) => log(`${name}: run ${i}/${RUNS}: ${seconds.toFixed(2)} s to /init`));
+  return medianOf(RUNS, async () => (await bootToInit(command)).seconds, (i, seconds) => log(`${name}: run ${i}/${RUNS}: ${seconds.toFixed(2)} s to /init`));
 }
 
 const tsvm = tsvmCommand(guest.kernel, guest.initrd);

@@ -36,8 +36,20 @@ export function tsvmCommand(kernel: string, initrd: string): [string, string[]] 
 export const PAUSE_S = Number(process.env.BENCH_PAUSE_S ?? 5);
 
 /** Wait PAUSE_S seconds (before a boot). */
-export function pause(): Promise<void> {
+function pause(): Promise<void> {
   return new Promise((r) => setTimeout(r, PAUSE_S * 1000));
+}
+
+/**
+ * One timed boot of the boot benchmarks: after the pause, start `command`, wait for the kernel's
+ * "Run /init" line, stop the VM. Seconds from process start to that line, and the console so far.
+ */
+export async function bootToInit(command: [string, string[]]): Promise<{ seconds: number; output: string }> {
+  await pause();
+  const vm = ConsoleVm.start(command);
+  const { seconds } = await vm.waitFor(INIT_LINE);
+  await vm.stop();
+  return { seconds, output: vm.output };
 }
 
 export function qemuCommand(kernel: string, initrd: string): [string, string[]] {

@@ -62,8 +62,8 @@ const I32X4_SPLAT = 0x11;
  * JavaScript's reach, so that V8 does not compile a JavaScript call wrapper for the import with
  * every block module (batch.ts FUNCS). `i32.const 0; i32x4.splat` is the shortest v128 (4 bytes).
  */
-function returnCallChain(c: Bytes): void {
-  c.byte(OP.i32Const).byte(0).byte(0xfd).byte(I32X4_SPLAT).byte(OP.returnCall).byte(CHAIN_FUNC);
+function returnCallChain(c: Emitter): void {
+  c.i32c(0).byte(0xfd).u32(I32X4_SPLAT).op(OP.returnCall).u32(CHAIN_FUNC);
 }
 // lazy flag operations (as/flags.ts)
 /** RFLAGS bits (SDM vol. 1 3.4.3). */
