@@ -157,61 +157,66 @@ test('block modules import one function, the chain trampoline; the other helpers
   assert.ok(params.includes(0x7b), `c.f's parameters (${params.map((t) => t.toString(16)).join(' ')}) include a v128 (0x7b)`);
 });
 
+/** A reader over a module's bytes (core spec 5.1-5.5: LEB128 integers, names, sections). */
+class ModuleReader {
+  p = 8; // after the magic and version
+  constructor(private readonly m: Uint8Array) {}
+  byte(): number { return this.m[this.p++]!; }
+  leb(): number { let r = 0, s = 0, b; do { b = this.byte(); r |= (b & 0x7f) << s; s += 7; } while (b & 0x80); return r >>> 0; }
+  name(): string { const n = this.leb(); const v = new TextDecoder().decode(this.m.subarray(this.p, this.p + n)); this.p += n; return v; }
+  /** Move to the contents of the next section with id `id` (false: none follows). */
+  seek(id: number): boolean {
+    while (this.p < this.m.length) {
+      const at = this.byte();
+      const size = this.leb();
+      if (at === id) return true;
+      this.p += size;
+    }
+    return false;
+  }
+}
+
 /** Value types of the parameters of the function a module imports as c.`name` (core spec 5.5.2, 5.5.5). */
 function importedFunctionParams(module: Uint8Array, name: string): number[] {
-  let p = 8;
-  const leb = () => { let r = 0, s = 0, b; do { b = module[p++]!; r |= (b & 0x7f) << s; s += 7; } while (b & 0x80); return r >>> 0; };
-  const str = () => { const n = leb(); const v = new TextDecoder().decode(module.subarray(p, p + n)); p += n; return v; };
+  const r = new ModuleReader(module);
   const types: number[][] = [];
-  while (p < module.length) {
-    const id = module[p++]!;
-    const end = leb() + p;
-    if (id === 1) {
-      for (let n = leb(); n > 0; n--) {
-        assert.equal(module[p++], 0x60, 'a function type');
-        const ps: number[] = [];
-        for (let k = leb(); k > 0; k--) ps.push(module[p++]!);
-        const results = leb();
-        p += results; // one byte each
-        types.push(ps);
-      }
-    } else if (id === 2) {
-      for (let n = leb(); n > 0; n--) {
-        const field = `${str()}.${str()}`;
-        const kind = module[p++]!;
-        if (kind === 0x00) { const t = leb(); if (field === `c.${name}`) return types[t]!; continue; }
-        if (kind === 0x01) { p++; if (module[p++]! & 1) leb(); leb(); continue; } // table: type, limits
-        if (kind === 0x02) { if (module[p++]! & 1) leb(); leb(); continue; } // memory: limits
-        p += 2; // global: type, mutability
-      }
-    }
-    p = end;
+  assert.ok(r.seek(1), 'a type section');
+  for (let n = r.leb(); n > 0; n--) {
+    assert.equal(r.byte(), 0x60, 'a function type');
+    const ps: number[] = [];
+    for (let k = r.leb(); k > 0; k--) ps.push(r.byte());
+    const results = r.leb();
+    r.p += results; // one byte each (`r.p += r.leb()` would add to the position before the count)
+    types.push(ps);
+  }
+  assert.ok(r.seek(2), 'an import section');
+  for (let n = r.leb(); n > 0; n--) {
+    const field = `${r.name()}.${r.name()}`;
+    const kind = r.byte();
+    if (kind === 0x00) { const t = r.leb(); if (field === `c.${name}`) return types[t]!; continue; }
+    if (kind === 0x01) { r.byte(); if (r.byte() & 1) r.leb(); r.leb(); continue; } // table: type, limits
+    if (kind === 0x02) { if (r.byte() & 1) r.leb(); r.leb(); continue; } // memory: limits
+    r.p += 2; // global: type, mutability
   }
   assert.fail(`no function import c.${name}`);
 }
 
 /** Bytes of declared locals (parameters excluded) of each function in a module's code section (i32 4, i64 8). */
 function localFrames(module: Uint8Array): number[] {
-  let p = 8;
-  const leb = () => { let r = 0, s = 0, b; do { b = module[p++]!; r |= (b & 0x7f) << s; s += 7; } while (b & 0x80); return r >>> 0; };
-  while (p < module.length) {
-    const id = module[p++]!;
-    const size = leb();
-    if (id !== 10) { p += size; continue; }
-    const frames: number[] = [];
-    for (let n = leb(); n > 0; n--) {
-      const end = leb() + p;
-      let bytes = 0;
-      for (let runs = leb(); runs > 0; runs--) {
-        const count = leb();
-        bytes += count * (module[p++] === 0x7e ? 8 : 4); // 0x7e: i64
-      }
-      frames.push(bytes);
-      p = end;
+  const r = new ModuleReader(module);
+  if (!r.seek(10)) return [];
+  const frames: number[] = [];
+  for (let n = r.leb(); n > 0; n--) {
+    const end = r.leb() + r.p;
+    let bytes = 0;
+    for (let runs = r.leb(); runs > 0; runs--) {
+      const count = r.leb();
+      bytes += count * (r.byte() === 0x7e ? 8 : 4); // 0x7e: i64
     }
-    return frames;
+    frames.push(bytes);
+    r.p = end;
   }
-  return [];
+  return frames;
 }
 
 test('block functions that do not loop declare under 128 bytes of locals (Liftoff zero-fills them at every entry)', () => {
